@@ -1,0 +1,259 @@
+"""Test helpers: app processes, signed-in people, and a small Server-Sent Events client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_SECS = 30
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_name(prefix: str = "user") -> str:
+    return f"{prefix}_{secrets.token_hex(4)}"
+
+
+class AppServer:
+    """One uvicorn process serving the app on a free loopback port."""
+
+    def __init__(self, mongo_uri: str, *, data_dir: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DATA_DIR": str(data_dir),
+            "PYTHONUNBUFFERED": "1",
+            **({"MONGODB_URI": mongo_uri} if mongo_uri else {}),
+            **(env or {}),
+        }
+        if not mongo_uri:
+            self.env.pop("MONGODB_URI", None)
+        self.log_path = data_dir / f"uvicorn-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AppServer:
+        log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "webapp.app:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--timeout-graceful-shutdown", "3"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        self.wait_until_ready()
+        return self
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + READY_SECS
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app exited at start-up:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"app not ready in {READY_SECS}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        process, self.process = self.process, None
+        if process is None:
+            return 0
+        if process.poll() is None:
+            process.send_signal(sig)
+            try:
+                return process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+        return process.returncode
+
+    def __enter__(self) -> AppServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Person:
+    """A registered user with a cookie session (and the page's CSRF token)."""
+
+    base_url: str
+    username: str
+    password: str
+    client: httpx.Client
+    csrf: str = ""
+
+    @classmethod
+    def register(cls, base_url: str, username: str | None = None) -> Person:
+        username = username or unique_name()
+        client = httpx.Client(base_url=base_url, timeout=10)
+        response = client.post("/register", data={"username": username, "password": PASSWORD})
+        assert response.status_code == 303, response.text
+        someone = cls(base_url, username, PASSWORD, client)
+        someone.refresh_csrf()
+        return someone
+
+    def refresh_csrf(self) -> str:
+        page = self.client.get("/")
+        assert page.status_code == 200, page.text
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert match, "no CSRF token on the chat page"
+        self.csrf = match.group(1)
+        return self.csrf
+
+    @property
+    def cookie(self) -> str:
+        return self.client.cookies["session"]
+
+    def token(self) -> str:
+        response = httpx.post(
+            self.base_url + "/api/token",
+            data={"username": self.username, "password": self.password},
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def send(self, method: str, path: str, data: dict[str, str] | None = None,
+             *, htmx: bool = True) -> httpx.Response:
+        """A state-changing request with the CSRF header, as htmx sends it."""
+        headers = {"X-CSRF-Token": self.csrf}
+        if htmx:
+            headers["HX-Request"] = "true"
+        return self.client.request(method, path, data=data, headers=headers)
+
+    def post_public(self, body: str) -> httpx.Response:
+        return self.send("POST", "/rooms/public/messages", {"body": body})
+
+    def post_dm(self, username: str, body: str) -> httpx.Response:
+        return self.send("POST", f"/dm/{username}/messages", {"body": body})
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Person:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def message_id(fragment: str) -> str:
+    match = re.search(r'id="msg-([0-9a-f]{24})"', fragment)
+    assert match, f"no message id in {fragment[:200]!r}"
+    return match.group(1)
+
+
+@dataclass
+class SSEEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+
+
+@dataclass
+class EventStream:
+    """Reads events from a live GET /events response."""
+
+    response: httpx.Response
+    _lines: AsyncIterator[str] | None = None
+    events: list[SSEEvent] = field(default_factory=list)
+
+    async def next(self, timeout: float = 10.0) -> SSEEvent:
+        """The next event (comments and keep-alives skipped); TimeoutError if none comes."""
+        return await asyncio.wait_for(self._read_event(), timeout)
+
+    async def next_named(self, name: str, timeout: float = 10.0) -> SSEEvent:
+        async def read() -> SSEEvent:
+            while True:
+                event = await self._read_event()
+                if event.event == name:
+                    return event
+
+        return await asyncio.wait_for(read(), timeout)
+
+    async def expect_none(self, name: str, within: float) -> None:
+        """Asserts no event called `name` arrives within `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            event = await self.next_named(name, timeout=within)
+            raise AssertionError(f"unexpected {name} event: {event.data[:200]}")
+
+    async def wait_until_subscribed(self) -> None:
+        """Reads up to the server's ": connected" comment, sent once the hub is listening."""
+        self._lines = self.response.aiter_lines()
+        async for line in self._lines:
+            if line == ": connected":
+                return
+        raise ConnectionError("the event stream ended before it was connected")
+
+    async def _read_event(self) -> SSEEvent:
+        if self._lines is None:
+            self._lines = self.response.aiter_lines()
+        event = SSEEvent()
+        data: list[str] = []
+        async for line in self._lines:
+            if line == "":
+                if data:  # as in browsers, an event without data is not dispatched
+                    event.data = "\n".join(data)
+                    self.events.append(event)
+                    return event
+                event = SSEEvent()
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event.event = value
+            elif name == "id":
+                event.id = value
+        raise ConnectionError("the event stream ended")
+
+
+@contextlib.asynccontextmanager
+async def open_stream(base_url: str, *, token: str = "", cookie: str = "", after: str = "",
+                      last_event_id: str = "") -> AsyncIterator[EventStream]:
+    """GET /events as a Bearer (or cookie) client; the stream is open when this yields."""
+    headers = {"Accept": "text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    cookies = {"session": cookie} if cookie else None
+    params = {"after": after} if after else None
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=60)) as client,
+        client.stream("GET", "/events", headers=headers, cookies=cookies, params=params) as resp,
+    ):
+        assert resp.status_code == 200, await resp.aread()
+        stream = EventStream(resp)
+        await asyncio.wait_for(stream.wait_until_subscribed(), 10)
+        yield stream

@@ -1,0 +1,113 @@
+"""The application: routes, middleware, error handling and the lifespan that opens the database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from webapp import accounts, settings, stream, views
+from webapp.auth import SessionBackend
+from webapp.database import open_database
+from webapp.errors import ChatError, TooManyAttempts, Unauthorized
+from webapp.hub import Hub
+from webapp.security import SecurityHeadersMiddleware
+from webapp.templating import templates
+
+NODE_MODULES = settings.ROOT / "node_modules"
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return (
+        request.url.path.startswith(("/api/", "/events"))
+        or "authorization" in request.headers
+        or ("text/html" not in accept and not request.headers.get("hx-request"))
+    )
+
+
+async def handle_chat_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ChatError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}
+    if _wants_json(request):
+        return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=headers)
+    if isinstance(exc, Unauthorized):
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
+    template = "_error.html" if request.headers.get("hx-request") else "error.html"
+    return templates.TemplateResponse(
+        request, template, {"error": exc}, status_code=exc.status_code, headers=headers
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.db = await open_database()
+    app.state.hub = Hub(app.state.db.engine)
+    await app.state.hub.start()
+    try:
+        yield
+    finally:
+        await app.state.hub.stop()
+        await app.state.db.close()
+
+
+routes = [
+    Route("/", views.show_home, name="home"),
+    Route("/register", accounts.show_register, name="register_page"),
+    Route("/register", accounts.register, methods=["POST"], name="register"),
+    Route("/login", accounts.show_login, name="login_page"),
+    Route("/login", accounts.login, methods=["POST"], name="login"),
+    Route("/logout", accounts.logout, methods=["POST"], name="logout"),
+    Route("/api/token", accounts.create_api_token, methods=["POST"], name="api_token"),
+    Route("/rooms/public", views.show_room, name="public_room"),
+    Route("/rooms/public/messages", views.list_messages, name="public_messages"),
+    Route("/rooms/public/messages", views.post_message, methods=["POST"], name="post_public"),
+    Route("/dm/{username}", views.show_dm, name="dm"),
+    Route("/dm/{username}/messages", views.list_messages, name="dm_messages"),
+    Route("/dm/{username}/messages", views.post_message, methods=["POST"], name="post_dm"),
+    Route("/messages/{message_id}", views.edit_message, methods=["PATCH"], name="patch_message"),
+    Route("/messages/{message_id}", views.delete_message, methods=["DELETE"], name="del_message"),
+    Route("/messages/{message_id}/edit", views.show_edit_form, name="edit_form"),
+    Route("/messages/{message_id}/edit", views.edit_message, methods=["POST"], name="edit"),
+    Route("/messages/{message_id}/delete", views.delete_message, methods=["POST"], name="delete"),
+    Route("/away", views.set_away, methods=["POST"], name="set_away"),
+    Route("/events", stream.stream_events, name="events"),
+    Route("/healthz", views.show_health, name="health"),
+    Mount(
+        "/static/htmx",
+        StaticFiles(directory=NODE_MODULES / "htmx.org/dist", check_dir=False),
+        name="htmx",
+    ),
+    Mount(
+        "/static/htmx-sse",
+        StaticFiles(directory=NODE_MODULES / "htmx-ext-sse/dist", check_dir=False),
+        name="htmx_sse",
+    ),
+    Mount("/static", StaticFiles(directory=settings.ROOT / "static"), name="static"),
+]
+
+
+def create_app() -> Starlette:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(AuthenticationMiddleware, backend=SessionBackend()),
+        ],
+        exception_handlers={ChatError: handle_chat_error},
+        lifespan=lifespan,
+    )
+
+
+app = create_app()

@@ -1,0 +1,130 @@
+"""Who is asking: the session token from the cookie or a Bearer header, passwords and CSRF.
+
+A request is authenticated by a valid, unrevoked JWT of a user who still exists; anything else
+(tampered, expired, revoked, wrong algorithm) leaves it anonymous. A cookie-authenticated
+request that changes state must also carry the session's CSRF token; a Bearer one needs none,
+since no browser sends that header on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection, Request
+
+from webapp import settings, store, tokens
+from webapp.errors import CSRFFailed, PayloadTooLarge, Unauthorized
+from webapp.models import User
+
+MAX_FORM_BYTES = 64 * 1024
+_hasher = PasswordHasher()  # argon2id
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@dataclass
+class SignedInUser(BaseUser):
+    user: User
+    claims: tokens.SessionClaims
+    via: Literal["cookie", "bearer"]
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.user.username
+
+    @property
+    def identity(self) -> str:
+        return str(self.user.id)
+
+    @property
+    def csrf_token(self) -> str:
+        return tokens.issue_csrf_token(self.claims.jti, secret=str(settings.SECRET_KEY))
+
+
+class SessionBackend(AuthenticationBackend):
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        if conn.url.path.startswith("/static/"):
+            return None
+        via: Literal["cookie", "bearer"]
+        scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and value:
+            token, via = value.strip(), "bearer"
+        elif token := conn.cookies.get(settings.SESSION_COOKIE, ""):
+            via = "cookie"
+        else:
+            return None
+        try:
+            claims = tokens.read_session_token(token, secret=str(settings.SECRET_KEY))
+        except tokens.InvalidToken:
+            return None
+        engine = conn.app.state.db.engine
+        if await store.is_revoked(engine, jti=claims.jti):
+            return None
+        user = await store.get_user(engine, user_id=claims.user_id)
+        if user is None:
+            return None
+        return AuthCredentials(["authenticated"]), SignedInUser(user, claims, via)
+
+
+def signed_in(request: HTTPConnection) -> SignedInUser:
+    """The signed-in user, or Unauthorized."""
+    if not isinstance(request.user, SignedInUser):
+        raise Unauthorized()
+    return request.user
+
+
+async def hash_password(password: str) -> str:
+    return await run_in_threadpool(_hasher.hash, password)
+
+
+async def password_matches(password_hash: str | None, password: str) -> bool:
+    """Checks the password; with no user, checks a dummy hash so both take as long."""
+
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        except (VerifyMismatchError, InvalidHashError):
+            return False
+
+    return await run_in_threadpool(verify)
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # scripts and older browsers send none; the CSRF token still protects
+    return origin.partition("://")[2] == request.headers.get("host", "")
+
+
+async def checked_form(request: Request) -> FormData:
+    """The request's form, once its size, origin and (for cookie sessions) CSRF token pass."""
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"That request is too large (the limit is {MAX_FORM_BYTES} bytes).")
+    if not _same_origin(request):
+        raise CSRFFailed()
+    form = await request.form()
+    user = request.user
+    if isinstance(user, SignedInUser) and user.via == "cookie":
+        token = request.headers.get("x-csrf-token") or form.get("csrf_token") or ""
+        if not isinstance(token, str) or not tokens.csrf_token_matches(
+            token,
+            user.claims.jti,
+            secret=str(settings.SECRET_KEY),
+            max_age=settings.CSRF_MAX_AGE_SECS,
+        ):
+            raise CSRFFailed()
+    return form

@@ -1,0 +1,74 @@
+"""The rules of the chat, as pure functions: names, passwords, message text, conversations."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from webapp.errors import BadRequest, PayloadTooLarge
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_]{3,32}")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+BODY_MAX = 4000
+AWAY_MAX = 200
+PAGE_SIZE = 50
+PUBLIC = "public"
+
+LOGIN_WINDOW = timedelta(minutes=1)
+MAX_FAILURES_PER_NAME = 5  # per name and address, in LOGIN_WINDOW
+MAX_FAILURES_PER_ADDRESS = 50  # any names, in LOGIN_WINDOW
+
+
+def clean_username(value: str) -> str:
+    value = value.strip()
+    if not USERNAME_RE.fullmatch(value):
+        raise BadRequest("Usernames are 3 to 32 letters, digits or underscores.")
+    return value
+
+
+def username_key(username: str) -> str:
+    return username.strip().lower()
+
+
+def check_password(value: str) -> str:
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise BadRequest(f"Passwords are {PASSWORD_MIN} to {PASSWORD_MAX} characters.")
+    return value
+
+
+def clean_body(value: str) -> str:
+    """Message text trimmed, with its inner newlines kept; 1 to BODY_MAX characters."""
+    value = value.replace("\r\n", "\n").strip()
+    if not value:
+        raise BadRequest("Write a message first: it cannot be empty.")
+    if len(value) > BODY_MAX:
+        raise PayloadTooLarge(f"Messages are at most {BODY_MAX} characters.")
+    return value
+
+
+def clean_away(value: str) -> str:
+    value = " ".join(value.split())
+    if len(value) > AWAY_MAX:
+        raise BadRequest(f"Away messages are at most {AWAY_MAX} characters.")
+    return value
+
+
+def dm_conversation(a: str, b: str) -> str:
+    """The key of the direct conversation between two user ids (the same both ways)."""
+    first, second = sorted((a, b))
+    return f"dm:{first}:{second}"
+
+
+def may_read(conversation: str, participants: list[str], user_id: str) -> bool:
+    return conversation == PUBLIC or user_id in participants
+
+
+def throttle_keys(username: str, address: str) -> tuple[str, str]:
+    """The counters a failed sign-in adds to: this name from this address, and the address."""
+    return f"name:{username_key(username)}@{address}", f"addr:{address}"
+
+
+def retry_after(oldest_failure: datetime, now: datetime) -> int:
+    """Seconds until the oldest failure in the window stops counting (1 to 60)."""
+    remaining = (oldest_failure + LOGIN_WINDOW - now).total_seconds()
+    return max(1, min(int(LOGIN_WINDOW.total_seconds()), int(remaining) + 1))

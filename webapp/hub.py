@@ -1,0 +1,205 @@
+"""The hub: one change stream per watched collection per process, fanned out to open streams.
+
+Every write goes to MongoDB; the change stream is the only way an event reaches a browser, in
+this process or any other. For each change the hub loads the document once, works out which
+signed-in users may see it, and pushes it onto the bounded queue of each of their open streams
+(GET /events). A queue that fills up is cut off: its stream ends and the browser reconnects and
+catches up from the database, so a slow reader costs bounded memory.
+
+A message event's id is its change's resume token, which follows commit order across every
+process; a stream replays from it after a reconnect (see stream.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from odmantic import AIOEngine
+from pymongo.errors import OperationFailure, PyMongoError
+
+from webapp import chat, nx_compat, store
+from webapp.models import Message
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 500  # events waiting for one stream before it is cut off
+AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
+BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
+HISTORY_LOST_CODES = (260, 280, 286)  # InvalidResumeToken, ChangeStreamFatalError, HistoryLost
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """A message was posted, edited or deleted; `id` orders it (a resume token's _data)."""
+
+    id: str
+    message: Message
+    name: str = "message"
+
+
+Event = MessageEvent
+
+
+def message_recipients(message: Message, connected: Iterable[str]) -> set[str]:
+    """Of the users connected here, those who may see this message."""
+    return {
+        user_id
+        for user_id in connected
+        if chat.may_read(message.conversation, message.participants, user_id)
+    }
+
+
+class CutOff(Exception):
+    """The stream fell too far behind and must reconnect."""
+
+
+@dataclass(eq=False)
+class Subscription:
+    """The queue of one open stream."""
+
+    user_id: str
+    limit: int = QUEUE_LIMIT
+    events: deque[Event] = field(default_factory=deque)
+    cut_off: bool = False
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, event: Event) -> None:
+        if self.cut_off:
+            return
+        if len(self.events) >= self.limit:
+            self.cut_off = True
+            self.events.clear()
+        else:
+            self.events.append(event)
+        self._ready.set()
+
+    def cut(self) -> None:
+        self.cut_off = True
+        self.events.clear()
+        self._ready.set()
+
+    async def next(self) -> Event:
+        """The next event; CutOff once the queue has overflowed."""
+        while not self.events:
+            if self.cut_off:
+                raise CutOff()
+            self._ready.clear()
+            await self._ready.wait()
+        return self.events.popleft()
+
+
+ChangeHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+class Hub:
+    def __init__(self, engine: AIOEngine) -> None:
+        self.engine = engine
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._positions: dict[str, str] = {}
+        self._ready: dict[str, asyncio.Event] = {}
+
+    # Streams come and go
+
+    def subscribe(self, user_id: str) -> Subscription:
+        subscription = Subscription(user_id)
+        self._subscriptions.setdefault(user_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        streams = self._subscriptions.get(subscription.user_id, set())
+        streams.discard(subscription)
+        if not streams:
+            self._subscriptions.pop(subscription.user_id, None)
+
+    def connected_users(self) -> set[str]:
+        return set(self._subscriptions)
+
+    def stream_count(self) -> int:
+        return sum(len(streams) for streams in self._subscriptions.values())
+
+    @property
+    def position(self) -> str:
+        """The resume token of the newest message change seen: a cursor for a page just rendered."""
+        return self._positions.get(Message.__collection__, "")
+
+    # Following the database
+
+    async def start(self) -> None:
+        """Open the change streams; returns once each has a position."""
+        self._follow(Message.__collection__, self._on_message_change)
+        await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._cut_everyone()
+
+    def _cut_everyone(self) -> None:
+        for streams in self._subscriptions.values():
+            for subscription in streams:
+                subscription.cut()
+
+    def _follow(self, collection: str, handler: ChangeHandler) -> None:
+        self._ready[collection] = asyncio.Event()
+        task = asyncio.create_task(self._watch(collection, handler), name=f"hub:{collection}")
+        self._tasks.append(task)
+
+    async def _watch(self, collection: str, handler: ChangeHandler) -> None:
+        """Follow one collection for ever, resuming after the last change handled."""
+        pacer = nx_compat.IdlePacer(AWAIT_SECS)
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            token = self._positions.get(collection)
+            try:
+                async with self.engine.database[collection].watch(
+                    start_after={"_data": token} if token else None,
+                    max_await_time_ms=int(AWAIT_SECS * 1000),
+                ) as stream:
+                    while True:
+                        asked_at = loop.time()
+                        change = await stream.try_next()
+                        failures = 0
+                        if change is None:
+                            if stream.resume_token is not None:
+                                self._positions[collection] = stream.resume_token["_data"]
+                            self._ready[collection].set()
+                            await pacer.pause_after_empty_batch(loop.time() - asked_at)
+                            continue
+                        pacer.busy()
+                        await handler(change)
+                        self._positions[collection] = change["_id"]["_data"]
+            except PyMongoError as exc:
+                if isinstance(exc, OperationFailure) and exc.code in HISTORY_LOST_CODES:
+                    # Down too long to resume: start afresh and make every stream catch up.
+                    log.warning("Change stream on %s cannot resume (%s)", collection, exc)
+                    self._positions.pop(collection, None)
+                    self._cut_everyone()
+                delay = BACKOFF_SECS[min(failures, len(BACKOFF_SECS) - 1)]
+                failures += 1
+                log.warning(
+                    "Change stream on %s failed (%s); retrying in %ss", collection, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    async def _on_message_change(self, change: Mapping[str, Any]) -> None:
+        if change.get("operationType") not in ("insert", "update", "replace"):
+            return
+        # Load the document by its key rather than trusting fullDocument (README: nx-27017).
+        message = await store.get_by_id(
+            self.engine, Message, object_id=change["documentKey"]["_id"]
+        )
+        if message is None:
+            return
+        event = MessageEvent(change["_id"]["_data"], message)
+        for user_id in message_recipients(message, self._subscriptions):
+            for subscription in self._subscriptions.get(user_id, ()):
+                subscription.push(event)

@@ -1,0 +1,64 @@
+"""The documents the app stores (odmantic models); queries live in store.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pymongo
+from odmantic import Field, Index, Model
+
+
+class User(Model):
+    username: str
+    username_key: str = Field(unique=True)  # lower-cased: names are unique ignoring case
+    password_hash: str
+    created_at: datetime
+    away_message: str = ""
+    last_seen_at: datetime | None = None
+
+
+class Message(Model):
+    conversation: str  # "public", or "dm:<user id>:<user id>" with the ids in a fixed order
+    # References are user ids as strings (see README, "The embedded database").
+    participants: list[str]  # the two people of a DM (one, for notes to self); empty if public
+    sender_id: str
+    sender_name: str
+    body: str  # "" once deleted
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted: bool = False
+
+    model_config = {
+        "indexes": lambda: [
+            # Pages of a conversation, newest first. (MongoDB would take _id as a third key; the
+            # embedded server cannot index _id inside a compound index.)
+            Index(Message.conversation, Message.created_at),
+        ]
+    }
+
+
+class RevokedToken(Model):
+    """A signed-out token, kept until it would have expired anyway."""
+
+    jti: str = Field(unique=True)
+    expires_at: datetime
+
+    model_config = {
+        "collection": "revoked_tokens",
+        "indexes": lambda: [pymongo.IndexModel("expires_at", expireAfterSeconds=0)],
+    }
+
+
+class LoginFailure(Model):
+    """One failed sign-in; counted per name and address over the last minute."""
+
+    keys: list[str]
+    at: datetime
+
+    model_config = {
+        "collection": "login_failures",
+        "indexes": lambda: [
+            Index(LoginFailure.keys, LoginFailure.at),
+            pymongo.IndexModel("at", expireAfterSeconds=60),
+        ],
+    }

@@ -1,0 +1,62 @@
+"""Workarounds for the embedded nx-27017 server, in one place.
+
+Where nx-27017 differs from MongoDB's documented behaviour (see README, "The embedded
+database"), the difference is handled here and nowhere else:
+
+- getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
+  so a follower must pause between empty batches or it spins. On MongoDB the server waits
+  and `pause_after_empty_batch` never sleeps.
+- Resume tokens look like {"_data": "nx:<n>"}, n counting the collection's changes; a cursor
+  that can no longer be replayed is not refused, so `history_lost` checks that nothing was
+  skipped between the cursor and the first replayed change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+_NX_TOKEN = re.compile(r"nx:(\d+)")
+IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.2)  # after 1, 2, 3, 4+ quick empty batches in a row
+
+
+def is_nx_token(data: str) -> bool:
+    return _NX_TOKEN.fullmatch(data) is not None
+
+
+def token_sort_key(data: str) -> tuple[int, str]:
+    """Orders resume tokens of one collection's stream by commit order.
+
+    MongoDB's `_data` is a hex string whose byte order is the event order; nx tokens need
+    their counter compared as a number.
+    """
+    match = _NX_TOKEN.fullmatch(data)
+    return (int(match.group(1)), "") if match else (0, data)
+
+
+def history_lost(cursor: str, first_replayed: str | None) -> bool:
+    """True when changes between an nx cursor and the first one replayed were dropped."""
+    cursor_match = _NX_TOKEN.fullmatch(cursor)
+    if cursor_match is None or first_replayed is None:
+        return False
+    first_match = _NX_TOKEN.fullmatch(first_replayed)
+    return first_match is None or int(first_match.group(1)) != int(cursor_match.group(1)) + 1
+
+
+class IdlePacer:
+    """Sleeps briefly after a change-stream batch that came back empty sooner than it should."""
+
+    def __init__(self, await_secs: float) -> None:
+        self.await_secs = await_secs
+        self._quick_empties = 0
+
+    def busy(self) -> None:
+        self._quick_empties = 0
+
+    async def pause_after_empty_batch(self, waited_secs: float) -> None:
+        if waited_secs >= self.await_secs / 2:  # the server did wait: a real MongoDB
+            self._quick_empties = 0
+            return
+        pause = IDLE_PAUSES_SECS[min(self._quick_empties, len(IDLE_PAUSES_SECS) - 1)]
+        self._quick_empties += 1
+        await asyncio.sleep(pause)

@@ -1,0 +1,52 @@
+"""Settings, read once from the environment (and a .env file when there is one)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+ROOT = Path(__file__).resolve().parent.parent
+config = Config(ROOT / ".env" if (ROOT / ".env").exists() else None)
+
+APP_ENV: str = config("APP_ENV", default="development")
+PRODUCTION: bool = APP_ENV == "production"
+# Unset: the app runs its own embedded database (webapp/embedded_db.py).
+MONGODB_URI: str = config("MONGODB_URI", default="")
+PORT: int = config("PORT", cast=int, default=8000)
+# Where the embedded database file and the development secret live.
+DATA_DIR: Path = config("DATA_DIR", cast=Path, default=ROOT / "data")
+
+SESSION_COOKIE = "session"
+TOKEN_LIFETIME_SECS = 7 * 24 * 60 * 60  # one week
+CSRF_MAX_AGE_SECS = TOKEN_LIFETIME_SECS
+KEEPALIVE_SECS = 15  # well under the 55 s idle cut-off of Heroku-style routers
+
+
+def _development_secret() -> str:
+    """A random secret made once and kept in the data folder, so sessions survive restarts."""
+    path = DATA_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
+
+
+def _secret_key() -> Secret:
+    value = config("SECRET_KEY", default="")
+    if value:
+        if PRODUCTION and len(value) < 32:
+            sys.exit("SECRET_KEY must be at least 32 characters when APP_ENV=production.")
+        return Secret(value)
+    if PRODUCTION:
+        sys.exit("SECRET_KEY is required when APP_ENV=production.")
+    return Secret(_development_secret())
+
+
+SECRET_KEY: Secret = _secret_key()

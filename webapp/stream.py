@@ -1,0 +1,107 @@
+"""GET /events: one Server-Sent Events stream per signed-in tab.
+
+On connect the stream subscribes to the hub first, then replays from the client's cursor
+(Last-Event-ID, else ?after=) what that user missed, read from the messages change stream
+itself, and then goes live. A message event's id is its change's resume token, so ids follow
+commit order in every process; a live event at or before the last one sent was replayed
+already and is skipped. A cursor that cannot be replayed gets one `reload` event instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+from odmantic import AIOEngine
+from pymongo.errors import PyMongoError
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+
+from webapp import chat, nx_compat, settings, store
+from webapp.auth import SignedInUser, signed_in
+from webapp.hub import CutOff, Event, MessageEvent, Subscription
+from webapp.models import Message
+from webapp.templating import render_fragment
+
+RETRY_MS = 2000  # how long a browser waits before it reconnects
+REPLAY_LIMIT = 1000  # changes; a cursor further behind gets `reload`
+_CURSOR_RE = re.compile(r"nx:\d{1,18}|[0-9A-Fa-f]{2,4096}")
+
+
+class CannotReplay(Exception):
+    pass
+
+
+async def replay_messages(engine: AIOEngine, *, cursor: str, user_id: str) -> list[MessageEvent]:
+    """The message changes after `cursor` that this user may see, in commit order."""
+    if not _CURSOR_RE.fullmatch(cursor):
+        raise CannotReplay("malformed cursor")
+    changes = []
+    try:
+        async with engine.database[Message.__collection__].watch(
+            start_after={"_data": cursor}, max_await_time_ms=1
+        ) as stream:
+            while (change := await stream.try_next()) is not None:
+                changes.append(change)
+                if len(changes) > REPLAY_LIMIT:
+                    raise CannotReplay("too far behind")
+    except PyMongoError as exc:  # an unknown or expired token
+        raise CannotReplay(str(exc)) from exc
+    if nx_compat.history_lost(cursor, changes[0]["_id"]["_data"] if changes else None):
+        raise CannotReplay("history lost")
+    events = []
+    for change in changes:
+        if change.get("operationType") not in ("insert", "update", "replace"):
+            continue
+        message = await store.get_by_id(engine, Message, object_id=change["documentKey"]["_id"])
+        if message and chat.may_read(message.conversation, message.participants, user_id):
+            events.append(MessageEvent(change["_id"]["_data"], message))
+    return events
+
+
+def _render(request: Request, event: Event) -> ServerSentEvent:
+    html = render_fragment(request, "_message.html", message=event.message)
+    return ServerSentEvent(data=html, event=event.name, id=event.id)
+
+
+async def _events(
+    request: Request, me: SignedInUser, cursor: str
+) -> AsyncIterator[ServerSentEvent]:
+    hub = request.app.state.hub
+    subscription: Subscription = hub.subscribe(me.identity)
+    try:
+        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
+        last_sent = nx_compat.token_sort_key(cursor) if cursor else None
+        if cursor:
+            try:
+                replayed = await replay_messages(
+                    request.app.state.db.engine, cursor=cursor, user_id=me.identity
+                )
+            except CannotReplay:
+                position = hub.position
+                last_sent = nx_compat.token_sort_key(position) if position else None
+                yield ServerSentEvent(data="reload", event="reload", id=position or None)
+            else:
+                for event in replayed:
+                    yield _render(request, event)
+                    last_sent = nx_compat.token_sort_key(event.id)
+        while True:
+            try:
+                event = await subscription.next()
+            except CutOff:
+                return  # the browser reconnects with Last-Event-ID and catches up
+            if last_sent is not None and nx_compat.token_sort_key(event.id) <= last_sent:
+                continue
+            yield _render(request, event)
+    finally:
+        hub.unsubscribe(subscription)
+
+
+async def stream_events(request: Request) -> EventSourceResponse:
+    me = signed_in(request)
+    cursor = request.headers.get("last-event-id") or request.query_params.get("after", "")
+    return EventSourceResponse(
+        _events(request, me, cursor.strip()),
+        ping=settings.KEEPALIVE_SECS,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,77 @@
+"""Session tokens (JWT, HS256) and CSRF tokens (itsdangerous); pure functions, no I/O."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+ALGORITHM = "HS256"
+SESSION_AUDIENCE = "chat:session"
+CSRF_SALT = "csrf"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    user_id: str
+    jti: str
+    expires_at: datetime
+
+
+def issue_session_token(
+    user_id: str, *, secret: str, lifetime: timedelta, now: datetime | None = None
+) -> tuple[str, SessionClaims]:
+    """A signed token for user_id, and the claims it carries."""
+    now = now or datetime.now(UTC)
+    claims = SessionClaims(user_id, secrets.token_urlsafe(16), now + lifetime)
+    payload = {
+        "sub": user_id,
+        "jti": claims.jti,
+        "iat": int(now.timestamp()),
+        "exp": int(claims.expires_at.timestamp()),
+        "aud": SESSION_AUDIENCE,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
+
+
+def read_session_token(token: str, *, secret: str) -> SessionClaims:
+    """The claims of a valid token; InvalidToken for a bad signature, algorithm, audience or age."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=SESSION_AUDIENCE,
+            options={"require": ["sub", "jti", "iat", "exp", "aud"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if not isinstance(payload["sub"], str) or not isinstance(payload["jti"], str):
+        raise InvalidToken("malformed claims")
+    return SessionClaims(
+        payload["sub"], payload["jti"], datetime.fromtimestamp(payload["exp"], UTC)
+    )
+
+
+def _csrf_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=CSRF_SALT)
+
+
+def issue_csrf_token(session_jti: str, *, secret: str) -> str:
+    """A CSRF token bound to one session."""
+    return _csrf_serializer(secret).dumps(session_jti)
+
+
+def csrf_token_matches(token: str, session_jti: str, *, secret: str, max_age: int) -> bool:
+    try:
+        value = _csrf_serializer(secret).loads(token, max_age=max_age)
+    except BadSignature:
+        return False
+    return isinstance(value, str) and secrets.compare_digest(value, session_jti)

@@ -1,0 +1,227 @@
+"""The chat pages and the message endpoints: full pages for plain requests, fragments for htmx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odmantic import AIOEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from webapp import chat, store
+from webapp.auth import SignedInUser, checked_form, signed_in
+from webapp.errors import Conflict, Forbidden, NotFound
+from webapp.models import Message, User
+from webapp.templating import templates
+
+
+@dataclass(frozen=True)
+class Conversation:
+    key: str
+    title: str
+    page_url: str
+    messages_url: str
+    participants: list[str]
+    peer: User | None = None
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone in the sidebar, with the key of your conversation with them."""
+
+    user: User
+    conversation: str
+
+
+PUBLIC_ROOM = Conversation(
+    chat.PUBLIC, "Public room", "/rooms/public", "/rooms/public/messages", []
+)
+
+
+async def _conversation(engine: AIOEngine, me: SignedInUser, username: str | None) -> Conversation:
+    """The public room, or the direct conversation with `username` (NotFound if no such user)."""
+    if username is None:
+        return PUBLIC_ROOM
+    peer = await store.get_user_by_name(engine, username=username)
+    if peer is None:
+        raise NotFound(f"There is no user called {username}.")
+    ids = sorted({me.identity, str(peer.id)})
+    return Conversation(
+        chat.dm_conversation(str(me.user.id), str(peer.id)),
+        "Notes to self" if peer.id == me.user.id else peer.username,
+        f"/dm/{peer.username}",
+        f"/dm/{peer.username}/messages",
+        ids,
+        peer,
+    )
+
+
+def _is_fragment_request(request: Request) -> bool:
+    """An htmx request that wants a fragment (boosted navigation wants the page)."""
+    return bool(request.headers.get("hx-request")) and not request.headers.get("hx-boosted")
+
+
+def _is_plain_form_post(request: Request) -> bool:
+    """A browser form without JavaScript: it is answered with a redirect to the page."""
+    return not request.headers.get("hx-request") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+async def _page_of_messages(
+    engine: AIOEngine, conversation: Conversation, before_id: str | None
+) -> tuple[list[Message], bool]:
+    before = None
+    if before_id is not None:
+        before = await store.get_message(engine, message_id=before_id)
+        if before is None or before.conversation != conversation.key:
+            raise NotFound("No such message in this conversation.")
+    messages = await store.list_messages(
+        engine, conversation=conversation.key, before=before, limit=chat.PAGE_SIZE + 1
+    )
+    has_older = len(messages) > chat.PAGE_SIZE
+    return messages[-chat.PAGE_SIZE :], has_older
+
+
+async def _chat_page(request: Request, username: str | None) -> Response:
+    me = signed_in(request)
+    engine = request.app.state.db.engine
+    conversation = await _conversation(engine, me, username)
+    cursor = request.app.state.hub.position  # before reading, so the stream replays the rest
+    before_id = request.query_params.get("before")
+    messages, has_older = await _page_of_messages(engine, conversation, before_id)
+    context = {
+        "conversation": conversation,
+        "messages": messages,
+        "has_older": has_older,
+        "is_history": before_id is not None,
+        "cursor": cursor,
+        "people": [
+            Person(user, chat.dm_conversation(me.identity, str(user.id)))
+            for user in await store.list_users(engine)
+        ],
+    }
+    response = templates.TemplateResponse(request, "chat.html", context)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+async def show_home(request: Request) -> Response:
+    if not isinstance(request.user, SignedInUser):
+        return RedirectResponse("/login", status_code=303)
+    return await _chat_page(request, None)
+
+
+async def show_room(request: Request) -> Response:
+    return await _chat_page(request, None)
+
+
+async def show_dm(request: Request) -> Response:
+    return await _chat_page(request, request.path_params["username"])
+
+
+async def list_messages(request: Request) -> Response:
+    """GET .../messages: the latest page (or the one before ?before=ID)."""
+    if not _is_fragment_request(request):
+        return await _chat_page(request, request.path_params.get("username"))
+    me = signed_in(request)
+    engine = request.app.state.db.engine
+    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    messages, has_older = await _page_of_messages(
+        engine, conversation, request.query_params.get("before")
+    )
+    response = templates.TemplateResponse(
+        request,
+        "_messages.html",
+        {"conversation": conversation, "messages": messages, "has_older": has_older},
+    )
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+async def post_message(request: Request) -> Response:
+    me = signed_in(request)
+    form = await checked_form(request)
+    engine = request.app.state.db.engine
+    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    message = await store.create_message(
+        engine,
+        conversation=conversation.key,
+        participants=conversation.participants,
+        sender=me.user,
+        body=chat.clean_body(str(form.get("body", ""))),
+    )
+    if _is_plain_form_post(request):
+        return RedirectResponse(f"{conversation.page_url}#msg-{message.id}", status_code=303)
+    return templates.TemplateResponse(
+        request, "_message.html", {"message": message}, status_code=201
+    )
+
+
+async def _own_message(request: Request) -> Message:
+    """The message in the path, if it is the signed-in user's and not deleted."""
+    me = signed_in(request)
+    message = await store.get_message(
+        request.app.state.db.engine, message_id=request.path_params["message_id"]
+    )
+    if message is None or not chat.may_read(
+        message.conversation, message.participants, me.identity
+    ):
+        raise NotFound("No such message.")
+    if message.sender_id != me.identity:
+        raise Forbidden("You can only change your own messages.")
+    if message.deleted:
+        raise Conflict("That message was deleted.")
+    return message
+
+
+async def _after_change(request: Request, message: Message) -> Response:
+    if not _is_plain_form_post(request):
+        return templates.TemplateResponse(request, "_message.html", {"message": message})
+    page_url = PUBLIC_ROOM.page_url
+    if message.conversation != chat.PUBLIC:
+        me = signed_in(request).identity
+        peer_id = next((p for p in message.participants if p != me), me)
+        peer = await store.get_user(request.app.state.db.engine, user_id=peer_id)
+        page_url = f"/dm/{peer.username}" if peer else "/"
+    return RedirectResponse(f"{page_url}#msg-{message.id}", status_code=303)
+
+
+async def show_edit_form(request: Request) -> Response:
+    message = await _own_message(request)
+    template = "_edit_form.html" if _is_fragment_request(request) else "edit.html"
+    if "cancel" in request.query_params:
+        template = "_message.html"
+    return templates.TemplateResponse(request, template, {"message": message})
+
+
+async def edit_message(request: Request) -> Response:
+    form = await checked_form(request)
+    message = await _own_message(request)
+    body = chat.clean_body(str(form.get("body", "")))
+    message = await store.edit_message(request.app.state.db.engine, message=message, body=body)
+    return await _after_change(request, message)
+
+
+async def delete_message(request: Request) -> Response:
+    await checked_form(request)
+    message = await _own_message(request)
+    message = await store.delete_message(request.app.state.db.engine, message=message)
+    return await _after_change(request, message)
+
+
+async def set_away(request: Request) -> Response:
+    me = signed_in(request)
+    form = await checked_form(request)
+    away = chat.clean_away(str(form.get("away_message", "")))
+    await store.set_away(request.app.state.db.engine, user=me.user, away_message=away)
+    if _is_plain_form_post(request):
+        return RedirectResponse("/", status_code=303)
+    return JSONResponse({"away_message": away})
+
+
+async def show_health(request: Request) -> Response:
+    healthy = await request.app.state.db.is_healthy()
+    return JSONResponse(
+        {"status": "ok" if healthy else "database unavailable"}, status_code=200 if healthy else 503
+    )
