@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="chat-test-"))
 os.environ.setdefault("SECRET_KEY", "test-secret-" + secrets.token_hex(16))
 
-import pytest  # noqa: E402
-from pymongo import MongoClient  # noqa: E402
+import pytest
+from pymongo import MongoClient
 
-from tests.support import AppServer, Person  # noqa: E402
-from webapp.embedded_db import EmbeddedDatabase  # noqa: E402
+from tests.support import AppServer, Person
+from webapp.embedded_db import EmbeddedDatabase
 
 
 @pytest.fixture(scope="session")

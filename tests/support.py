@@ -140,8 +140,9 @@ class Person:
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
-    def send(self, method: str, path: str, data: dict[str, str] | None = None,
-             *, htmx: bool = True) -> httpx.Response:
+    def send(
+        self, method: str, path: str, data: dict[str, str] | None = None, *, htmx: bool = True
+    ) -> httpx.Response:
         """A state-changing request with the CSRF header, as htmx sends it."""
         headers = {"X-CSRF-Token": self.csrf}
         if htmx:
@@ -239,8 +240,9 @@ class EventStream:
 
 
 @contextlib.asynccontextmanager
-async def open_stream(base_url: str, *, token: str = "", cookie: str = "", after: str = "",
-                      last_event_id: str = "") -> AsyncIterator[EventStream]:
+async def open_stream(
+    base_url: str, *, token: str = "", cookie: str = "", after: str = "", last_event_id: str = ""
+) -> AsyncIterator[EventStream]:
     """GET /events as a Bearer (or cookie) client; the stream is open when this yields."""
     headers = {"Accept": "text/event-stream"}
     if token:
