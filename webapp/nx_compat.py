@@ -7,8 +7,8 @@ database"), the difference is handled here and nowhere else:
   so a follower must pause between empty batches or it spins. On MongoDB the server waits
   and `pause_after_empty_batch` never sleeps.
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the collection's changes; a cursor
-  that can no longer be replayed is not refused, so `history_lost` checks that nothing was
-  skipped between the cursor and the first replayed change.
+  that can no longer be replayed (or a made-up one) is not refused, so `cannot_replay` checks
+  that nothing was skipped between the cursor and the first replayed change.
 """
 
 from __future__ import annotations
@@ -34,13 +34,22 @@ def token_sort_key(data: str) -> tuple[int, str]:
     return (int(match.group(1)), "") if match else (0, data)
 
 
-def history_lost(cursor: str, first_replayed: str | None) -> bool:
-    """True when changes between an nx cursor and the first one replayed were dropped."""
-    cursor_match = _NX_TOKEN.fullmatch(cursor)
-    if cursor_match is None or first_replayed is None:
+def cannot_replay(cursor: str, position: str, first_replayed: str | None) -> bool:
+    """True when nx-27017 silently replayed from `cursor` without what came right after it.
+
+    `position` is a recent token of the same stream. MongoDB refuses unusable tokens itself,
+    so for its tokens this is always False.
+    """
+    head = _NX_TOKEN.fullmatch(position)
+    if head is None:
         return False
-    first_match = _NX_TOKEN.fullmatch(first_replayed)
-    return first_match is None or int(first_match.group(1)) != int(cursor_match.group(1)) + 1
+    start = _NX_TOKEN.fullmatch(cursor)
+    if start is None or int(start.group(1)) > int(head.group(1)):
+        return True  # not a token of this server, or from before the database was reset
+    if first_replayed is None:
+        return int(start.group(1)) < int(head.group(1))  # changes exist but none came back
+    first = _NX_TOKEN.fullmatch(first_replayed)
+    return first is None or int(first.group(1)) != int(start.group(1)) + 1
 
 
 class IdlePacer:

@@ -32,7 +32,9 @@ class CannotReplay(Exception):
     pass
 
 
-async def replay_messages(engine: AIOEngine, *, cursor: str, user_id: str) -> list[MessageEvent]:
+async def replay_messages(
+    engine: AIOEngine, *, cursor: str, position: str, user_id: str
+) -> list[MessageEvent]:
     """The message changes after `cursor` that this user may see, in commit order."""
     if not _CURSOR_RE.fullmatch(cursor):
         raise CannotReplay("malformed cursor")
@@ -47,7 +49,7 @@ async def replay_messages(engine: AIOEngine, *, cursor: str, user_id: str) -> li
                     raise CannotReplay("too far behind")
     except PyMongoError as exc:  # an unknown or expired token
         raise CannotReplay(str(exc)) from exc
-    if nx_compat.history_lost(cursor, changes[0]["_id"]["_data"] if changes else None):
+    if nx_compat.cannot_replay(cursor, position, changes[0]["_id"]["_data"] if changes else None):
         raise CannotReplay("history lost")
     events = []
     for change in changes:
@@ -75,7 +77,10 @@ async def _events(
         if cursor:
             try:
                 replayed = await replay_messages(
-                    request.app.state.db.engine, cursor=cursor, user_id=me.identity
+                    request.app.state.db.engine,
+                    cursor=cursor,
+                    position=hub.position,
+                    user_id=me.identity,
                 )
             except CannotReplay:
                 position = hub.position
