@@ -63,6 +63,13 @@ def may_read(conversation: str, participants: list[str], user_id: str) -> bool:
     return conversation == PUBLIC or user_id in participants
 
 
+def presence_status(online: bool, away_message: str) -> str:
+    """What the sidebar shows: "online", "away" (online with an away message) or "offline"."""
+    if not online:
+        return "offline"
+    return "away" if away_message else "online"
+
+
 def throttle_keys(username: str, address: str) -> tuple[str, str]:
     """The counters a failed sign-in adds to: this name from this address, and the address."""
     return f"name:{username_key(username)}@{address}", f"addr:{address}"

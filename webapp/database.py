@@ -12,10 +12,10 @@ from pymongo.errors import PyMongoError
 
 from webapp import settings
 from webapp.embedded_db import EmbeddedDatabase
-from webapp.models import LoginFailure, Message, RevokedToken, User
+from webapp.models import LoginFailure, Message, Presence, ReadMarker, RevokedToken, Typing, User
 
 log = logging.getLogger(__name__)
-MODELS = (User, Message, RevokedToken, LoginFailure)
+MODELS = (User, Message, RevokedToken, LoginFailure, Presence, Typing, ReadMarker)
 HEALTH_TIMEOUT_SECS = 1.0
 
 

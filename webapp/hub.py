@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from odmantic import AIOEngine
 from pymongo.errors import OperationFailure, PyMongoError
 
-from webapp import chat, nx_compat, store
-from webapp.models import Message
+from webapp import chat, nx_compat, settings, store
+from webapp.models import Message, Presence, Typing, User
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,24 @@ class MessageEvent:
     name: str = "message"
 
 
-Event = MessageEvent
+@dataclass(frozen=True)
+class PeopleEvent:
+    """Someone's visible status or away message changed: the sidebar is out of date."""
+
+    id: None = None
+    name: str = "presence"
+
+
+@dataclass(frozen=True)
+class TypingEvent:
+    """Someone is typing; ephemeral, so it has no id and is never replayed."""
+
+    typing: Typing
+    id: None = None
+    name: str = "typing"
+
+
+Event = MessageEvent | PeopleEvent | TypingEvent
 
 
 def message_recipients(message: Message, connected: Iterable[str]) -> set[str]:
@@ -51,6 +70,16 @@ def message_recipients(message: Message, connected: Iterable[str]) -> set[str]:
         user_id
         for user_id in connected
         if chat.may_read(message.conversation, message.participants, user_id)
+    }
+
+
+def typing_recipients(typing: Typing, connected: Iterable[str]) -> set[str]:
+    """Of the users connected here, those who may see this typing notice (never the typist)."""
+    return {
+        user_id
+        for user_id in connected
+        if user_id != typing.user_id
+        and chat.may_read(typing.conversation, typing.participants, user_id)
     }
 
 
@@ -63,6 +92,7 @@ class Subscription:
     """The queue of one open stream."""
 
     user_id: str
+    presence_id: str = ""
     limit: int = QUEUE_LIMIT
     events: deque[Event] = field(default_factory=deque)
     cut_off: bool = False
@@ -71,6 +101,8 @@ class Subscription:
     def push(self, event: Event) -> None:
         if self.cut_off:
             return
+        if isinstance(event, PeopleEvent) and any(isinstance(e, PeopleEvent) for e in self.events):
+            return  # one sidebar refresh already waiting covers this change too
         if len(self.events) >= self.limit:
             self.cut_off = True
             self.events.clear()
@@ -103,19 +135,40 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._positions: dict[str, str] = {}
         self._ready: dict[str, asyncio.Event] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self.online: set[str] = set()  # users with an open stream in any process
+        self._away: dict[str, str] = {}
 
     # Streams come and go
 
-    def subscribe(self, user_id: str) -> Subscription:
-        subscription = Subscription(user_id)
+    async def connect(self, user_id: str) -> Subscription:
+        """Registers an open stream: its queue here, and its presence in the database."""
+        subscription = Subscription(user_id, presence_id=f"{user_id}:{secrets.token_hex(8)}")
         self._subscriptions.setdefault(user_id, set()).add(subscription)
+        await store.open_presence(
+            self.engine,
+            presence_id=subscription.presence_id,
+            user_id=user_id,
+            ttl=settings.PRESENCE_TTL_SECS,
+        )
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def disconnect(self, subscription: Subscription) -> None:
+        """Forgets a closed stream at once; its presence is removed in the background."""
         streams = self._subscriptions.get(subscription.user_id, set())
         streams.discard(subscription)
         if not streams:
             self._subscriptions.pop(subscription.user_id, None)
+        task = asyncio.create_task(self._close_presence(subscription))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _close_presence(self, subscription: Subscription) -> None:
+        try:
+            await store.close_presence(self.engine, presence_id=subscription.presence_id)
+            await store.set_last_seen(self.engine, user_id=subscription.user_id, at=store.now())
+        except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
+            log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
 
     def connected_users(self) -> set[str]:
         return set(self._subscriptions)
@@ -132,15 +185,47 @@ class Hub:
 
     async def start(self) -> None:
         """Open the change streams; returns once each has a position."""
+        self.online = await store.online_user_ids(self.engine)
+        self._away = {str(u.id): u.away_message for u in await store.list_users(self.engine)}
         self._follow(Message.__collection__, self._on_message_change)
+        self._follow(Presence.__collection__, self._on_presence_change)
+        self._follow(Typing.__collection__, self._on_typing_change)
+        self._follow(User.__collection__, self._on_user_change)
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
+        self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for streams in list(self._subscriptions.values()):
+            for subscription in list(streams):
+                self.disconnect(subscription)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         self._cut_everyone()
+
+    async def _keep_presence(self) -> None:
+        """Vouch for this process's streams, and sweep those of processes that died."""
+        interval = settings.PRESENCE_TTL_SECS / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ids = [s.presence_id for streams in self._subscriptions.values() for s in streams]
+                if ids:
+                    await store.refresh_presence(
+                        self.engine, presence_ids=ids, ttl=settings.PRESENCE_TTL_SECS
+                    )
+                for stale in await store.sweep_presence(self.engine):
+                    lapsed_at = stale.expires_at - timedelta(seconds=settings.PRESENCE_TTL_SECS)
+                    await store.set_last_seen(self.engine, user_id=stale.user_id, at=lapsed_at)
+            except PyMongoError as exc:
+                log.warning("Presence upkeep failed: %s", exc)
+
+    def _broadcast(self, event: Event, user_ids: Iterable[str] | None = None) -> None:
+        for user_id in self._subscriptions if user_ids is None else user_ids:
+            for subscription in self._subscriptions.get(user_id, ()):
+                subscription.push(event)
 
     def _cut_everyone(self) -> None:
         for streams in self._subscriptions.values():
@@ -200,6 +285,29 @@ class Hub:
         if message is None:
             return
         event = MessageEvent(change["_id"]["_data"], message)
-        for user_id in message_recipients(message, self._subscriptions):
-            for subscription in self._subscriptions.get(user_id, ()):
-                subscription.push(event)
+        self._broadcast(event, message_recipients(message, self._subscriptions))
+
+    async def _on_presence_change(self, change: Mapping[str, Any]) -> None:
+        if change.get("operationType") not in ("insert", "delete"):
+            return  # heartbeats change nobody's status
+        user_id = str(change["documentKey"]["_id"]).split(":", 1)[0]
+        online = await store.is_online(self.engine, user_id=user_id)
+        if online != (user_id in self.online):
+            (self.online.add if online else self.online.discard)(user_id)
+            self._broadcast(PeopleEvent())
+
+    async def _on_user_change(self, change: Mapping[str, Any]) -> None:
+        user = await store.get_by_id(self.engine, User, object_id=change["documentKey"]["_id"])
+        if user is None:
+            return
+        user_id = str(user.id)
+        if self._away.get(user_id) != user.away_message:  # a new person, or a new away message
+            self._away[user_id] = user.away_message
+            self._broadcast(PeopleEvent())
+
+    async def _on_typing_change(self, change: Mapping[str, Any]) -> None:
+        if change.get("operationType") not in ("insert", "update", "replace"):
+            return
+        typing = await store.get_typing(self.engine, typing_id=str(change["documentKey"]["_id"]))
+        if typing is not None:
+            self._broadcast(TypingEvent(typing), typing_recipients(typing, self._subscriptions))

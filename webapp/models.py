@@ -62,3 +62,50 @@ class LoginFailure(Model):
             pymongo.IndexModel("at", expireAfterSeconds=60),
         ],
     }
+
+
+class Presence(Model):
+    """One open event stream; its id, "<user id>:<stream id>", says whose it is."""
+
+    id: str = Field(primary_field=True)
+    user_id: str
+    expires_at: datetime  # pushed forward by the stream's process while it stays open
+
+    model_config = {
+        "collection": "presence",
+        "indexes": lambda: [
+            Index(Presence.user_id, Presence.expires_at),
+            pymongo.IndexModel("expires_at", expireAfterSeconds=0),
+        ],
+    }
+
+
+class Typing(Model):
+    """Someone is typing in a conversation; its id is "<user id>:<conversation>"."""
+
+    id: str = Field(primary_field=True)
+    user_id: str
+    username: str
+    conversation: str
+    participants: list[str]
+    at: datetime
+
+    model_config = {
+        "collection": "typing",
+        "indexes": lambda: [pymongo.IndexModel("at", expireAfterSeconds=60)],
+    }
+
+
+class ReadMarker(Model):
+    """How far one user has read one conversation; id "<user id>:<conversation>"."""
+
+    id: str = Field(primary_field=True)
+    user_id: str
+    conversation: str
+    read_at: datetime
+    unread: int = 0  # direct messages received since read_at
+
+    model_config = {
+        "collection": "read_markers",
+        "indexes": lambda: [Index(ReadMarker.user_id, ReadMarker.unread)],
+    }

@@ -6,9 +6,9 @@ database"), the difference is handled here and nowhere else:
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
   so a follower must pause between empty batches or it spins. On MongoDB the server waits
   and `pause_after_empty_batch` never sleeps.
-- Resume tokens look like {"_data": "nx:<n>"}, n counting the collection's changes; a cursor
-  that can no longer be replayed (or a made-up one) is not refused, so `cannot_replay` checks
-  that nothing was skipped between the cursor and the first replayed change.
+- Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
+  cursor is not refused, so `cannot_replay` checks it. Only the last RETAINED_CHANGES changes
+  of a collection are kept: a replay that reaches that many may have lost older ones.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import re
 
 _NX_TOKEN = re.compile(r"nx:(\d+)")
+RETAINED_CHANGES = 1000  # per collection
 IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.2)  # after 1, 2, 3, 4+ quick empty batches in a row
 
 
@@ -34,22 +35,18 @@ def token_sort_key(data: str) -> tuple[int, str]:
     return (int(match.group(1)), "") if match else (0, data)
 
 
-def cannot_replay(cursor: str, position: str, first_replayed: str | None) -> bool:
-    """True when nx-27017 silently replayed from `cursor` without what came right after it.
+def cannot_replay(cursor: str, position: str) -> bool:
+    """True when nx-27017 would silently replay the wrong thing from `cursor`.
 
-    `position` is a recent token of the same stream. MongoDB refuses unusable tokens itself,
-    so for its tokens this is always False.
+    `position` is a recent token of the same stream. A token of another kind, or one ahead of
+    the stream (from before the database was reset), is not refused by nx-27017 but replays
+    nothing. MongoDB refuses unusable tokens itself, so for its tokens this is always False.
     """
     head = _NX_TOKEN.fullmatch(position)
     if head is None:
         return False
     start = _NX_TOKEN.fullmatch(cursor)
-    if start is None or int(start.group(1)) > int(head.group(1)):
-        return True  # not a token of this server, or from before the database was reset
-    if first_replayed is None:
-        return int(start.group(1)) < int(head.group(1))  # changes exist but none came back
-    first = _NX_TOKEN.fullmatch(first_replayed)
-    return first is None or int(first.group(1)) != int(start.group(1)) + 1
+    return start is None or int(start.group(1)) > int(head.group(1))
 
 
 class IdlePacer:

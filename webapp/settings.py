@@ -24,6 +24,9 @@ SESSION_COOKIE = "session"
 TOKEN_LIFETIME_SECS = 7 * 24 * 60 * 60  # one week
 CSRF_MAX_AGE_SECS = TOKEN_LIFETIME_SECS
 KEEPALIVE_SECS = 15  # well under the 55 s idle cut-off of Heroku-style routers
+# A stream's presence lapses this long after its process last vouched for it (a process that
+# dies without a goodbye takes its users offline within this time and a sweep).
+PRESENCE_TTL_SECS: int = config("PRESENCE_TTL_SECS", cast=int, default=30)
 
 
 def _development_secret() -> str:

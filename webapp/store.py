@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from odmantic import AIOEngine, Model, ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, username_key
+from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, username_key
 from webapp.errors import Conflict
-from webapp.models import LoginFailure, Message, RevokedToken, User
+from webapp.models import (
+    LoginFailure,
+    Message,
+    Presence,
+    ReadMarker,
+    RevokedToken,
+    Typing,
+    User,
+)
 
 M = TypeVar("M", bound=Model)
 Sort = Sequence[tuple[str, int]]
@@ -142,7 +150,11 @@ async def create_message(
         body=body,
         created_at=now(),
     )
-    return await _insert(engine, message)
+    await _insert(engine, message)
+    for reader in participants:
+        if reader != message.sender_id:
+            await count_unread_dm(engine, user_id=reader, conversation=conversation)
+    return message
 
 
 async def get_message(engine: AIOEngine, *, message_id: str) -> Message | None:
@@ -172,3 +184,107 @@ async def edit_message(engine: AIOEngine, *, message: Message, body: str) -> Mes
 
 async def delete_message(engine: AIOEngine, *, message: Message) -> Message:
     return await _update(engine, message, body="", deleted=True)
+
+
+async def set_last_seen(engine: AIOEngine, *, user_id: str, at: datetime) -> None:
+    oid = parse_id(user_id)
+    if oid:
+        await engine.get_collection(User).update_one({"_id": oid}, {"$set": {"last_seen_at": at}})
+
+
+# Presence: one document per open stream
+
+
+async def open_presence(engine: AIOEngine, *, presence_id: str, user_id: str, ttl: float) -> None:
+    presence = Presence(id=presence_id, user_id=user_id, expires_at=now() + timedelta(seconds=ttl))
+    await _insert(engine, presence)
+
+
+async def close_presence(engine: AIOEngine, *, presence_id: str) -> None:
+    await engine.get_collection(Presence).delete_one({"_id": presence_id})
+
+
+async def refresh_presence(engine: AIOEngine, *, presence_ids: list[str], ttl: float) -> None:
+    await engine.get_collection(Presence).update_many(
+        {"_id": {"$in": presence_ids}}, {"$set": {"expires_at": now() + timedelta(seconds=ttl)}}
+    )
+
+
+async def sweep_presence(engine: AIOEngine) -> list[Presence]:
+    """Deletes the presence of streams whose process stopped vouching for them."""
+    stale = await _find(engine, Presence, {"expires_at": {"$lt": now()}})
+    if stale:
+        await engine.get_collection(Presence).delete_many(
+            {"_id": {"$in": [p.id for p in stale]}, "expires_at": {"$lt": now()}}
+        )
+    return stale
+
+
+async def online_user_ids(engine: AIOEngine) -> set[str]:
+    present = await _find(engine, Presence, {"expires_at": {"$gte": now()}})
+    return {p.user_id for p in present}
+
+
+async def is_online(engine: AIOEngine, *, user_id: str) -> bool:
+    filter = {"user_id": user_id, "expires_at": {"$gte": now()}}
+    return await engine.get_collection(Presence).find_one(filter) is not None
+
+
+# Typing notices
+
+
+async def set_typing(
+    engine: AIOEngine, *, user: User, conversation: str, participants: list[str]
+) -> None:
+    typing_id = f"{user.id}:{conversation}"
+    doc = Typing(
+        id=typing_id,
+        user_id=str(user.id),
+        username=user.username,
+        conversation=conversation,
+        participants=participants,
+        at=now(),
+    ).model_dump_doc()
+    await engine.get_collection(Typing).replace_one({"_id": typing_id}, doc, upsert=True)
+
+
+async def get_typing(engine: AIOEngine, *, typing_id: str) -> Typing | None:
+    return await _find_one(engine, Typing, {"_id": typing_id})
+
+
+# Read markers and unread counts
+
+
+async def mark_read(engine: AIOEngine, *, user_id: str, conversation: str) -> None:
+    marker = ReadMarker(
+        id=f"{user_id}:{conversation}", user_id=user_id, conversation=conversation, read_at=now()
+    ).model_dump_doc()
+    await engine.get_collection(ReadMarker).replace_one({"_id": marker["_id"]}, marker, upsert=True)
+
+
+async def count_unread_dm(engine: AIOEngine, *, user_id: str, conversation: str) -> None:
+    """One more direct message for user_id to read in conversation."""
+    await engine.get_collection(ReadMarker).update_one(
+        {"_id": f"{user_id}:{conversation}"},
+        {
+            "$inc": {"unread": 1},
+            "$setOnInsert": {"user_id": user_id, "conversation": conversation, "read_at": now()},
+        },
+        upsert=True,
+    )
+
+
+async def unread_counts(engine: AIOEngine, *, user: User) -> dict[str, int]:
+    """Unread messages per conversation: DM counters, and the public room counted by index."""
+    markers = await _find(engine, ReadMarker, {"user_id": str(user.id)})
+    counts = {m.conversation: m.unread for m in markers if m.unread > 0}
+    public_read = next((m.read_at for m in markers if m.conversation == PUBLIC), user.created_at)
+    counts[PUBLIC] = await engine.get_collection(Message).count_documents(
+        {
+            "conversation": PUBLIC,
+            "created_at": {"$gt": public_read},
+            "sender_id": {"$ne": str(user.id)},
+            "deleted": False,
+        }
+    )
+    return counts

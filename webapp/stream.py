@@ -19,12 +19,15 @@ from starlette.requests import Request
 
 from webapp import chat, nx_compat, settings, store
 from webapp.auth import SignedInUser, signed_in
-from webapp.hub import CutOff, Event, MessageEvent, Subscription
+from webapp.hub import CutOff, Event, MessageEvent, Subscription, TypingEvent
 from webapp.models import Message
+from webapp.sidebar import build_sidebar
 from webapp.templating import render_fragment
 
 RETRY_MS = 2000  # how long a browser waits before it reconnects
-REPLAY_LIMIT = 1000  # changes; a cursor further behind gets `reload`
+# Changes; a cursor further behind gets `reload`. At most what nx-27017 retains, so a replay
+# that could have lost the oldest changes is never mistaken for a complete one.
+REPLAY_LIMIT = nx_compat.RETAINED_CHANGES
 _CURSOR_RE = re.compile(r"nx:\d{1,18}|[0-9A-Fa-f]{2,4096}")
 
 
@@ -36,8 +39,8 @@ async def replay_messages(
     engine: AIOEngine, *, cursor: str, position: str, user_id: str
 ) -> list[MessageEvent]:
     """The message changes after `cursor` that this user may see, in commit order."""
-    if not _CURSOR_RE.fullmatch(cursor):
-        raise CannotReplay("malformed cursor")
+    if not _CURSOR_RE.fullmatch(cursor) or nx_compat.cannot_replay(cursor, position):
+        raise CannotReplay("not a cursor of this stream")
     changes = []
     try:
         async with engine.database[Message.__collection__].watch(
@@ -45,12 +48,11 @@ async def replay_messages(
         ) as stream:
             while (change := await stream.try_next()) is not None:
                 changes.append(change)
-                if len(changes) > REPLAY_LIMIT:
+                if len(changes) >= REPLAY_LIMIT:
                     raise CannotReplay("too far behind")
     except PyMongoError as exc:  # an unknown or expired token
         raise CannotReplay(str(exc)) from exc
-    if nx_compat.cannot_replay(cursor, position, changes[0]["_id"]["_data"] if changes else None):
-        raise CannotReplay("history lost")
+
     events = []
     for change in changes:
         if change.get("operationType") not in ("insert", "update", "replace"):
@@ -61,8 +63,16 @@ async def replay_messages(
     return events
 
 
-def _render(request: Request, event: Event) -> ServerSentEvent:
-    html = render_fragment(request, "_message.html", message=event.message)
+async def _render(request: Request, me: SignedInUser, event: Event) -> ServerSentEvent:
+    if isinstance(event, MessageEvent):
+        html = render_fragment(request, "_message.html", message=event.message)
+    elif isinstance(event, TypingEvent):
+        html = render_fragment(request, "_typing.html", typing=event.typing)
+    else:
+        engine = request.app.state.db.engine
+        user = await store.get_user(engine, user_id=me.identity) or me.user
+        sidebar = await build_sidebar(engine, me=user, online_ids=request.app.state.hub.online)
+        html = render_fragment(request, "_sidebar.html", sidebar=sidebar, conversation=None)
     return ServerSentEvent(data=html, event=event.name, id=event.id)
 
 
@@ -70,7 +80,7 @@ async def _events(
     request: Request, me: SignedInUser, cursor: str
 ) -> AsyncIterator[ServerSentEvent]:
     hub = request.app.state.hub
-    subscription: Subscription = hub.subscribe(me.identity)
+    subscription: Subscription = await hub.connect(me.identity)
     try:
         yield ServerSentEvent(comment="connected", retry=RETRY_MS)
         last_sent = nx_compat.token_sort_key(cursor) if cursor else None
@@ -88,18 +98,22 @@ async def _events(
                 yield ServerSentEvent(data="reload", event="reload", id=position or None)
             else:
                 for event in replayed:
-                    yield _render(request, event)
+                    yield await _render(request, me, event)
                     last_sent = nx_compat.token_sort_key(event.id)
         while True:
             try:
                 event = await subscription.next()
             except CutOff:
                 return  # the browser reconnects with Last-Event-ID and catches up
-            if last_sent is not None and nx_compat.token_sort_key(event.id) <= last_sent:
-                continue
-            yield _render(request, event)
+            if (
+                event.id is not None
+                and last_sent is not None
+                and nx_compat.token_sort_key(event.id) <= last_sent
+            ):
+                continue  # replayed already
+            yield await _render(request, me, event)
     finally:
-        hub.unsubscribe(subscription)
+        hub.disconnect(subscription)
 
 
 async def stream_events(request: Request) -> EventSourceResponse:

@@ -12,6 +12,7 @@ from webapp import chat, store
 from webapp.auth import SignedInUser, checked_form, signed_in
 from webapp.errors import Conflict, Forbidden, NotFound
 from webapp.models import Message, User
+from webapp.sidebar import build_sidebar
 from webapp.templating import templates
 
 
@@ -23,14 +24,6 @@ class Conversation:
     messages_url: str
     participants: list[str]
     peer: User | None = None
-
-
-@dataclass(frozen=True)
-class Person:
-    """Someone in the sidebar, with the key of your conversation with them."""
-
-    user: User
-    conversation: str
 
 
 PUBLIC_ROOM = Conversation(
@@ -87,19 +80,18 @@ async def _chat_page(request: Request, username: str | None) -> Response:
     me = signed_in(request)
     engine = request.app.state.db.engine
     conversation = await _conversation(engine, me, username)
-    cursor = request.app.state.hub.position  # before reading, so the stream replays the rest
+    hub = request.app.state.hub
+    cursor = hub.position  # taken before reading, so the stream replays anything newer
     before_id = request.query_params.get("before")
     messages, has_older = await _page_of_messages(engine, conversation, before_id)
+    await store.mark_read(engine, user_id=me.identity, conversation=conversation.key)
     context = {
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
         "is_history": before_id is not None,
         "cursor": cursor,
-        "people": [
-            Person(user, chat.dm_conversation(me.identity, str(user.id)))
-            for user in await store.list_users(engine)
-        ],
+        "sidebar": await build_sidebar(engine, me=me.user, online_ids=hub.online),
     }
     response = templates.TemplateResponse(request, "chat.html", context)
     response.headers["Vary"] = "HX-Request"
@@ -208,6 +200,28 @@ async def delete_message(request: Request) -> Response:
     message = await _own_message(request)
     message = await store.delete_message(request.app.state.db.engine, message=message)
     return await _after_change(request, message)
+
+
+async def mark_read(request: Request) -> Response:
+    """POST .../read: the reader has seen everything in this conversation so far."""
+    me = signed_in(request)
+    await checked_form(request)
+    engine = request.app.state.db.engine
+    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    await store.mark_read(engine, user_id=me.identity, conversation=conversation.key)
+    return Response(status_code=204)
+
+
+async def post_typing(request: Request) -> Response:
+    """POST .../typing: tell the others in this conversation that the user is typing."""
+    me = signed_in(request)
+    await checked_form(request)
+    engine = request.app.state.db.engine
+    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    await store.set_typing(
+        engine, user=me.user, conversation=conversation.key, participants=conversation.participants
+    )
+    return Response(status_code=204)
 
 
 async def set_away(request: Request) -> Response:
