@@ -52,7 +52,7 @@
 
   function updateTitle() {
     let total = 0;
-    document.querySelectorAll(".people .badge").forEach(function (badge) {
+    document.querySelectorAll(".people .badge:not([hidden])").forEach(function (badge) {
       total += parseInt(badge.textContent, 10) || 0;
     });
     const base = document.title.replace(/^\(\d+\) /, "");
@@ -84,6 +84,10 @@
       if (empty) empty.remove();
       htmx.swap(el, html, swapSpec("beforeend"));
       if (stick) scrollToBottom();
+      if (fromStream) {
+        clearTyping(incoming.dataset.sender);
+        if (isNew) markRead();
+      }
     } else if (fromStream && isNew && incoming.dataset.sender !== (root && root.dataset.me)) {
       bumpUnread(incoming.dataset.conversation, 1);
     }
@@ -93,6 +97,109 @@
     const badge = badgeFor(conversation);
     if (!badge) return;
     setUnread(conversation, (parseInt(badge.textContent, 10) || 0) + by);
+  }
+
+  // The reader saw the new message in the open conversation: tell the server, at most once
+  // a second, so the sidebar's unread count stays right in every tab.
+  let readTimer = null;
+
+  function markRead() {
+    const root = chatRoot();
+    if (!root || readTimer) return;
+    readTimer = window.setTimeout(function () {
+      readTimer = null;
+      postQuietly(root.dataset.readUrl);
+    }, 1000);
+  }
+
+  function postQuietly(url) {
+    const body = document.body.getAttribute("hx-headers");
+    const headers = body ? JSON.parse(body) : {};
+    headers["HX-Request"] = "true";
+    fetch(url, { method: "POST", headers: headers, credentials: "same-origin" }).catch(
+      function () {}
+    );
+  }
+
+  // --- Presence: the sidebar is replaced whole; keep the open conversation marked ----------
+
+  function placeSidebar(html) {
+    const people = document.getElementById("people");
+    if (!people) return;
+    htmx.swap(people, html, swapSpec("outerHTML"));
+    const root = chatRoot();
+    const current = root && root.dataset.conversation;
+    document.querySelectorAll("#people [data-conversation]").forEach(function (entry) {
+      const here = entry.dataset.conversation === current;
+      entry.classList.toggle("current", here);
+      if (here) {
+        entry.setAttribute("aria-current", "page");
+        const badge = entry.querySelector(".badge");
+        if (badge) {
+          badge.hidden = true;
+          badge.textContent = "";
+        }
+      } else {
+        entry.removeAttribute("aria-current");
+      }
+    });
+    updatePeerAway();
+    updateTitle();
+  }
+
+  // The away note at the top of a DM follows the peer's entry in the sidebar.
+  function updatePeerAway() {
+    const root = chatRoot();
+    const note = document.getElementById("peer-away");
+    if (!root || !note || !root.dataset.peer) return;
+    const entry = document.querySelector(
+      '#people [data-username="' + CSS.escape(root.dataset.peer) + '"]'
+    );
+    const away = entry ? entry.dataset.away : "";
+    note.textContent = away ? "Away: " + away : "";
+    note.hidden = !away;
+  }
+
+  // --- Typing ---------------------------------------------------------------
+
+  const TYPING_SHOW_MS = 6000;
+  const TYPING_SEND_MS = 3000;
+  const typists = new Map(); // username -> timer
+
+  function showTyping(html) {
+    const notice = parseFragment(html);
+    const root = chatRoot();
+    if (!notice || !root || notice.dataset.conversation !== root.dataset.conversation) return;
+    const name = notice.dataset.username;
+    if (typists.has(name)) window.clearTimeout(typists.get(name));
+    typists.set(name, window.setTimeout(function () { clearTyping(name); }, TYPING_SHOW_MS));
+    renderTyping();
+  }
+
+  function clearTyping(name) {
+    if (!typists.has(name)) return;
+    window.clearTimeout(typists.get(name));
+    typists.delete(name);
+    renderTyping();
+  }
+
+  function renderTyping() {
+    const slot = document.getElementById("typing");
+    if (!slot) return;
+    const names = Array.from(typists.keys());
+    slot.textContent =
+      names.length === 0 ? "" :
+      names.length === 1 ? names[0] + " is typing…" :
+      names.join(", ") + " are typing…";
+  }
+
+  let lastTypingSent = 0;
+
+  function noteTyping(field) {
+    const now = Date.now();
+    if (now - lastTypingSent < TYPING_SEND_MS || field.value.trim() === "") return;
+    lastTypingSent = now;
+    postQuietly(field.dataset.typingUrl);
   }
 
   // --- The event stream -----------------------------------------------------
@@ -106,6 +213,8 @@
       root.setAttribute("sse-connect", "/events?after=" + encodeURIComponent(event.lastEventId));
     }
     if (event.type === "message") placeMessage(event.data, true);
+    else if (event.type === "presence") placeSidebar(event.data);
+    else if (event.type === "typing") showTyping(event.data);
     else if (event.type === "reload") window.location.reload();
   });
 
@@ -155,6 +264,7 @@
     clearError(elt);
     if (elt.id === "composer") {
       placeMessage(evt.detail.xhr.responseText, false);
+      lastTypingSent = 0;
       elt.reset();
       const field = elt.querySelector("textarea");
       field.style.height = "";
@@ -176,6 +286,7 @@
   document.addEventListener("input", function (evt) {
     const field = evt.target;
     if (field.id !== "message-body") return;
+    noteTyping(field);
     field.style.height = "";
     field.style.height = Math.min(field.scrollHeight, 200) + "px";
   });
@@ -230,9 +341,16 @@
     if (!el) return;
     el.addEventListener("scroll", loadOlderWhenAtTop, { passive: true });
     if (!window.location.hash) scrollToBottom();
+    updateTitle();
     const field = document.getElementById("message-body");
     if (field && window.matchMedia("(min-width: 720px)").matches) field.focus();
   });
 
   window.chatPage = { setUnread: setUnread, placeMessage: placeMessage };
+  // Away form: the sidebar refresh that follows shows the new note; just confirm it here.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (!evt.detail.successful || !evt.detail.elt.classList.contains("away-form")) return;
+    const field = evt.detail.elt.querySelector("input[name=away_message]");
+    field.blur();
+  });
 })();

@@ -260,7 +260,12 @@ class Hub:
                             await pacer.pause_after_empty_batch(loop.time() - asked_at)
                             continue
                         pacer.busy()
-                        await handler(change)
+                        try:
+                            await handler(change)
+                        except PyMongoError:
+                            raise
+                        except Exception:  # a bug in one change must not stop the stream
+                            log.exception("Could not handle a change on %s", collection)
                         self._positions[collection] = change["_id"]["_data"]
             except PyMongoError as exc:
                 if isinstance(exc, OperationFailure) and exc.code in HISTORY_LOST_CODES:

@@ -1,0 +1,241 @@
+"""Presence, away messages, typing notices and unread counts over real HTTP and SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from tests.support import AppServer, EventStream, Person, open_stream
+
+MakePerson = Callable[..., Person]
+
+
+def names_in(sidebar: str, which: str) -> list[str]:
+    """The usernames in the sidebar's online or offline list."""
+    match = re.search(rf'<ul class="people-list {which}".*?</ul>', sidebar, re.S)
+    return re.findall(r'data-username="([^"]+)"', match.group(0)) if match else []
+
+
+async def sidebar_where(stream: EventStream, check: Callable[[str], bool]) -> str:
+    """The first sidebar refresh for which check(sidebar) holds."""
+    while True:
+        event = await stream.next_named("presence")
+        if check(event.data):
+            return event.data
+
+
+def presence_count(mongo_uri: str, username: str) -> int:
+    client: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
+    try:
+        db = client.get_default_database()
+        user = db.user.find_one({"username_key": username.lower()})
+        assert user is not None
+        return db.presence.count_documents({"user_id": str(user["_id"])})
+    finally:
+        client.close()
+
+
+def wait_for(condition: Callable[[], bool], within: float = 10) -> None:
+    """Polls a database condition that has no event of its own to await."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def quick_expiry_servers(
+    mongo_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AppServer, AppServer]]:
+    """Two processes whose presence lapses after 2 s without a heartbeat."""
+    env = {"PRESENCE_TTL_SECS": "2"}
+    with (
+        AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("p1"), env=env) as one,
+        AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("p2"), env=env) as two,
+    ):
+        yield one, two
+
+
+async def test_signing_in_shows_online_once_across_tabs(
+    make_person: MakePerson, mongo_uri: str
+) -> None:
+    carol, bob, dave = make_person(), make_person(), make_person()
+    async with open_stream(carol.base_url, token=carol.token()) as carol_events:
+        bob_token = bob.token()
+        async with open_stream(bob.base_url, token=bob_token):
+            sidebar = await sidebar_where(
+                carol_events, lambda s: bob.username in names_in(s, "online")
+            )
+            assert names_in(sidebar, "online").count(bob.username) == 1
+            async with open_stream(bob.base_url, token=bob_token):
+                wait_for(lambda: presence_count(mongo_uri, bob.username) == 2)
+            # One tab closed: bob is still online. Dave coming online refreshes the sidebar
+            # after bob's closed tab has been handled (one presence stream, in order).
+            wait_for(lambda: presence_count(mongo_uri, bob.username) == 1)
+            async with open_stream(dave.base_url, token=dave.token()):
+                sidebar = await sidebar_where(
+                    carol_events, lambda s: dave.username in names_in(s, "online")
+                )
+                assert names_in(sidebar, "online").count(bob.username) == 1
+        # Last tab closed: bob goes offline, with a "last seen".
+        sidebar = await sidebar_where(
+            carol_events, lambda s: bob.username in names_in(s, "offline")
+        )
+        assert bob.username not in names_in(sidebar, "online")
+        assert "last seen" in sidebar
+
+
+async def test_presence_crosses_processes(
+    make_person: MakePerson, quick_expiry_servers: tuple[AppServer, AppServer]
+) -> None:
+    one, two = quick_expiry_servers
+    carol = make_person(one.url)
+    bob = make_person(two.url)
+    async with open_stream(one.url, token=carol.token()) as carol_events:
+        async with open_stream(two.url, token=bob.token()):
+            await sidebar_where(carol_events, lambda s: bob.username in names_in(s, "online"))
+        await sidebar_where(carol_events, lambda s: bob.username in names_in(s, "offline"))
+
+
+async def test_killed_process_users_go_offline(
+    make_person: MakePerson,
+    mongo_uri: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    quick_expiry_servers: tuple[AppServer, AppServer],
+) -> None:
+    survivor, _ = quick_expiry_servers
+    doomed = AppServer(
+        mongo_uri, data_dir=tmp_path_factory.mktemp("doomed"), env={"PRESENCE_TTL_SECS": "2"}
+    ).start()
+    carol = make_person(survivor.url)
+    bob = make_person(doomed.url)
+    bob_token = bob.token()
+
+    async def bob_online_until_the_process_dies() -> None:
+        with contextlib.suppress(httpx.HTTPError, ConnectionError):
+            async with open_stream(doomed.url, token=bob_token) as stream:
+                while True:
+                    await stream.next(timeout=60)
+
+    bob_tab = asyncio.create_task(bob_online_until_the_process_dies())
+    try:
+        async with open_stream(survivor.url, token=carol.token()) as carol_events:
+            await sidebar_where(carol_events, lambda s: bob.username in names_in(s, "online"))
+            doomed.stop(signal.SIGKILL)  # no goodbye
+            await asyncio.wait_for(bob_tab, 10)
+            sidebar = await asyncio.wait_for(
+                sidebar_where(carol_events, lambda s: bob.username in names_in(s, "offline")),
+                timeout=15,
+            )
+            assert bob.username not in names_in(sidebar, "online")
+    finally:
+        bob_tab.cancel()
+        doomed.stop()
+
+
+async def test_away_message_is_seen_live(make_person: MakePerson) -> None:
+    carol, bob = make_person(), make_person()
+    async with open_stream(carol.base_url, token=carol.token()) as carol_events:
+        response = bob.send("POST", "/away", {"away_message": "At lunch, back at 2"})
+        assert response.status_code == 200
+        sidebar = await sidebar_where(carol_events, lambda s: "At lunch, back at 2" in s)
+        assert f'data-username="{bob.username}" data-away="At lunch, back at 2"' in sidebar
+        # The DM page with bob shows it at the top.
+        page = carol.client.get(f"/dm/{bob.username}")
+        assert "Away: At lunch, back at 2" in page.text
+        # Clearing it is seen too.
+        bob.send("POST", "/away", {"away_message": ""})
+        await sidebar_where(
+            carol_events, lambda s: f'data-username="{bob.username}" data-away=""' in s
+        )
+
+
+def test_away_message_over_200_characters_is_refused(person: Person) -> None:
+    person.send("POST", "/away", {"away_message": "short and sweet"})
+    response = person.send("POST", "/away", {"away_message": "x" * 201})
+    assert response.status_code == 400
+    assert "200 characters" in response.text
+    page = person.client.get("/")
+    assert 'value="short and sweet"' in page.text
+
+
+def test_away_without_csrf_is_refused(person: Person) -> None:
+    response = person.client.post("/away", data={"away_message": "forged"})
+    assert response.status_code == 403
+    assert "forged" not in person.client.get("/").text
+
+
+async def test_typing_reaches_the_conversation_only(make_person: MakePerson) -> None:
+    alice, bob, carol = make_person(), make_person(), make_person()
+    async with (
+        open_stream(alice.base_url, token=alice.token()) as alice_events,
+        open_stream(carol.base_url, token=carol.token()) as carol_events,
+        open_stream(bob.base_url, token=bob.token()) as bob_events,
+    ):
+        assert bob.send("POST", f"/dm/{alice.username}/typing").status_code == 204
+        notice = await alice_events.next_named("typing")
+        assert f"{bob.username} is typing" in notice.data
+        assert 'data-conversation="dm:' in notice.data
+        # Carol's next typing notice is a later public one: the DM notice never reached her.
+        assert bob.send("POST", "/rooms/public/typing").status_code == 204
+        public = await carol_events.next_named("typing")
+        assert 'data-conversation="public"' in public.data
+        # The typist is not told about their own typing.
+        alice.send("POST", "/rooms/public/typing")
+        assert alice.username in (await bob_events.next_named("typing")).data
+
+
+def test_typing_needs_a_real_conversation(person: Person) -> None:
+    assert person.send("POST", "/dm/nobody_here_at_all/typing").status_code == 404
+    assert person.client.post("/rooms/public/typing").status_code == 403  # no CSRF token
+
+
+def unread_badge(page: str, conversation_attr: str) -> int:
+    match = re.search(
+        rf'data-conversation="{re.escape(conversation_attr)}".*?<span class="badge"[^>]*>(\d*)<',
+        page,
+        re.S,
+    )
+    assert match, f"no entry for {conversation_attr}"
+    return int(match.group(1) or 0)
+
+
+def dm_key(page: str, username: str) -> str:
+    match = re.search(rf'data-conversation="(dm:[^"]+)"\s+data-username="{username}"', page)
+    assert match
+    return match.group(1)
+
+
+def test_unread_counts_persist_and_clear(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    alice.client.get("/rooms/public")  # alice has read the public room
+    for n in range(2):
+        assert bob.post_dm(alice.username, f"dm {n}").status_code == 201
+    for n in range(3):
+        assert bob.post_public(f"public {n}").status_code == 201
+    page = alice.client.get(f"/dm/{alice.username}").text  # somewhere else: notes to self
+    assert unread_badge(page, dm_key(page, bob.username)) == 2
+    assert unread_badge(page, "public") == 3
+    assert "<title>(5) " in page
+    # Opening the DM clears its count, for every later page (other tabs, reloads).
+    alice.client.get(f"/dm/{bob.username}")
+    page = alice.client.get(f"/dm/{alice.username}").text
+    assert unread_badge(page, dm_key(page, bob.username)) == 0
+    assert unread_badge(page, "public") == 3
+    # So does reading the public room live (the page posts .../read).
+    assert alice.send("POST", "/rooms/public/read").status_code == 204
+    page = alice.client.get(f"/dm/{alice.username}").text
+    assert unread_badge(page, "public") == 0
+    assert "<title>(" not in page
+    # Your own messages never count as unread.
+    alice.post_public("mine")
+    page = alice.client.get(f"/dm/{alice.username}").text
+    assert unread_badge(page, "public") == 0
