@@ -82,7 +82,7 @@
       const stick = isNearBottom(el) || !fromStream;
       const empty = el.querySelector(".empty");
       if (empty) empty.remove();
-      htmx.swap(el, html, swapSpec("beforeend"));
+      insertInOrder(el, incoming, html);
       if (stick) scrollToBottom();
       if (fromStream) {
         clearTyping(incoming.dataset.sender);
@@ -91,6 +91,17 @@
     } else if (fromStream && isNew && incoming.dataset.sender !== (root && root.dataset.me)) {
       bumpUnread(incoming.dataset.conversation, 1);
     }
+  }
+
+  // A message that arrives late (a reconnect's catch-up, or a reply that crossed one's own
+  // send) goes where the server's order puts it, not simply at the end.
+  function insertInOrder(el, incoming, html) {
+    const key = incoming.dataset.order || "";
+    const later = Array.from(el.querySelectorAll(":scope > .message")).find(function (other) {
+      return (other.dataset.order || "") > key;
+    });
+    if (later) htmx.swap(later, html, swapSpec("beforebegin"));
+    else htmx.swap(el, html, swapSpec("beforeend"));
   }
 
   function bumpUnread(conversation, by) {

@@ -10,7 +10,7 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from odmantic import AIOEngine
 from pymongo.errors import PyMongoError
 
-from webapp import settings
+from webapp import nx_compat, settings
 from webapp.embedded_db import EmbeddedDatabase
 from webapp.models import LoginFailure, Message, Presence, ReadMarker, RevokedToken, Typing, User
 
@@ -53,7 +53,11 @@ async def open_database(uri: str = "") -> Database:
         uri = embedded.uri
         log.info("Embedded database listening at %s", uri)
     client: AsyncIOMotorClient = AsyncIOMotorClient(  # type: ignore[type-arg]
-        uri, tz_aware=True, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=3000,
+        connectTimeoutMS=3000,
+        event_listeners=[nx_compat.wake_on_write],
     )
     name = client.get_default_database("chat").name
     engine = AIOEngine(client=client, database=name)

@@ -5,7 +5,8 @@ database"), the difference is handled here and nowhere else:
 
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
   so a follower must pause between empty batches or it spins. On MongoDB the server waits
-  and `pause_after_empty_batch` never sleeps.
+  and `pause_after_empty_batch` never sleeps. The pause ends early when this process writes
+  (`WakeOnWrite`); another process's write is seen within the longest pause.
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
   cursor is not refused, so `cannot_replay` checks it. Only the last RETAINED_CHANGES changes
   of a collection are kept: a replay that reaches that many may have lost older ones.
@@ -14,11 +15,14 @@ database"), the difference is handled here and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+
+from pymongo import monitoring
 
 _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
-IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.2)  # after 1, 2, 3, 4+ quick empty batches in a row
+IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)  # after 1, 2, 3... quick empty batches
 
 
 def is_nx_token(data: str) -> bool:
@@ -49,12 +53,54 @@ def cannot_replay(cursor: str, position: str) -> bool:
     return start is None or int(start.group(1)) > int(head.group(1))
 
 
+class WakeOnWrite(monitoring.CommandListener):
+    """Hears this process's own writes, so a pausing follower asks again at once.
+
+    The pause only delays the question; the change itself still arrives through the change
+    stream, like any other process's. Pymongo calls listeners from its own threads.
+    """
+
+    WRITES = frozenset({"insert", "update", "delete", "findAndModify"})
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._events: set[asyncio.Event] = set()
+
+    def new_event(self) -> asyncio.Event:
+        self._loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._events.add(event)
+        return event
+
+    def _wake(self) -> None:
+        for event in self._events:
+            event.set()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name in self.WRITES and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+wake_on_write = WakeOnWrite()
+
+
 class IdlePacer:
-    """Sleeps briefly after a change-stream batch that came back empty sooner than it should."""
+    """Pauses after a change-stream batch that came back empty sooner than it should.
+
+    The pause grows while nothing happens (so an idle server costs next to nothing) and ends
+    early when this process writes.
+    """
 
     def __init__(self, await_secs: float) -> None:
         self.await_secs = await_secs
         self._quick_empties = 0
+        self._woken = wake_on_write.new_event()
 
     def busy(self) -> None:
         self._quick_empties = 0
@@ -65,4 +111,8 @@ class IdlePacer:
             return
         pause = IDLE_PAUSES_SECS[min(self._quick_empties, len(IDLE_PAUSES_SECS) - 1)]
         self._quick_empties += 1
-        await asyncio.sleep(pause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), pause)
+        if self._woken.is_set():
+            self._woken.clear()
+            self._quick_empties = 0

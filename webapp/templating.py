@@ -13,6 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from webapp import settings
 from webapp.auth import SignedInUser
+from webapp.models import Message
 
 URL_RE = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
@@ -42,6 +43,11 @@ def short_time(value: datetime) -> str:
     return value.strftime("%d %b %H:%M")
 
 
+def order_key(message: Message) -> str:
+    """Sorts messages as the server pages them: by time, then id (zero-padded, as text)."""
+    return f"{int(message.created_at.timestamp() * 1000):015d}-{message.id}"
+
+
 def _globals(request: Request) -> dict[str, Any]:
     user = request.user if isinstance(request.user, SignedInUser) else None
     return {"me": user.user if user else None, "csrf_token": user.csrf_token if user else ""}
@@ -54,7 +60,9 @@ def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
 
 
 templates = Jinja2Templates(directory=settings.ROOT / "templates", context_processors=[_globals])
-templates.env.filters.update(text=render_text, iso_time=iso_time, short_time=short_time)
+templates.env.filters.update(
+    text=render_text, iso_time=iso_time, short_time=short_time, order_key=order_key
+)
 templates.env.globals["url_for"] = url_for
 
 
