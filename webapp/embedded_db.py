@@ -46,10 +46,10 @@ def _die_with_parent() -> None:
 class EmbeddedDatabase:
     """Start with start(), stop with stop(); `uri` says where it listens."""
 
-    def __init__(self, data_dir: Path, *, database: str = "chat") -> None:
+    def __init__(self, data_dir: Path, *, database: str = "chat", port: int = 0) -> None:
         self.data_dir = data_dir
         self.database = database
-        self.port = 0
+        self.port = port  # 0: any free port
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
 
@@ -60,7 +60,7 @@ class EmbeddedDatabase:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
-        self.port = free_port()
+        self.port = self.port or free_port()
         executable = Path(sys.executable).with_name("nx-27017")
         command = [
             str(executable) if executable.exists() else "nx-27017",
