@@ -18,17 +18,20 @@ from webapp.templating import templates
 
 @dataclass(frozen=True)
 class Conversation:
+    """The public room, or a direct conversation as one of its two people sees it."""
+
     key: str
     title: str
-    page_url: str
-    messages_url: str
+    page_url: str  # /rooms/public or /dm/<peer>; .../messages, .../read and .../typing below it
     participants: list[str]
     peer: User | None = None
 
+    @property
+    def messages_url(self) -> str:
+        return f"{self.page_url}/messages"
 
-PUBLIC_ROOM = Conversation(
-    chat.PUBLIC, "Public room", "/rooms/public", "/rooms/public/messages", []
-)
+
+PUBLIC_ROOM = Conversation(chat.PUBLIC, "Public room", "/rooms/public", [])
 
 
 async def _conversation(engine: AIOEngine, me: SignedInUser, username: str | None) -> Conversation:
@@ -43,7 +46,6 @@ async def _conversation(engine: AIOEngine, me: SignedInUser, username: str | Non
         chat.dm_conversation(str(me.user.id), str(peer.id)),
         "Notes to self" if peer.id == me.user.id else peer.username,
         f"/dm/{peer.username}",
-        f"/dm/{peer.username}/messages",
         ids,
         peer,
     )
