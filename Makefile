@@ -26,9 +26,12 @@ browser:
 run: setup
 	$(BIN)/uvicorn webapp.app:app --host 127.0.0.1 --port $${PORT:-8000}
 
+# The browser tests run on their own: Playwright's sync API keeps an event loop of its own
+# running, which the asyncio tests must not share.
 test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not browser"
+	$(BIN)/pytest -m browser
 
 lint: setup
 	$(BIN)/ruff check .

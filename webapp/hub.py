@@ -165,8 +165,9 @@ class Hub:
 
     async def _close_presence(self, subscription: Subscription) -> None:
         try:
-            await store.close_presence(self.engine, presence_id=subscription.presence_id)
+            # "Last seen" first: the delete is what makes every sidebar refresh.
             await store.set_last_seen(self.engine, user_id=subscription.user_id, at=store.now())
+            await store.close_presence(self.engine, presence_id=subscription.presence_id)
         except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
             log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
 
@@ -216,9 +217,11 @@ class Hub:
                     await store.refresh_presence(
                         self.engine, presence_ids=ids, ttl=settings.PRESENCE_TTL_SECS
                     )
-                for stale in await store.sweep_presence(self.engine):
-                    lapsed_at = stale.expires_at - timedelta(seconds=settings.PRESENCE_TTL_SECS)
-                    await store.set_last_seen(self.engine, user_id=stale.user_id, at=lapsed_at)
+                stale = await store.stale_presence(self.engine)
+                for presence in stale:
+                    lapsed_at = presence.expires_at - timedelta(seconds=settings.PRESENCE_TTL_SECS)
+                    await store.set_last_seen(self.engine, user_id=presence.user_id, at=lapsed_at)
+                await store.delete_stale_presence(self.engine, presence_ids=[p.id for p in stale])
             except PyMongoError as exc:
                 log.warning("Presence upkeep failed: %s", exc)
 

@@ -210,14 +210,16 @@ async def refresh_presence(engine: AIOEngine, *, presence_ids: list[str], ttl: f
     )
 
 
-async def sweep_presence(engine: AIOEngine) -> list[Presence]:
-    """Deletes the presence of streams whose process stopped vouching for them."""
-    stale = await _find(engine, Presence, {"expires_at": {"$lt": now()}})
-    if stale:
+async def stale_presence(engine: AIOEngine) -> list[Presence]:
+    """The presence of streams whose process stopped vouching for them."""
+    return await _find(engine, Presence, {"expires_at": {"$lt": now()}})
+
+
+async def delete_stale_presence(engine: AIOEngine, *, presence_ids: list[str]) -> None:
+    if presence_ids:
         await engine.get_collection(Presence).delete_many(
-            {"_id": {"$in": [p.id for p in stale]}, "expires_at": {"$lt": now()}}
+            {"_id": {"$in": presence_ids}, "expires_at": {"$lt": now()}}
         )
-    return stale
 
 
 async def online_user_ids(engine: AIOEngine) -> set[str]:
