@@ -55,7 +55,8 @@ class AppServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "webapp.app:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--timeout-graceful-shutdown", "3"],
+             "--port", str(self.port), "--timeout-graceful-shutdown", "3",
+             "--no-proxy-headers"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()

@@ -16,6 +16,11 @@ BAD_CREDENTIALS = "Wrong username or password."
 
 
 def _client_address(request: Request) -> str:
+    """The address sign-in throttling counts against: the peer, or what our own proxy saw."""
+    hops = settings.TRUSTED_PROXY_HOPS
+    forwarded = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    if hops > 0 and len(forwarded) >= hops and forwarded[-hops]:
+        return forwarded[-hops]  # entries further left were written by the client
     return request.client.host if request.client else "unknown"
 
 

@@ -19,7 +19,7 @@ from webapp.auth import SessionBackend
 from webapp.database import open_database
 from webapp.errors import ChatError, TooManyAttempts, Unauthorized
 from webapp.hub import Hub
-from webapp.security import SecurityHeadersMiddleware
+from webapp.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from webapp.templating import templates
 
 NODE_MODULES = settings.ROOT / "node_modules"
@@ -107,6 +107,7 @@ def create_app() -> Starlette:
         routes=routes,
         middleware=[
             Middleware(SecurityHeadersMiddleware),
+            Middleware(BodyLimitMiddleware),
             Middleware(AuthenticationMiddleware, backend=SessionBackend()),
         ],
         exception_handlers={ChatError: handle_chat_error},

@@ -21,8 +21,8 @@ from starlette.requests import HTTPConnection, Request
 from webapp import settings, store, tokens
 from webapp.errors import CSRFFailed, PayloadTooLarge, Unauthorized
 from webapp.models import User
+from webapp.security import MAX_BODY_BYTES
 
-MAX_FORM_BYTES = 64 * 1024
 _hasher = PasswordHasher()  # argon2id
 _DUMMY_HASH = _hasher.hash("not a real password")
 
@@ -112,8 +112,8 @@ def _same_origin(request: Request) -> bool:
 async def checked_form(request: Request) -> FormData:
     """The request's form, once its size, origin and (for cookie sessions) CSRF token pass."""
     length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        raise PayloadTooLarge(f"That request is too large (the limit is {MAX_FORM_BYTES} bytes).")
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:  # refused before reading it
+        raise PayloadTooLarge(f"That request is too large (the limit is {MAX_BODY_BYTES} bytes).")
     if not _same_origin(request):
         raise CSRFFailed()
     form = await request.form()

@@ -1,8 +1,12 @@
-"""Security headers on every response."""
+"""Security headers on every response, and a cap on request bodies."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from webapp.errors import PayloadTooLarge
+
+MAX_BODY_BYTES = 64 * 1024  # forms only: the longest message is 4,000 characters
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -34,3 +38,28 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over MAX_BODY_BYTES, however it is sent (chunked included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise PayloadTooLarge(
+                    f"That request is too large (the limit is {MAX_BODY_BYTES} bytes)."
+                )
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -17,6 +17,9 @@ PRODUCTION: bool = APP_ENV == "production"
 # Unset: the app runs its own embedded database (webapp/embedded_db.py).
 MONGODB_URI: str = config("MONGODB_URI", default="")
 PORT: int = config("PORT", cast=int, default=8000)
+# How many proxies in front of the app append to X-Forwarded-For (1 behind a Heroku-style
+# router). 0: the header is ignored, since any client can write it.
+TRUSTED_PROXY_HOPS: int = config("TRUSTED_PROXY_HOPS", cast=int, default=0)
 # Where the embedded database file and the development secret live.
 DATA_DIR: Path = config("DATA_DIR", cast=Path, default=ROOT / "data")
 

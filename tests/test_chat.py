@@ -1,0 +1,342 @@
+"""The pure rules in webapp/chat.py, and the message-text filter in webapp/templating.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from webapp import chat
+from webapp.errors import BadRequest, ChatError, PayloadTooLarge
+from webapp.templating import render_text
+
+# Usernames
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", "abc"),
+        ("a" * 32, "a" * 32),
+        ("Alice_99", "Alice_99"),
+        ("___", "___"),
+        ("  bob  ", "bob"),
+        ("007", "007"),
+    ],
+)
+def test_clean_username_accepts(value: str, expected: str) -> None:
+    assert chat.clean_username(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "ab",
+        "a" * 33,
+        "   ",
+        "bob smith",
+        "bob-smith",
+        "bob.smith",
+        "bob@example",
+        "<script>",
+        "héllo",
+        "ｆｕｌｌ",  # full-width letters  # noqa: RUF001
+        "bob\u200b",  # zero-width space
+        "abc\x00",
+        "abc/..",
+        "١٢٣",  # Arabic-Indic digits
+    ],
+)
+def test_clean_username_refuses(value: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        chat.clean_username(value)
+    assert caught.value.status_code == 400
+    assert "3 to 32" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "key"), [("Alice", "alice"), ("alice", "alice"), ("  BOB_1 ", "bob_1")]
+)
+def test_username_key_ignores_case_and_spaces(value: str, key: str) -> None:
+    assert chat.username_key(value) == key
+
+
+def test_names_differing_only_in_case_share_a_key() -> None:
+    assert chat.username_key("Carol") == chat.username_key("cAROL")
+    assert chat.username_key("carol") != chat.username_key("carol_")
+
+
+# Passwords
+
+
+@pytest.mark.parametrize("length", [8, 9, 64, 127, 128])
+def test_check_password_accepts(length: int) -> None:
+    password = "p" * length
+    assert chat.check_password(password) == password
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 129, 1000])
+def test_check_password_refuses(length: int) -> None:
+    with pytest.raises(BadRequest) as caught:
+        chat.check_password("p" * length)
+    assert caught.value.status_code == 400
+    assert "8 to 128" in caught.value.message
+
+
+def test_check_password_keeps_spaces() -> None:
+    assert chat.check_password("  spaced  ") == "  spaced  "
+
+
+# Message text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("hello", "hello"),
+        ("  hello  ", "hello"),
+        ("line one\nline two", "line one\nline two"),
+        ("line one\r\nline two", "line one\nline two"),
+        ("a\r\n\r\nb", "a\n\nb"),
+        ("\r\n\r\nhi\r\n", "hi"),
+        ("x" * 4000, "x" * 4000),
+        ("<b>kept as text</b>", "<b>kept as text</b>"),
+    ],
+)
+def test_clean_body_accepts(value: str, expected: str) -> None:
+    assert chat.clean_body(value) == expected
+
+
+def test_clean_body_counts_a_line_break_once() -> None:
+    """Browsers send a textarea's line breaks as CRLF; maxlength counts each as one."""
+    typed = "\n".join(["y" * 99] * 39 + ["y" * 100])  # exactly 4000 characters as typed
+    assert len(typed) == 4000
+    sent = typed.replace("\n", "\r\n")
+    assert len(sent) > 4000
+    assert chat.clean_body(sent) == typed
+
+
+@pytest.mark.parametrize("value", ["", " ", "\n", "\r\n\r\n", " \t \n "])
+def test_clean_body_refuses_empty(value: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        chat.clean_body(value)
+    assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("value", ["x" * 4001, "x" * 4001 + "   ", "x" * 10_000])
+def test_clean_body_refuses_too_long(value: str) -> None:
+    with pytest.raises(PayloadTooLarge) as caught:
+        chat.clean_body(value)
+    assert caught.value.status_code == 413
+    assert "4000" in caught.value.message
+
+
+# Away messages
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", ""),
+        ("   ", ""),
+        ("Back at 3", "Back at 3"),
+        ("  back \n  at\t3  ", "back at 3"),
+        ("z" * 200, "z" * 200),
+    ],
+)
+def test_clean_away_accepts(value: str, expected: str) -> None:
+    assert chat.clean_away(value) == expected
+
+
+@pytest.mark.parametrize("value", ["z" * 201, "word " * 60])
+def test_clean_away_refuses_too_long(value: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        chat.clean_away(value)
+    assert caught.value.status_code == 400
+
+
+# Conversations
+
+
+def test_dm_conversation_is_symmetric() -> None:
+    a, b, c = "65f0000000000000000000aa", "65f0000000000000000000bb", "65f0000000000000000000cc"
+    assert chat.dm_conversation(a, b) == chat.dm_conversation(b, a)
+    assert chat.dm_conversation(a, b) != chat.dm_conversation(a, c)
+    assert chat.dm_conversation(a, b) != chat.dm_conversation(b, c)
+    assert chat.dm_conversation(a, b) != chat.PUBLIC
+    assert chat.dm_conversation(a, a) == f"dm:{a}:{a}"
+
+
+def test_dm_conversation_names_both_people() -> None:
+    key = chat.dm_conversation("u2", "u1")
+    assert key == "dm:u1:u2"
+
+
+@pytest.mark.parametrize(
+    ("conversation", "participants", "user", "allowed"),
+    [
+        (chat.PUBLIC, [], "anyone", True),
+        ("dm:a:b", ["a", "b"], "a", True),
+        ("dm:a:b", ["a", "b"], "b", True),
+        ("dm:a:b", ["a", "b"], "c", False),
+        ("dm:a:b", ["a", "b"], "", False),
+        ("dm:a:a", ["a"], "a", True),
+        ("dm:a:a", ["a"], "b", False),
+        # Reading rights come from the participants, not from the look of the key.
+        ("dm:a:c", ["a", "b"], "c", False),
+    ],
+)
+def test_may_read(conversation: str, participants: list[str], user: str, allowed: bool) -> None:
+    assert chat.may_read(conversation, participants, user) is allowed
+
+
+# Throttling
+
+
+def test_throttle_keys_ignore_the_case_of_the_name() -> None:
+    assert chat.throttle_keys("Alice", "10.0.0.1") == chat.throttle_keys("alice", "10.0.0.1")
+    assert chat.throttle_keys("alice", "10.0.0.1") != chat.throttle_keys("alice", "10.0.0.2")
+    name_key, address_key = chat.throttle_keys("alice", "10.0.0.1")
+    assert "alice" in name_key
+    assert "alice" not in address_key
+
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "low", "high"),
+    [
+        (0, 60, 60),  # just failed: wait the whole window
+        (0.5, 60, 60),
+        (30, 30, 31),
+        (30.5, 30, 30),
+        (59, 1, 2),
+        (59.9, 1, 1),
+        (60, 1, 1),  # never 0: the client must wait at least a second
+        (3600, 1, 1),
+        (-30, 60, 60),  # a failure "in the future" (clock skew) never asks for over a minute
+    ],
+)
+def test_retry_after_is_between_1_and_60(seconds_ago: float, low: int, high: int) -> None:
+    value = chat.retry_after(NOW - timedelta(seconds=seconds_ago), NOW)
+    assert 1 <= value <= 60
+    assert low <= value <= high
+
+
+def test_retry_after_covers_the_rest_of_the_window() -> None:
+    """Waiting Retry-After seconds is always enough for the oldest failure to stop counting."""
+    for tenths in range(0, 600):
+        oldest = NOW - timedelta(seconds=tenths / 10)
+        wait = chat.retry_after(oldest, NOW)
+        assert NOW + timedelta(seconds=wait) >= oldest + chat.LOGIN_WINDOW, tenths
+
+
+def test_errors_are_chat_errors_with_their_status() -> None:
+    assert issubclass(BadRequest, ChatError)
+    assert BadRequest("x").status_code == 400
+    assert PayloadTooLarge("x").status_code == 413
+
+
+# Message text as HTML
+
+
+def test_render_text_escapes_markup() -> None:
+    html = str(render_text('<script>alert("x")</script> & <img src=x onerror=alert(1)>'))
+    assert "<script" not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;" in html
+    assert "&amp;" in html
+    assert "&#34;x&#34;" in html or "&quot;x&quot;" in html
+
+
+def test_render_text_keeps_line_breaks() -> None:
+    html = str(render_text("one\ntwo\n\nthree"))
+    assert html.count("<br>") == 3
+    assert html.replace("<br>", "").replace("\n", "") == "onetwothree"
+
+
+def test_render_text_plain_text_unchanged() -> None:
+    assert str(render_text("just words")) == "just words"
+
+
+LINK_RE = re.compile(r'<a href="([^"]*)"([^>]*)>([^<]*)</a>')
+
+
+def _links(html: str) -> list[tuple[str, str]]:
+    """(href, other attributes) of each link; the link text must be its href."""
+    found = []
+    for href, attrs, text in LINK_RE.findall(html):
+        assert text == href, html
+        found.append((href, attrs))
+    assert html.count("<a ") == len(found), html
+    return found
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com",
+        "https://example.com/path?q=1",
+        "https://example.com/a_b-c/~d#frag",
+    ],
+)
+def test_render_text_links_http_urls(url: str) -> None:
+    html = str(render_text(f"see {url} now"))
+    links = _links(html)
+    assert len(links) == 1, html
+    href, attrs = links[0]
+    assert href == url
+    assert 'rel="noopener nofollow"' in attrs
+    assert html.startswith("see ")
+    assert html.endswith(" now")
+
+
+def test_render_text_escapes_inside_links() -> None:
+    html = str(render_text("https://example.com/?a=1&b=2"))
+    assert '<a href="https://example.com/?a=1&amp;b=2"' in html
+    assert "&b=" not in html
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox",
+        "ftp://example.com/file",
+        "//example.com/protocol-relative",
+        "www.example.com",
+    ],
+)
+def test_render_text_does_not_link_other_schemes(text: str) -> None:
+    html = str(render_text(text))
+    assert "<a" not in html
+    assert "<script" not in html
+
+
+def test_render_text_link_cannot_break_out_of_its_attribute() -> None:
+    html = str(render_text('https://example.com/"onmouseover="alert(1)'))
+    assert "onmouseover=" not in html.replace("&#34;onmouseover=&#34;", "")
+    links = _links(html)
+    assert len(links) == 1
+    assert links[0][0] == "https://example.com/"
+    assert '"' not in links[0][0]
+
+
+@pytest.mark.parametrize("mark", [".", ",", ";", ":", "!", "?", ")", "]"])
+def test_render_text_leaves_trailing_punctuation_out_of_links(mark: str) -> None:
+    html = str(render_text(f"go to https://example.com/page{mark}"))
+    links = _links(html)
+    assert len(links) == 1, html
+    assert links[0][0] == "https://example.com/page"
+    assert html.endswith(f"</a>{mark}")
+
+
+def test_render_text_links_each_url_once() -> None:
+    html = str(render_text("https://a.example and\nhttps://b.example."))
+    assert [href for href, _ in _links(html)] == ["https://a.example", "https://b.example"]
+    assert "<br>" in html
