@@ -1,0 +1,592 @@
+"""The message endpoints over real HTTP: posting, reading, paging, bad input, edit and delete.
+
+Registering someone costs an argon2 hash, so each test makes only the people it needs and runs
+its cases as subtests over them.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tests.support import Person, message_id
+
+MakePerson = Callable[..., Person]
+Db = Database[dict[str, object]]
+HX = {"HX-Request": "true"}
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+MSG_ID_RE = re.compile(r'id="msg-([0-9a-f]{24})"')
+TIME_RE = re.compile(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">[^<]+</time>')
+CHANGES = [  # every way to reach a message's edit form or change it
+    ("GET", "/messages/{id}/edit"),
+    ("PATCH", "/messages/{id}"),
+    ("DELETE", "/messages/{id}"),
+    ("POST", "/messages/{id}/edit"),
+    ("POST", "/messages/{id}/delete"),
+]
+
+
+@pytest.fixture(scope="module")
+def db(mongo_uri: str) -> Iterator[Db]:
+    mongo: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
+    yield mongo.get_default_database()
+    mongo.close()
+
+
+@pytest.fixture
+def pair(make_person: MakePerson) -> tuple[Person, Person]:
+    """Two fresh people, so their direct conversation starts empty."""
+    return make_person(), make_person()
+
+
+def unique_text(label: str) -> str:
+    return f"{label}-{secrets.token_hex(6)}"
+
+
+def dm(username: str) -> str:
+    return f"/dm/{username}/messages"
+
+
+def ids_in(html: str) -> list[str]:
+    return MSG_ID_RE.findall(html)
+
+
+def read(someone: Person, path: str) -> str:
+    """A conversation's latest messages, as htmx fetches them."""
+    response = someone.client.get(path, headers=HX)
+    assert response.status_code == 200, response.text
+    assert "<html" not in response.text
+    return response.text
+
+
+def element(html: str, msg_id: str) -> str:
+    """The <article> of one message in a listing or fragment."""
+    match = re.search(rf'<article[^>]*id="msg-{msg_id}".*?</article>', html, re.DOTALL)
+    assert match, f"message {msg_id} not in {html[:300]!r}"
+    return match.group(0)
+
+
+def assert_empty(someone: Person, path: str) -> None:
+    page = read(someone, path)
+    assert ids_in(page) == [], page
+    assert "No messages yet" in page
+
+
+def assert_fragment(response: httpx.Response, sender: str, status: int = 201) -> str:
+    """The response is one rendered message (not a page); returns its id."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert "<html" not in html
+    assert html.strip().startswith("<article")
+    assert len(ids_in(html)) == 1
+    assert f'<span class="sender">{sender}</span>' in html
+    assert TIME_RE.search(html), html
+    return message_id(html)
+
+
+def browser_post(someone: Person, path: str, data: dict[str, str]) -> httpx.Response:
+    """A form posted by a browser without JavaScript: token in the form, no htmx header."""
+    return someone.client.post(path, data={**data, "csrf_token": someone.csrf}, headers=BROWSER)
+
+
+def bearer_post(someone: Person, token: str, path: str, data: dict[str, str]) -> httpx.Response:
+    """A script's post: a Bearer token, no cookie and no CSRF token."""
+    return httpx.post(
+        someone.base_url + path, data=data, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def change(someone: Person, method: str, url: str, body: str) -> httpx.Response:
+    """The edit form (htmx GET), or a change as htmx sends it (CSRF header)."""
+    if method == "GET":
+        return someone.client.get(url, headers=HX)
+    return someone.send(method, url, {"body": body})
+
+
+def count_stored(db: Db, text: str) -> int:
+    return db["message"].count_documents({"body": {"$regex": re.escape(text)}})
+
+
+def assert_unchanged(someone: Person, path: str, msg_id: str, text: str) -> None:
+    html = element(read(someone, path), msg_id)
+    assert text in html
+    assert not re.search(r">\s*edited\s*<", html), html
+    assert "message deleted" not in html
+
+
+# Posting
+
+
+def test_posting_answers_with_the_fragment(
+    pair: tuple[Person, Person], db: Db, subtests: pytest.Subtests
+) -> None:
+    alice, bob = pair
+    token = alice.token()
+    places = [
+        ("/rooms/public/messages", "/rooms/public"),
+        (dm(bob.username), f"/dm/{bob.username}"),
+    ]
+    for path, page in places:
+        # what the other party reads at the same conversation
+        theirs = path if path.startswith("/rooms") else dm(alice.username)
+        with subtests.test("htmx", path=path):
+            text = unique_text("hello")
+            response = alice.send("POST", path, {"body": text})
+            msg_id = assert_fragment(response, alice.username)
+            assert text in response.text
+            assert text in element(read(bob, theirs), msg_id)
+            assert count_stored(db, text) == 1
+        with subtests.test("bearer, no CSRF", path=path):
+            text = unique_text("from a script")
+            response = bearer_post(alice, token, path, {"body": text})
+            msg_id = assert_fragment(response, alice.username)
+            assert text in element(read(bob, theirs), msg_id)
+        with subtests.test("plain form", path=path):
+            text = unique_text("no javascript")
+            response = browser_post(alice, path, {"body": text})
+            assert response.status_code == 303, response.text
+            location = response.headers["location"]
+            assert location.startswith(f"{page}#msg-")
+            msg_id = location.rpartition("#msg-")[2]
+            assert re.fullmatch(r"[0-9a-f]{24}", msg_id)
+            assert text in element(read(bob, theirs), msg_id)
+            landing = alice.client.get(location, headers=BROWSER)
+            assert landing.status_code == 200
+            assert "<html" in landing.text
+            assert text in element(landing.text, msg_id)
+    with subtests.test("both parties see the whole DM, in order"):
+        assert len(ids_in(read(alice, dm(bob.username)))) == 3
+        assert ids_in(read(alice, dm(bob.username))) == ids_in(read(bob, dm(alice.username)))
+
+
+def test_message_text_is_rendered_safely(person: Person, subtests: pytest.Subtests) -> None:
+    notes = dm(person.username)
+
+    def post(body: str) -> list[str]:
+        """The sender's fragment and the message as read back from the conversation."""
+        response = person.post_dm(person.username, body)
+        msg_id = assert_fragment(response, person.username)
+        return [response.text, element(read(person, notes), msg_id)]
+
+    with subtests.test("newlines kept"):
+        for html in post("first line\r\nsecond line\nthird line"):
+            assert re.search(r"first line<br>\s*second line<br>\s*third line", html), html
+    with subtests.test("links"):
+        body = "see https://example.com/a?b=1&c=2 and http://example.org. not javascript:alert(1)"
+        for html in post(body):
+            anchors = re.findall(r"<a ([^>]*)>([^<]*)</a>", html)
+            linked = {text: attrs for attrs, text in anchors if "nofollow" in attrs}
+            assert set(linked) == {"https://example.com/a?b=1&amp;c=2", "http://example.org"}
+            for url, attrs in linked.items():
+                assert f'href="{url}"' in attrs
+                assert 'rel="noopener nofollow"' in attrs
+            assert 'href="javascript' not in html
+    with subtests.test("html escaped"):
+        body = '<script>alert(1)</script> <b onmouseover="x">bold</b> & <img src=x onerror=y>'
+        for html in post(body):
+            assert "<script>" not in html
+            assert "<b " not in html
+            assert "<img" not in html
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+            assert "&lt;img src=x onerror=y&gt;" in html
+            assert "&amp;" in html
+
+
+# Reading
+
+
+def test_htmx_gets_a_fragment_and_a_browser_the_page(
+    pair: tuple[Person, Person], subtests: pytest.Subtests
+) -> None:
+    alice, bob = pair
+    sent = [
+        message_id(alice.post_dm(bob.username, "one").text),
+        message_id(bob.post_dm(alice.username, "two").text),
+        message_id(alice.post_dm(bob.username, "three").text),
+    ]
+    public_id = message_id(alice.post_public(unique_text("public")).text)
+    for path, expected in ((dm(bob.username), sent), ("/rooms/public/messages", [public_id])):
+        with subtests.test("fragment", path=path):
+            fragment = alice.client.get(path, headers=HX)
+            assert fragment.status_code == 200
+            assert "hx-request" in fragment.headers.get("vary", "").lower()
+            assert "<html" not in fragment.text
+            assert 'role="log"' not in fragment.text
+            assert ids_in(fragment.text)[-len(expected) :] == expected  # oldest at the top
+        with subtests.test("page", path=path):
+            page = alice.client.get(path, headers=BROWSER)
+            assert page.status_code == 200
+            assert "hx-request" in page.headers.get("vary", "").lower()
+            assert "<html" in page.text
+            assert 'role="log"' in page.text
+            assert ids_in(page.text)[-len(expected) :] == expected
+    with subtests.test("the other party sees the same order"):
+        assert ids_in(read(bob, dm(alice.username))) == sent
+
+
+def test_pages_of_fifty_with_load_older(pair: tuple[Person, Person]) -> None:
+    alice, bob = pair
+    sent = []
+    for n in range(55):
+        response = alice.post_dm(bob.username, f"numbered {n:02d}")
+        assert response.status_code == 201, response.text
+        sent.append(message_id(response.text))
+
+    latest = read(bob, dm(alice.username))
+    assert ids_in(latest) == sent[5:]
+    older = re.search(r'<a class="load-older" href="([^"]+)"[^>]*>Load older</a>', latest)
+    assert older, latest[:500]
+    href = older.group(1)
+    assert href == f"{dm(alice.username)}?before={sent[5]}"
+    assert latest.index("Load older") < latest.index(f'id="msg-{sent[5]}"')
+
+    oldest = bob.client.get(href, headers=HX)
+    assert oldest.status_code == 200
+    assert ids_in(oldest.text) == sent[:5]
+    assert [f"numbered {n:02d}" in oldest.text for n in range(6)] == [True] * 5 + [False]
+    assert "Load older" not in oldest.text
+    assert "No messages yet" not in oldest.text
+
+    page = bob.client.get(href, headers=BROWSER)  # the same link without JavaScript
+    assert page.status_code == 200
+    assert "<html" in page.text
+    assert ids_in(page.text) == sent[:5]
+
+
+def test_before_must_name_a_message_of_this_conversation(
+    pair: tuple[Person, Person], subtests: pytest.Subtests
+) -> None:
+    alice, bob = pair
+    ours = unique_text("ours")
+    alice.post_dm(bob.username, ours)
+    secret = unique_text("secret")
+    bobs_notes = message_id(bob.post_dm(bob.username, secret).text)
+    cases = {
+        "malformed": (dm(bob.username), "abc"),
+        "malformed 23 hex": (dm(bob.username), "0" * 23),
+        "unknown": (dm(bob.username), "0" * 24),
+        "another DM": (dm(bob.username), bobs_notes),
+        "a DM, in the public room": ("/rooms/public/messages", bobs_notes),
+        "another DM, in notes to self": (dm(alice.username), bobs_notes),
+    }
+    for name, (path, before) in cases.items():
+        for headers in (HX, BROWSER, {}):
+            with subtests.test(name, headers=headers):
+                response = alice.client.get(path, params={"before": before}, headers=headers)
+                assert response.status_code == 404, response.text
+                assert secret not in response.text
+                assert ours not in response.text
+
+
+def test_notes_to_self(person: Person) -> None:
+    text = unique_text("remember")
+    response = person.post_dm(person.username, text)
+    msg_id = assert_fragment(response, person.username)
+    assert ids_in(read(person, dm(person.username))) == [msg_id]
+    page = person.client.get(f"/dm/{person.username}", headers=BROWSER)
+    assert page.status_code == 200
+    assert "Notes to self" in page.text
+    assert text in element(page.text, msg_id)
+
+
+def test_a_third_person_can_neither_read_nor_touch_a_dm(
+    make_person: MakePerson, subtests: pytest.Subtests
+) -> None:
+    alice, bob, carol = make_person(), make_person(), make_person()
+    secret = unique_text("just between us")
+    secret_id = message_id(alice.post_dm(bob.username, secret).text)
+    reply_id = message_id(bob.post_dm(alice.username, secret + "-reply").text)
+    for path in (dm(alice.username), dm(bob.username), f"/dm/{alice.username}"):
+        for headers in (HX, BROWSER):
+            with subtests.test("reading shows carol's own, empty conversation", path=path):
+                response = carol.client.get(path, headers=headers)
+                assert response.status_code == 200
+                assert secret not in response.text
+                assert secret_id not in response.text
+                assert "No messages yet" in response.text
+    for method, path in CHANGES:
+        with subtests.test(f"{method} is 404, not 403", url=path):
+            response = change(carol, method, path.format(id=secret_id), "meddling")
+            assert response.status_code == 404, response.text
+            assert secret not in response.text
+            assert "own messages" not in response.text
+            assert_unchanged(bob, dm(alice.username), secret_id, secret)
+    with subtests.test("carol's conversation with alice is theirs alone"):
+        mine = message_id(carol.post_dm(alice.username, "hello alice").text)
+        assert ids_in(read(carol, dm(alice.username))) == [mine]
+        assert ids_in(read(alice, dm(carol.username))) == [mine]
+        assert ids_in(read(alice, dm(bob.username))) == [secret_id, reply_id]
+
+
+# Bad input: a clear message and nothing stored
+
+
+def test_bad_bodies_are_refused_and_not_stored(
+    person: Person, db: Db, subtests: pytest.Subtests
+) -> None:
+    notes = dm(person.username)
+    token = person.token()
+    too_long = "x" * 3999 + "yz"
+    cases: dict[str, tuple[dict[str, str], int, str]] = {
+        "empty": ({"body": ""}, 400, "empty"),
+        "whitespace": ({"body": "   \n\t  \r\n "}, 400, "empty"),
+        "missing": ({}, 400, "empty"),
+        "4001 chars": ({"body": too_long}, 413, "4000"),
+    }
+    for name, (data, status, words) in cases.items():
+        with subtests.test(name, client="htmx"):
+            response = person.send("POST", notes, data)
+            assert response.status_code == status, response.text
+            assert 'role="alert"' in response.text
+            assert words in response.text
+        with subtests.test(name, client="plain form"):
+            response = browser_post(person, notes, data)
+            assert response.status_code == status, response.text
+            assert "<html" in response.text
+            assert words in response.text
+        with subtests.test(name, client="bearer"):
+            response = bearer_post(person, token, notes, data)
+            assert response.status_code == status, response.text
+            assert words in response.json()["error"]
+    assert_empty(person, notes)
+    assert count_stored(db, too_long) == 0
+
+    with subtests.test("4000 chars are accepted"):
+        body = "x" * 3999 + "y"
+        msg_id = assert_fragment(person.post_dm(person.username, body), person.username)
+        assert body in element(read(person, notes), msg_id)
+
+
+def test_request_over_64_kib_is_refused(person: Person, db: Db) -> None:
+    marker = unique_text("huge")
+    notes = dm(person.username)
+    data = {"body": "short " + marker, "padding": "p" * (64 * 1024)}
+    response = person.send("POST", notes, data)
+    assert response.status_code == 413, response.text
+    assert "too large" in response.text
+    assert_empty(person, notes)
+    assert count_stored(db, marker) == 0
+
+
+def test_chunked_request_over_64_kib_is_refused(person: Person, db: Db) -> None:
+    """The size limit holds without a Content-Length header (Transfer-Encoding: chunked)."""
+    marker = unique_text("chunked")
+    notes = dm(person.username)
+
+    def chunks() -> Iterator[bytes]:
+        yield f"body=short+{marker}&padding=".encode()
+        for _ in range(20):
+            yield b"p" * 4096
+
+    headers = {
+        **HX,
+        "X-CSRF-Token": person.csrf,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    response = person.client.post(notes, content=chunks(), headers=headers)
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413, response.text
+    assert "too large" in response.text
+    assert_empty(person, notes)
+    assert count_stored(db, marker) == 0
+
+
+def test_unknown_users_and_messages_are_404(
+    person: Person, db: Db, subtests: pytest.Subtests
+) -> None:
+    nobody = f"nobody_{secrets.token_hex(4)}"
+    text = unique_text("into the void")
+    with subtests.test("DM to an unknown user, htmx"):
+        response = person.post_dm(nobody, text)
+        assert response.status_code == 404, response.text
+        assert 'role="alert"' in response.text
+    with subtests.test("DM to an unknown user, plain form"):
+        assert browser_post(person, dm(nobody), {"body": text}).status_code == 404
+    with subtests.test("DM to an unknown user, bearer"):
+        token = person.token()
+        assert bearer_post(person, token, dm(nobody), {"body": text}).status_code == 404
+    for headers in (HX, BROWSER, {}):
+        with subtests.test("reading a DM with an unknown user", headers=headers):
+            assert person.client.get(dm(nobody), headers=headers).status_code == 404
+    assert count_stored(db, text) == 0
+
+    odd_names = {
+        "%3Cscript%3Ealert(1)%3C%5Cscript%3E": "<script>alert",
+        "%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E": "<img src=x",
+        "%3Csvg%20onload%3Dalert(1)%3E": "<svg onload",
+    }
+    for quoted, raw in odd_names.items():
+        path = f"/dm/{quoted}/messages"
+        with subtests.test("odd name is not reflected", name=raw):
+            responses = [
+                person.client.get(path, headers=HX),
+                person.client.get(path, headers=BROWSER),
+                person.client.get(f"/dm/{quoted}", headers=BROWSER),
+                person.send("POST", path, {"body": "hi"}),
+                browser_post(person, path, {"body": "hi"}),
+            ]
+            for response in responses:
+                assert response.status_code == 404, response.text
+                assert response.headers["content-type"].startswith("text/html")
+                assert raw not in response.text
+            api = person.client.get(path)  # a script's request: JSON, never HTML
+            assert api.status_code == 404
+            assert api.headers["content-type"].startswith("application/json")
+
+    for msg_id in ("abc", "0" * 23, "zz" * 12, "0" * 25, "0" * 24, "f" * 24):
+        for method, path in CHANGES:
+            with subtests.test("malformed or unknown message id", method=method, id=msg_id):
+                response = change(person, method, path.format(id=msg_id), "anything")
+                assert response.status_code == 404, response.text
+                assert 'role="alert"' in response.text
+
+
+# Edit and delete
+
+
+def test_author_edits(pair: tuple[Person, Person], subtests: pytest.Subtests) -> None:
+    alice, bob = pair
+    with subtests.test("edit form fragment for htmx"):
+        text = unique_text("to be changed")
+        msg_id = message_id(alice.post_dm(bob.username, text).text)
+        response = alice.client.get(f"/messages/{msg_id}/edit", headers=HX)
+        assert response.status_code == 200, response.text
+        html = response.text
+        assert "<html" not in html
+        assert f'id="msg-{msg_id}"' in html
+        label = re.search(r'<label for="([^"]+)">Edit message</label>', html)
+        assert label, html
+        field = re.search(
+            rf'<textarea id="{label.group(1)}" name="body"[^>]*>([^<]*)</textarea>', html
+        )
+        assert field, html
+        assert field.group(1) == text
+        assert re.search(r"<button[^>]*>Save</button>", html)
+    with subtests.test("edit form page without htmx"):
+        response = alice.client.get(f"/messages/{msg_id}/edit", headers=BROWSER)
+        assert response.status_code == 200
+        assert "<html" in response.text
+        assert "Edit message" in response.text
+    for body, status in (("", 400), ("  \n ", 400), ("x" * 4001, 413)):
+        with subtests.test("bad body leaves it unchanged", status=status, length=len(body)):
+            response = alice.send("PATCH", f"/messages/{msg_id}", {"body": body})
+            assert response.status_code == status, response.text
+            assert 'role="alert"' in response.text
+            assert_unchanged(bob, dm(alice.username), msg_id, text)
+    with subtests.test("PATCH from htmx"):
+        new_text = unique_text("changed")
+        response = alice.send("PATCH", f"/messages/{msg_id}", {"body": new_text})
+        assert assert_fragment(response, alice.username, status=200) == msg_id
+        assert new_text in response.text
+        assert text not in response.text
+        assert re.search(r">\s*edited\s*<", response.text)
+        html = element(read(bob, dm(alice.username)), msg_id)
+        assert new_text in html
+        assert text not in html
+        assert re.search(r">\s*edited\s*<", html), html
+    with subtests.test("plain form"):
+        text = unique_text("original")
+        msg_id = message_id(alice.post_dm(bob.username, text).text)
+        new_text = unique_text("changed without js")
+        response = browser_post(alice, f"/messages/{msg_id}/edit", {"body": new_text})
+        assert response.status_code == 303, response.text
+        assert response.headers["location"] == f"/dm/{bob.username}#msg-{msg_id}"
+        html = element(read(bob, dm(alice.username)), msg_id)
+        assert new_text in html
+        assert text not in html
+        assert re.search(r">\s*edited\s*<", html), html
+
+
+def test_someone_elses_message_is_403(
+    pair: tuple[Person, Person], subtests: pytest.Subtests
+) -> None:
+    alice, bob = pair
+    public_text = unique_text("alice in public")
+    dm_text = unique_text("alice to bob")
+    places = [
+        ("/rooms/public/messages", message_id(alice.post_public(public_text).text), public_text),
+        (dm(bob.username), message_id(alice.post_dm(bob.username, dm_text).text), dm_text),
+    ]
+    for listing, msg_id, text in places:
+        for method, path in CHANGES:
+            url = path.format(id=msg_id)
+            with subtests.test(method, url=path, listing=listing):
+                response = change(bob, method, url, "hijacked")
+                assert response.status_code == 403, response.text
+                assert "own messages" in response.text
+                assert_unchanged(alice, listing, msg_id, text)
+            if method == "POST":
+                with subtests.test(f"{method} as a plain form", url=path, listing=listing):
+                    response = browser_post(bob, url, {"body": "hijacked"})
+                    assert response.status_code == 403, response.text
+                    assert_unchanged(alice, listing, msg_id, text)
+
+
+def test_author_deletes_for_everyone(
+    pair: tuple[Person, Person], db: Db, subtests: pytest.Subtests
+) -> None:
+    alice, bob = pair
+    by_htmx = unique_text("deleted by htmx")
+    by_form = unique_text("deleted by form")
+    htmx_id = message_id(alice.post_dm(bob.username, by_htmx).text)
+    form_id = message_id(alice.post_dm(bob.username, by_form).text)
+
+    with subtests.test("DELETE from htmx"):
+        response = alice.send("DELETE", f"/messages/{htmx_id}")
+        assert assert_fragment(response, alice.username, status=200) == htmx_id
+        assert "message deleted" in response.text
+        assert by_htmx not in response.text
+    with subtests.test("plain form"):
+        response = browser_post(alice, f"/messages/{form_id}/delete", {})
+        assert response.status_code == 303, response.text
+        assert response.headers["location"] == f"/dm/{bob.username}#msg-{form_id}"
+
+    for someone, path in ((alice, dm(bob.username)), (bob, dm(alice.username))):
+        with subtests.test("tombstones", reader=someone.username):
+            for html in (read(someone, path), someone.client.get(path, headers=BROWSER).text):
+                assert ids_in(html) == [htmx_id, form_id]
+                for msg_id in (htmx_id, form_id):
+                    assert "message deleted" in element(html, msg_id)
+                assert by_htmx not in html
+                assert by_form not in html
+    assert count_stored(db, by_htmx) == 0
+    assert count_stored(db, by_form) == 0
+
+    for method, path in CHANGES:
+        with subtests.test(f"{method} after deletion is 409", url=path):
+            response = change(alice, method, path.format(id=htmx_id), "back from the dead")
+            assert response.status_code == 409, response.text
+            assert "deleted" in response.text
+            listing = read(bob, dm(alice.username))
+            assert "message deleted" in element(listing, htmx_id)
+            assert "back from the dead" not in listing
+
+
+def test_changes_without_csrf_token_are_refused(
+    person: Person, db: Db, subtests: pytest.Subtests
+) -> None:
+    notes = dm(person.username)
+    text = unique_text("original")
+    msg_id = message_id(person.post_dm(person.username, text).text)
+    for method, path in CHANGES[1:]:
+        for token in (None, "", "not-a-token"):
+            with subtests.test(method, url=path, token=token):
+                headers = {**HX} if token is None else {**HX, "X-CSRF-Token": token}
+                response = person.client.request(
+                    method, path.format(id=msg_id), data={"body": "forged"}, headers=headers
+                )
+                assert response.status_code == 403, response.text
+                assert_unchanged(person, notes, msg_id, text)
+    with subtests.test("posting"):
+        forged = unique_text("forged post")
+        response = person.client.post(notes, data={"body": forged}, headers=HX)
+        assert response.status_code == 403
+        assert ids_in(read(person, notes)) == [msg_id]
+        assert count_stored(db, forged) == 0
