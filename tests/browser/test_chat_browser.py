@@ -8,22 +8,10 @@ from collections.abc import Callable
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.conftest import ConsoleLog, NewPage
+from tests.browser.locators import composer, log, message
 from tests.support import PASSWORD, Person, unique_name
 
 MakePerson = Callable[..., Person]
-
-
-def log(page: Page) -> Locator:
-    return page.get_by_role("log")
-
-
-def message(page: Page, text: str) -> Locator:
-    """The message element (id="msg-...") in the open conversation that contains `text`."""
-    return log(page).locator('[id^="msg-"]', has_text=text)
-
-
-def composer(page: Page) -> Locator:
-    return page.get_by_label("Message", exact=True)
 
 
 def person_entry(page: Page, username: str) -> Locator:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import ConsoleLog, NewPage
+from tests.browser.locators import composer, message
 from tests.support import Person, unique_name
 
 MakePerson = Callable[..., Person]
@@ -26,18 +27,6 @@ def offline_list(page: Page) -> Locator:
 def entry(page: Page, username: str) -> Locator:
     """Someone's entry in the sidebar, online or offline."""
     return page.locator("#people").get_by_role("link", name=username)
-
-
-def log(page: Page) -> Locator:
-    return page.get_by_role("log")
-
-
-def message(page: Page, text: str) -> Locator:
-    return log(page).locator('[id^="msg-"]', has_text=text)
-
-
-def composer(page: Page) -> Locator:
-    return page.get_by_label("Message", exact=True)
 
 
 def open_chat(new_page: NewPage, someone: Person, path: str = "/") -> Page:
