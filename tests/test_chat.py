@@ -340,3 +340,17 @@ def test_render_text_links_each_url_once() -> None:
     html = str(render_text("https://a.example and\nhttps://b.example."))
     assert [href for href, _ in _links(html)] == ["https://a.example", "https://b.example"]
     assert "<br>" in html
+
+
+@pytest.mark.parametrize(
+    ("conversation", "user_id", "peer"),
+    [
+        ("dm:a:b", "a", "b"),
+        ("dm:a:b", "b", "a"),
+        ("dm:a:a", "a", "a"),
+        ("dm:a:b", "c", None),
+        ("public", "a", None),
+    ],
+)
+def test_dm_peer(conversation: str, user_id: str, peer: str | None) -> None:
+    assert chat.dm_peer(conversation, user_id) == peer

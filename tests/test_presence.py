@@ -14,6 +14,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.support import AppServer, EventStream, Person, open_stream
+from webapp.sidebar import OFFLINE_LIMIT
 
 MakePerson = Callable[..., Person]
 
@@ -239,3 +240,29 @@ def test_unread_counts_persist_and_clear(make_person: MakePerson) -> None:
     alice.post_public("mine")
     page = alice.client.get(f"/dm/{alice.username}").text
     assert unread_badge(page, "public") == 0
+
+
+def test_sidebar_lists_a_bounded_offline_list_and_whoever_has_unread(
+    make_person: MakePerson,
+) -> None:
+    alice, bob = make_person(), make_person()
+    bob.post_dm(alice.username, "are you there?")
+    # Enough people sign up after bob that he is no longer among the most recently seen.
+    for _ in range(OFFLINE_LIMIT + 1):
+        make_person().close()
+    page = alice.client.get(f"/dm/{alice.username}").text
+    offline = names_in(page, "offline")
+    assert len(offline) <= OFFLINE_LIMIT + 1  # the most recent, plus bob's unread DM
+    assert bob.username in offline
+    assert unread_badge(page, dm_key(page, bob.username)) == 1
+
+
+def test_find_someone_opens_the_conversation(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    found = alice.client.get("/dm", params={"username": bob.username})
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/dm/{bob.username}"
+    assert alice.client.get("/dm", params={"username": "no such!"}).status_code == 404
+    missing = alice.client.get("/dm", params={"username": "nobody_by_that_name"})
+    assert missing.status_code == 303
+    assert alice.client.get(missing.headers["location"]).status_code == 404

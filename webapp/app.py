@@ -72,6 +72,7 @@ routes = [
     Route("/rooms/public", views.show_room, name="public_room"),
     Route("/rooms/public/messages", views.list_messages, name="public_messages"),
     Route("/rooms/public/messages", views.post_message, methods=["POST"], name="post_public"),
+    Route("/dm", views.find_person, name="find_person"),
     Route("/dm/{username}", views.show_dm, name="dm"),
     Route("/dm/{username}/messages", views.list_messages, name="dm_messages"),
     Route("/dm/{username}/messages", views.post_message, methods=["POST"], name="post_dm"),

@@ -59,6 +59,15 @@ def dm_conversation(a: str, b: str) -> str:
     return f"dm:{first}:{second}"
 
 
+def dm_peer(conversation: str, user_id: str) -> str | None:
+    """The other person of a DM conversation key (`user_id` for notes to self), else None."""
+    kind, _, rest = conversation.partition(":")
+    first, _, second = rest.partition(":")
+    if kind != "dm" or user_id not in (first, second):
+        return None
+    return second if first == user_id else first
+
+
 def may_read(conversation: str, participants: list[str], user_id: str) -> bool:
     return conversation == PUBLIC or user_id in participants
 

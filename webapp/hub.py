@@ -145,20 +145,27 @@ class Hub:
         """Registers an open stream: its queue here, and its presence in the database."""
         subscription = Subscription(user_id, presence_id=f"{user_id}:{secrets.token_hex(8)}")
         self._subscriptions.setdefault(user_id, set()).add(subscription)
-        await store.open_presence(
-            self.engine,
-            presence_id=subscription.presence_id,
-            user_id=user_id,
-            ttl=settings.PRESENCE_TTL_SECS,
-        )
+        try:
+            await store.open_presence(
+                self.engine,
+                presence_id=subscription.presence_id,
+                user_id=user_id,
+                ttl=settings.PRESENCE_TTL_SECS,
+            )
+        except BaseException:
+            self._forget(subscription)
+            raise
         return subscription
 
-    def disconnect(self, subscription: Subscription) -> None:
-        """Forgets a closed stream at once; its presence is removed in the background."""
+    def _forget(self, subscription: Subscription) -> None:
         streams = self._subscriptions.get(subscription.user_id, set())
         streams.discard(subscription)
         if not streams:
             self._subscriptions.pop(subscription.user_id, None)
+
+    def disconnect(self, subscription: Subscription) -> None:
+        """Forgets a closed stream at once; its presence is removed in the background."""
+        self._forget(subscription)
         task = asyncio.create_task(self._close_presence(subscription))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
@@ -171,12 +178,6 @@ class Hub:
         except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
             log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
 
-    def connected_users(self) -> set[str]:
-        return set(self._subscriptions)
-
-    def stream_count(self) -> int:
-        return sum(len(streams) for streams in self._subscriptions.values())
-
     @property
     def position(self) -> str:
         """The resume token of the newest message change seen: a cursor for a page just rendered."""
@@ -186,13 +187,14 @@ class Hub:
 
     async def start(self) -> None:
         """Open the change streams; returns once each has a position."""
-        self.online = await store.online_user_ids(self.engine)
-        self._away = {str(u.id): u.away_message for u in await store.list_users(self.engine)}
         self._follow(Message.__collection__, self._on_message_change)
         self._follow(Presence.__collection__, self._on_presence_change)
         self._follow(Typing.__collection__, self._on_typing_change)
         self._follow(User.__collection__, self._on_user_change)
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
+        # Read after the streams are open, so no change falls between the two.
+        self.online = await store.online_user_ids(self.engine)
+        self._away = {str(u.id): u.away_message for u in await store.list_users(self.engine)}
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
 
     async def stop(self) -> None:

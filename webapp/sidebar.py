@@ -9,6 +9,8 @@ from odmantic import AIOEngine
 from webapp import chat, store
 from webapp.models import User
 
+OFFLINE_LIMIT = 30  # offline people listed, most recently seen first
+
 
 @dataclass(frozen=True)
 class Person:
@@ -28,17 +30,29 @@ class Sidebar:
 
 
 async def build_sidebar(engine: AIOEngine, *, me: User, online_ids: set[str]) -> Sidebar:
-    """The sidebar for `me`, given who is online."""
-    online_ids = online_ids | {str(me.id)}  # whoever looks at the sidebar is here
+    """The sidebar for `me`, given who is online.
+
+    Everyone online is listed; of the others, those `me` has unread messages from and the
+    OFFLINE_LIMIT seen most recently (anyone else is a /dm/<name> away: "Find someone").
+    """
+    my_id = str(me.id)
+    online_ids = online_ids | {my_id}  # whoever looks at the sidebar is here
     unread = await store.unread_counts(engine, user=me)
-    people = []
-    for user in await store.list_users(engine):
-        user_id = str(user.id)
-        conversation = chat.dm_conversation(str(me.id), user_id)
-        status = chat.presence_status(user_id in online_ids, user.away_message)
-        people.append(Person(user, conversation, status, unread.get(conversation, 0)))
+    with_unread = {chat.dm_peer(key, my_id) for key, count in unread.items() if count} - {None}
+    online = await store.users_by_id(engine, user_ids=online_ids)
+    waiting = await store.users_by_id(engine, user_ids=with_unread - online_ids)
+    recent = await store.recently_seen_users(
+        engine, excluding=online_ids | with_unread, limit=OFFLINE_LIMIT
+    )
+    offline = sorted([*waiting, *recent], key=lambda user: user.username_key)
+
+    def person(user: User) -> Person:
+        conversation = chat.dm_conversation(my_id, str(user.id))
+        status = chat.presence_status(str(user.id) in online_ids, user.away_message)
+        return Person(user, conversation, status, unread.get(conversation, 0))
+
     return Sidebar(
         public_unread=unread.get(chat.PUBLIC, 0),
-        online=[p for p in people if p.status != "offline"],
-        offline=[p for p in people if p.status == "offline"],
+        online=[person(user) for user in online],
+        offline=[person(user) for user in offline],
     )

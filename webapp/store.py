@@ -8,7 +8,7 @@ database"), and find() is what MongoDB serves best from an index anyway.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -97,6 +97,31 @@ async def list_users(engine: AIOEngine) -> list[User]:
     return await _find(engine, User, {}, sort=[("username_key", 1)])
 
 
+def _object_ids(user_ids: Iterable[str]) -> list[ObjectId]:
+    return [oid for oid in map(parse_id, user_ids) if oid is not None]
+
+
+async def users_by_id(engine: AIOEngine, *, user_ids: Iterable[str]) -> list[User]:
+    """These users, by name."""
+    ids = _object_ids(user_ids)
+    if not ids:
+        return []
+    return await _find(engine, User, {"_id": {"$in": ids}}, sort=[("username_key", 1)])
+
+
+async def recently_seen_users(
+    engine: AIOEngine, *, excluding: Iterable[str], limit: int
+) -> list[User]:
+    """The people seen most recently (then the newest), leaving out `excluding`."""
+    return await _find(
+        engine,
+        User,
+        {"_id": {"$nin": _object_ids(excluding)}},
+        sort=[("last_seen_at", -1), ("created_at", -1)],
+        limit=limit,
+    )
+
+
 async def set_password_hash(engine: AIOEngine, *, user: User, password_hash: str) -> None:
     await _update(engine, user, password_hash=password_hash)
 
@@ -160,6 +185,15 @@ async def create_message(
 async def get_message(engine: AIOEngine, *, message_id: str) -> Message | None:
     oid = parse_id(message_id)
     return await get_by_id(engine, Message, object_id=oid) if oid else None
+
+
+async def messages_by_id(
+    engine: AIOEngine, *, message_ids: Sequence[ObjectId]
+) -> dict[ObjectId, Message]:
+    if not message_ids:
+        return {}
+    found = await _find(engine, Message, {"_id": {"$in": list(set(message_ids))}})
+    return {message.id: message for message in found}
 
 
 async def list_messages(

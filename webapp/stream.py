@@ -53,12 +53,15 @@ async def replay_messages(
     except PyMongoError as exc:  # an unknown or expired token
         raise CannotReplay(str(exc)) from exc
 
+    changes = [c for c in changes if c.get("operationType") in ("insert", "update", "replace")]
+    messages = await store.messages_by_id(
+        engine, message_ids=[c["documentKey"]["_id"] for c in changes]
+    )
     events = []
     for change in changes:
-        if change.get("operationType") not in ("insert", "update", "replace"):
-            continue
-        message = await store.get_by_id(engine, Message, object_id=change["documentKey"]["_id"])
+        message = messages.get(change["documentKey"]["_id"])
         if message and chat.may_read(message.conversation, message.participants, user_id):
+            # The message as it is now: replaying its post and its edit shows the edit twice.
             events.append(MessageEvent(change["_id"]["_data"], message))
     return events
 

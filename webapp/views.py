@@ -110,6 +110,15 @@ async def show_room(request: Request) -> Response:
     return await _chat_page(request, None)
 
 
+async def find_person(request: Request) -> Response:
+    """GET /dm?username=NAME, the sidebar's "Find someone": opens the DM with NAME."""
+    signed_in(request)
+    username = request.query_params.get("username", "").strip()
+    if not chat.USERNAME_RE.fullmatch(username):
+        raise NotFound("Usernames are 3 to 32 letters, digits or underscores.")
+    return RedirectResponse(request.app.url_path_for("dm", username=username), status_code=303)
+
+
 async def show_dm(request: Request) -> Response:
     return await _chat_page(request, request.path_params["username"])
 
