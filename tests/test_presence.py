@@ -266,3 +266,17 @@ def test_find_someone_opens_the_conversation(make_person: MakePerson) -> None:
     missing = alice.client.get("/dm", params={"username": "nobody_by_that_name"})
     assert missing.status_code == 303
     assert alice.client.get(missing.headers["location"]).status_code == 404
+
+
+async def test_reading_in_one_tab_clears_the_count_in_the_others(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    async with open_stream(alice.base_url, token=alice.token()) as other_tab:
+        bob.post_dm(alice.username, "knock knock")
+        sidebar = await sidebar_where(
+            other_tab, lambda s: unread_badge(s, dm_key(s, bob.username)) == 1
+        )
+        alice.client.get(f"/dm/{bob.username}")  # read in this tab
+        sidebar = await sidebar_where(
+            other_tab, lambda s: unread_badge(s, dm_key(s, bob.username)) == 0
+        )
+        assert unread_badge(sidebar, dm_key(sidebar, bob.username)) == 0

@@ -25,7 +25,7 @@ from odmantic import AIOEngine
 from pymongo.errors import OperationFailure, PyMongoError
 
 from webapp import chat, nx_compat, settings, store
-from webapp.models import Message, Presence, Typing, User
+from webapp.models import Message, Presence, ReadMarker, Typing, User
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class MessageEvent:
 
 @dataclass(frozen=True)
 class PeopleEvent:
-    """Someone's visible status or away message changed: the sidebar is out of date."""
+    """Someone's status, away message or an unread count changed: the sidebar is out of date."""
 
     id: None = None
     name: str = "presence"
@@ -191,6 +191,7 @@ class Hub:
         self._follow(Presence.__collection__, self._on_presence_change)
         self._follow(Typing.__collection__, self._on_typing_change)
         self._follow(User.__collection__, self._on_user_change)
+        self._follow(ReadMarker.__collection__, self._on_read_marker_change)
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
         # Read after the streams are open, so no change falls between the two.
         self.online = await store.online_user_ids(self.engine)
@@ -314,6 +315,11 @@ class Hub:
         if self._away.get(user_id) != user.away_message:  # a new person, or a new away message
             self._away[user_id] = user.away_message
             self._broadcast(PeopleEvent())
+
+    async def _on_read_marker_change(self, change: Mapping[str, Any]) -> None:
+        """Someone read a conversation, or got a direct message: their own tabs' counts change."""
+        user_id = str(change["documentKey"]["_id"]).split(":", 1)[0]
+        self._broadcast(PeopleEvent(), [user_id])
 
     async def _on_typing_change(self, change: Mapping[str, Any]) -> None:
         if change.get("operationType") not in ("insert", "update", "replace"):
