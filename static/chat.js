@@ -132,12 +132,19 @@
     );
   }
 
-  // --- Presence: the sidebar is replaced whole; keep the open conversation marked ----------
+  // --- Presence ------------------------------------------------------------------
 
+  // Your own unread counts changed: the sidebar comes whole, rendered for you.
   function placeSidebar(html) {
     const people = document.getElementById("people");
     if (!people) return;
     htmx.swap(people, html, swapSpec("outerHTML"));
+    markCurrent();
+    updatePeerAway();
+    updateTitle();
+  }
+
+  function markCurrent() {
     const root = chatRoot();
     const current = root && root.dataset.conversation;
     document.querySelectorAll("#people [data-conversation]").forEach(function (entry) {
@@ -154,6 +161,43 @@
         entry.removeAttribute("aria-current");
       }
     });
+  }
+
+  // The key of your conversation with someone, as the server makes it.
+  function dmKey(theirId) {
+    const mine = chatRoot().dataset.meId;
+    return "dm:" + [mine, theirId].sort().join(":");
+  }
+
+  // Someone came, went or set an away message: their entry comes, the same for everyone.
+  // It gets your parts here (conversation key, unread count, "(you)") and moves to its list.
+  function placePerson(html) {
+    const root = chatRoot();
+    const entry = parseFragment(html);
+    if (!root || !entry || !entry.id) return;
+    const link = entry.querySelector("a");
+    link.dataset.conversation = dmKey(entry.dataset.userId);
+    const old = document.getElementById(entry.id);
+    const oldBadge = old && old.querySelector(".badge");
+    const badge = entry.querySelector(".badge");
+    if (oldBadge && badge) {
+      badge.textContent = oldBadge.textContent;
+      badge.hidden = oldBadge.hidden;
+      badge.setAttribute("aria-label", oldBadge.getAttribute("aria-label") || "");
+    }
+    if (entry.dataset.userId === root.dataset.meId) entry.querySelector(".you").hidden = false;
+    const list = document.querySelector(
+      entry.dataset.status === "offline" ? "#people .people-list.offline" : "#people .people-list.online"
+    );
+    if (!list) return;
+    if (old) old.remove();
+    const name = entry.dataset.username.toLowerCase();
+    const after = Array.from(list.children).find(function (other) {
+      return (other.dataset.username || "").toLowerCase() > name;
+    });
+    if (after) htmx.swap(after, entry.outerHTML, swapSpec("beforebegin"));
+    else htmx.swap(list, entry.outerHTML, swapSpec("beforeend"));
+    markCurrent();
     updatePeerAway();
     updateTitle();
   }
@@ -224,7 +268,8 @@
       root.setAttribute("sse-connect", "/events?after=" + encodeURIComponent(event.lastEventId));
     }
     if (event.type === "message") placeMessage(event.data, true);
-    else if (event.type === "presence") placeSidebar(event.data);
+    else if (event.type === "person") placePerson(event.data);
+    else if (event.type === "sidebar") placeSidebar(event.data);
     else if (event.type === "typing") showTyping(event.data);
     else if (event.type === "reload") window.location.reload();
   });

@@ -11,7 +11,7 @@ from webapp import nx_compat
 from webapp.hub import (
     CutOff,
     MessageEvent,
-    PeopleEvent,
+    SidebarEvent,
     Subscription,
     TypingEvent,
     message_recipients,
@@ -103,14 +103,14 @@ async def test_a_full_queue_cuts_the_stream_off() -> None:
 
 async def test_sidebar_refreshes_coalesce() -> None:
     subscription = Subscription(ALICE)
-    subscription.push(PeopleEvent())
-    subscription.push(PeopleEvent())
+    subscription.push(SidebarEvent())
+    subscription.push(SidebarEvent())
     typing = Typing(
         id="x", user_id=BOB, username="bob", conversation="public", participants=[], at=NOW
     )
     subscription.push(TypingEvent(typing))
-    subscription.push(PeopleEvent())
-    assert [type(e) for e in subscription.events] == [PeopleEvent, TypingEvent]
+    subscription.push(SidebarEvent())
+    assert [type(e) for e in subscription.events] == [SidebarEvent, TypingEvent]
 
 
 @pytest.mark.parametrize(

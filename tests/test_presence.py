@@ -22,13 +22,34 @@ MakePerson = Callable[..., Person]
 def names_in(sidebar: str, which: str) -> list[str]:
     """The usernames in the sidebar's online or offline list."""
     match = re.search(rf'<ul class="people-list {which}".*?</ul>', sidebar, re.S)
-    return re.findall(r'data-username="([^"]+)"', match.group(0)) if match else []
+    return (
+        re.findall(r'<li id="person-\w+" data-user-id="\w+" data-username="(\w+)"', match.group(0))
+        if match
+        else []
+    )
+
+
+def entry_of(html: str) -> dict[str, str]:
+    """The data- attributes of a person's sidebar entry (a "person" event's data)."""
+    match = re.match(r'\s*<li id="person-\w+"([^>]*)>', html)
+    assert match, html[:200]
+    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', match.group(1)))
+
+
+async def person_event(stream: EventStream, username: str, **expected: str) -> dict[str, str]:
+    """The next "person" event about `username` (skipping others); asserts what it says."""
+    while True:
+        entry = entry_of((await stream.next_named("person")).data)
+        if entry["username"] == username:
+            for key, value in expected.items():
+                assert entry[key] == value, (key, entry)
+            return entry
 
 
 async def sidebar_where(stream: EventStream, check: Callable[[str], bool]) -> str:
-    """The first sidebar refresh for which check(sidebar) holds."""
+    """The first refresh of one's own sidebar for which check(sidebar) holds."""
     while True:
-        event = await stream.next_named("presence")
+        event = await stream.next_named("sidebar")
         if check(event.data):
             return event.data
 
@@ -72,26 +93,25 @@ async def test_signing_in_shows_online_once_across_tabs(
     async with open_stream(carol.base_url, token=carol.token()) as carol_events:
         bob_token = bob.token()
         async with open_stream(bob.base_url, token=bob_token):
-            sidebar = await sidebar_where(
-                carol_events, lambda s: bob.username in names_in(s, "online")
-            )
-            assert names_in(sidebar, "online").count(bob.username) == 1
+            await person_event(carol_events, bob.username, status="online")
+            page = carol.client.get("/").text
+            assert names_in(page, "online").count(bob.username) == 1
             async with open_stream(bob.base_url, token=bob_token):
                 wait_for(lambda: presence_count(mongo_uri, bob.username) == 2)
-            # One tab closed: bob is still online. Dave coming online refreshes the sidebar
-            # after bob's closed tab has been handled (one presence stream, in order).
+            # One tab closed: bob is still online, so nobody is told anything. Presence
+            # changes are handled in order, so the next event carol gets is dave's.
             wait_for(lambda: presence_count(mongo_uri, bob.username) == 1)
             async with open_stream(dave.base_url, token=dave.token()):
-                sidebar = await sidebar_where(
-                    carol_events, lambda s: dave.username in names_in(s, "online")
-                )
-                assert names_in(sidebar, "online").count(bob.username) == 1
+                event = entry_of((await carol_events.next_named("person")).data)
+                assert (event["username"], event["status"]) == (dave.username, "online")
+                page = carol.client.get("/").text
+                assert names_in(page, "online").count(bob.username) == 1
         # Last tab closed: bob goes offline, with a "last seen".
-        sidebar = await sidebar_where(
-            carol_events, lambda s: bob.username in names_in(s, "offline")
-        )
-        assert bob.username not in names_in(sidebar, "online")
-        assert "last seen" in sidebar
+        await person_event(carol_events, bob.username, status="offline")
+        page = carol.client.get("/").text
+        assert bob.username in names_in(page, "offline")
+        assert bob.username not in names_in(page, "online")
+        assert "last seen" in page
 
 
 async def test_presence_crosses_processes(
@@ -102,8 +122,8 @@ async def test_presence_crosses_processes(
     bob = make_person(two.url)
     async with open_stream(one.url, token=carol.token()) as carol_events:
         async with open_stream(two.url, token=bob.token()):
-            await sidebar_where(carol_events, lambda s: bob.username in names_in(s, "online"))
-        await sidebar_where(carol_events, lambda s: bob.username in names_in(s, "offline"))
+            await person_event(carol_events, bob.username, status="online")
+        await person_event(carol_events, bob.username, status="offline")
 
 
 async def test_killed_process_users_go_offline(
@@ -129,14 +149,12 @@ async def test_killed_process_users_go_offline(
     bob_tab = asyncio.create_task(bob_online_until_the_process_dies())
     try:
         async with open_stream(survivor.url, token=carol.token()) as carol_events:
-            await sidebar_where(carol_events, lambda s: bob.username in names_in(s, "online"))
+            await person_event(carol_events, bob.username, status="online")
             doomed.stop(signal.SIGKILL)  # no goodbye
             await asyncio.wait_for(bob_tab, 10)
-            sidebar = await asyncio.wait_for(
-                sidebar_where(carol_events, lambda s: bob.username in names_in(s, "offline")),
-                timeout=15,
+            await asyncio.wait_for(
+                person_event(carol_events, bob.username, status="offline"), timeout=15
             )
-            assert bob.username not in names_in(sidebar, "online")
     finally:
         bob_tab.cancel()
         doomed.stop()
@@ -147,16 +165,13 @@ async def test_away_message_is_seen_live(make_person: MakePerson) -> None:
     async with open_stream(carol.base_url, token=carol.token()) as carol_events:
         response = bob.send("POST", "/away", {"away_message": "At lunch, back at 2"})
         assert response.status_code == 200
-        sidebar = await sidebar_where(carol_events, lambda s: "At lunch, back at 2" in s)
-        assert f'data-username="{bob.username}" data-away="At lunch, back at 2"' in sidebar
+        await person_event(carol_events, bob.username, away="At lunch, back at 2")
         # The DM page with bob shows it at the top.
         page = carol.client.get(f"/dm/{bob.username}")
         assert "Away: At lunch, back at 2" in page.text
         # Clearing it is seen too.
         bob.send("POST", "/away", {"away_message": ""})
-        await sidebar_where(
-            carol_events, lambda s: f'data-username="{bob.username}" data-away=""' in s
-        )
+        await person_event(carol_events, bob.username, away="")
 
 
 def test_away_message_over_200_characters_is_refused(person: Person) -> None:
@@ -272,11 +287,8 @@ async def test_reading_in_one_tab_clears_the_count_in_the_others(make_person: Ma
     alice, bob = make_person(), make_person()
     async with open_stream(alice.base_url, token=alice.token()) as other_tab:
         bob.post_dm(alice.username, "knock knock")
-        sidebar = await sidebar_where(
-            other_tab, lambda s: unread_badge(s, dm_key(s, bob.username)) == 1
-        )
+        await other_tab.next_named("message")  # the tab counts it from the message itself
+        page = alice.client.get(f"/dm/{alice.username}").text
+        assert unread_badge(page, dm_key(page, bob.username)) == 1
         alice.client.get(f"/dm/{bob.username}")  # read in this tab
-        sidebar = await sidebar_where(
-            other_tab, lambda s: unread_badge(s, dm_key(s, bob.username)) == 0
-        )
-        assert unread_badge(sidebar, dm_key(sidebar, bob.username)) == 0
+        await sidebar_where(other_tab, lambda s: unread_badge(s, dm_key(s, bob.username)) == 0)

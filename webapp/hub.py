@@ -45,11 +45,21 @@ class MessageEvent:
 
 
 @dataclass(frozen=True)
-class PeopleEvent:
-    """Someone's status, away message or an unread count changed: the sidebar is out of date."""
+class PersonEvent:
+    """Someone came, went, or set an away message: their sidebar entry, the same for everyone."""
+
+    user: User
+    online: bool
+    id: None = None
+    name: str = "person"
+
+
+@dataclass(frozen=True)
+class SidebarEvent:
+    """One reader's unread counts changed: their own sidebar is out of date."""
 
     id: None = None
-    name: str = "presence"
+    name: str = "sidebar"
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class TypingEvent:
     name: str = "typing"
 
 
-Event = MessageEvent | PeopleEvent | TypingEvent
+Event = MessageEvent | PersonEvent | SidebarEvent | TypingEvent
 
 
 def message_recipients(message: Message, connected: Iterable[str]) -> set[str]:
@@ -101,8 +111,9 @@ class Subscription:
     def push(self, event: Event) -> None:
         if self.cut_off:
             return
-        if isinstance(event, PeopleEvent) and any(isinstance(e, PeopleEvent) for e in self.events):
-            return  # one sidebar refresh already waiting covers this change too
+        waiting = any(isinstance(e, SidebarEvent) for e in self.events)
+        if isinstance(event, SidebarEvent) and waiting:
+            return  # one refresh already waiting covers this change too
         if len(self.events) >= self.limit:
             self.cut_off = True
             self.events.clear()
@@ -305,7 +316,9 @@ class Hub:
         online = await store.is_online(self.engine, user_id=user_id)
         if online != (user_id in self.online):
             (self.online.add if online else self.online.discard)(user_id)
-            self._broadcast(PeopleEvent())
+            user = await store.get_user(self.engine, user_id=user_id)
+            if user is not None:
+                self._broadcast(PersonEvent(user, online))
 
     async def _on_user_change(self, change: Mapping[str, Any]) -> None:
         user = await store.get_by_id(self.engine, User, object_id=change["documentKey"]["_id"])
@@ -314,12 +327,17 @@ class Hub:
         user_id = str(user.id)
         if self._away.get(user_id) != user.away_message:  # a new person, or a new away message
             self._away[user_id] = user.away_message
-            self._broadcast(PeopleEvent())
+            self._broadcast(PersonEvent(user, user_id in self.online))
 
     async def _on_read_marker_change(self, change: Mapping[str, Any]) -> None:
-        """Someone read a conversation, or got a direct message: their own tabs' counts change."""
-        user_id = str(change["documentKey"]["_id"]).split(":", 1)[0]
-        self._broadcast(PeopleEvent(), [user_id])
+        """Someone read a conversation: their other tabs' counts change.
+
+        A marker counting up is a direct message arriving, which its own message event shows.
+        """
+        marker_id = str(change["documentKey"]["_id"])
+        marker = await store.get_read_marker(self.engine, marker_id=marker_id)
+        if marker is None or marker.unread == 0:
+            self._broadcast(SidebarEvent(), [marker_id.split(":", 1)[0]])
 
     async def _on_typing_change(self, change: Mapping[str, Any]) -> None:
         if change.get("operationType") not in ("insert", "update", "replace"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from odmantic import AIOEngine
 
 from webapp import chat, store
+from webapp.hub import PersonEvent
 from webapp.models import User
 
 OFFLINE_LIMIT = 30  # offline people listed, most recently seen first
@@ -17,7 +18,7 @@ class Person:
     """Someone in the sidebar, as one viewer sees them."""
 
     user: User
-    conversation: str  # the viewer's conversation with them
+    conversation: str  # the viewer's conversation with them ("" when the page fills it in)
     status: str  # online, away or offline
     unread: int
 
@@ -56,3 +57,8 @@ async def build_sidebar(engine: AIOEngine, *, me: User, online_ids: set[str]) ->
         online=[person(user) for user in online],
         offline=[person(user) for user in offline],
     )
+
+
+def neutral_person(event: PersonEvent) -> Person:
+    """A person as every viewer sees them; the page adds its own conversation key and count."""
+    return Person(event.user, "", chat.presence_status(event.online, event.user.away_message), 0)

@@ -298,6 +298,10 @@ async def mark_read(engine: AIOEngine, *, user_id: str, conversation: str) -> No
     await engine.get_collection(ReadMarker).replace_one({"_id": marker["_id"]}, marker, upsert=True)
 
 
+async def get_read_marker(engine: AIOEngine, *, marker_id: str) -> ReadMarker | None:
+    return await _find_one(engine, ReadMarker, {"_id": marker_id})
+
+
 async def count_unread_dm(engine: AIOEngine, *, user_id: str, conversation: str) -> None:
     """One more direct message for user_id to read in conversation."""
     await engine.get_collection(ReadMarker).update_one(

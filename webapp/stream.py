@@ -19,9 +19,9 @@ from starlette.requests import Request
 
 from webapp import chat, nx_compat, settings, store
 from webapp.auth import SignedInUser, signed_in
-from webapp.hub import CutOff, Event, MessageEvent, Subscription, TypingEvent
+from webapp.hub import CutOff, Event, MessageEvent, PersonEvent, Subscription, TypingEvent
 from webapp.models import Message
-from webapp.sidebar import build_sidebar
+from webapp.sidebar import build_sidebar, neutral_person
 from webapp.templating import render_fragment
 
 RETRY_MS = 2000  # how long a browser waits before it reconnects
@@ -71,6 +71,8 @@ async def _render(request: Request, me: SignedInUser, event: Event) -> ServerSen
         html = render_fragment(request, "_message.html", message=event.message)
     elif isinstance(event, TypingEvent):
         html = render_fragment(request, "_typing.html", typing=event.typing)
+    elif isinstance(event, PersonEvent):
+        html = render_fragment(request, "_person.html", person=neutral_person(event))
     else:
         engine = request.app.state.db.engine
         user = await store.get_user(engine, user_id=me.identity) or me.user
