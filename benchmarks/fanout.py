@@ -42,7 +42,7 @@ from webapp.embedded_db import EmbeddedDatabase
 
 MAX_LISTENERS = 500  # each stream is a socket at both ends; the open-files limit is 20,000
 OPEN_BATCH = 25  # streams opened at once
-QUIET_SECS = 1.0  # no sidebar refresh for this long: the connection churn has settled
+QUIET_SECS = 1.0  # no presence event for this long: the connection churn has settled
 SETTLE_LIMIT_SECS = 30.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -215,7 +215,7 @@ async def run(
         opened = sum(listener.connected for listener in listeners)
         print(f"opened {opened}/{len(listeners)} streams in {results.open_secs:.1f}s")
 
-        # Every stream that opens refreshes every sidebar: let that die down first.
+        # Every stream that opens tells every other stream: let that die down first.
         started = clock.last_other_event = time.perf_counter()
         while time.perf_counter() - started < SETTLE_LIMIT_SECS:
             if time.perf_counter() - clock.last_other_event >= QUIET_SECS:
@@ -352,7 +352,7 @@ def report(
     )
     print(
         f"setup: register {results.register_secs:.1f}s, open streams {results.open_secs:.1f}s, "
-        f"churn settled {results.settle_secs:.1f}s ({results.other_events} sidebar events)"
+        f"churn settled {results.settle_secs:.1f}s ({results.other_events} presence events)"
     )
 
 
