@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from argon2 import PasswordHasher
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -584,3 +585,20 @@ def test_a_made_up_forwarded_for_does_not_escape_the_throttle(
             headers={"X-Forwarded-For": f"203.0.113.{secrets.randbelow(250) + 1}, {address}"},
         )
     assert response.status_code == 429
+
+
+def test_an_old_hash_is_redone_at_sign_in(
+    make_person: MakePerson, db: Database[dict[str, object]]
+) -> None:
+    someone = make_person()
+    old_hash = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash(PASSWORD)
+    db.user.update_one({"username": someone.username}, {"$set": {"password_hash": old_hash}})
+    response = sign_in(someone.base_url, someone.username, PASSWORD, fresh_address())
+    assert response.status_code == 303
+    stored = user_doc(db, someone.username)
+    assert stored is not None
+    new_hash = str(stored["password_hash"])
+    assert new_hash != old_hash
+    assert "$m=19456,t=2,p=1$" in new_hash
+    # And the password still works with the new hash.
+    assert sign_in(someone.base_url, someone.username, PASSWORD, fresh_address()).status_code == 303
