@@ -39,7 +39,9 @@ async def build_sidebar(engine: AIOEngine, *, me: User, online_ids: set[str]) ->
     my_id = str(me.id)
     online_ids = online_ids | {my_id}  # whoever looks at the sidebar is here
     unread = await store.unread_counts(engine, user=me)
-    with_unread = {chat.dm_peer(key, my_id) for key, count in unread.items() if count} - {None}
+    with_unread = {
+        peer for key, count in unread.items() if count and (peer := chat.dm_peer(key, my_id))
+    }
     online = await store.users_by_id(engine, user_ids=online_ids)
     waiting = await store.users_by_id(engine, user_ids=with_unread - online_ids)
     recent = await store.recently_seen_users(

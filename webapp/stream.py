@@ -102,9 +102,9 @@ async def _events(
                 last_sent = nx_compat.token_sort_key(position) if position else None
                 yield ServerSentEvent(data="reload", event="reload", id=position or None)
             else:
-                for event in replayed:
-                    yield await _render(request, me, event)
-                    last_sent = nx_compat.token_sort_key(event.id)
+                for missed in replayed:
+                    yield await _render(request, me, missed)
+                    last_sent = nx_compat.token_sort_key(missed.id)
         while True:
             try:
                 event = await subscription.next()
