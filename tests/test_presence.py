@@ -292,3 +292,15 @@ async def test_reading_in_one_tab_clears_the_count_in_the_others(make_person: Ma
         assert unread_badge(page, dm_key(page, bob.username)) == 1
         alice.client.get(f"/dm/{bob.username}")  # read in this tab
         await sidebar_where(other_tab, lambda s: unread_badge(s, dm_key(s, bob.username)) == 0)
+
+
+def test_away_message_shows_even_when_offline(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    assert bob.send("POST", "/away", {"away_message": "On holiday"}).status_code == 200
+    page = alice.client.get("/").text
+    assert bob.username in names_in(page, "offline")
+    entry = re.search(
+        rf'<li id="person-\w+"[^>]*data-username="{bob.username}".*?</li>', page, re.S
+    )
+    assert entry is not None
+    assert '<span class="away-note">On holiday</span>' in entry.group(0)
