@@ -16,6 +16,8 @@ class User(Model):
     away_message: str = ""
     last_seen_at: datetime | None = None
 
+    model_config = {"indexes": lambda: [Index(User.last_seen_at)]}  # the recently seen
+
 
 class Message(Model):
     conversation: str  # "public", or "dm:<user id>:<user id>" with the ids in a fixed order

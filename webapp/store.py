@@ -72,11 +72,13 @@ async def get_by_id(engine: AIOEngine, model: type[M], *, object_id: ObjectId) -
 
 
 async def create_user(engine: AIOEngine, *, username: str, password_hash: str) -> User:
+    joined = now()
     user = User(
         username=username,
         username_key=username_key(username),
         password_hash=password_hash,
-        created_at=now(),
+        created_at=joined,
+        last_seen_at=joined,  # registering is being seen: newcomers count as recent
     )
     try:
         return await _insert(engine, user)
@@ -112,12 +114,12 @@ async def users_by_id(engine: AIOEngine, *, user_ids: Iterable[str]) -> list[Use
 async def recently_seen_users(
     engine: AIOEngine, *, excluding: Iterable[str], limit: int
 ) -> list[User]:
-    """The people seen most recently (then the newest), leaving out `excluding`."""
+    """The people seen most recently, leaving out `excluding`."""
     return await _find(
         engine,
         User,
         {"_id": {"$nin": _object_ids(excluding)}},
-        sort=[("last_seen_at", -1), ("created_at", -1)],
+        sort=[("last_seen_at", -1)],
         limit=limit,
     )
 
