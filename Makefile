@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup run test lint browser clean
+.PHONY: setup run test lint bench browser clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -32,6 +32,9 @@ test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not browser"
 	$(BIN)/pytest -m browser
+
+bench: setup
+	$(BIN)/python -m benchmarks.fanout
 
 lint: setup
 	$(BIN)/ruff check .
