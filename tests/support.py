@@ -181,24 +181,32 @@ class SSEEvent:
 
 @dataclass
 class EventStream:
-    """Reads events from a live GET /events response."""
+    """Reads events from a live GET /events response.
+
+    One task reads the response into a queue, so a wait that times out loses nothing and
+    leaves the stream usable.
+    """
 
     response: httpx.Response
-    _lines: AsyncIterator[str] | None = None
     events: list[SSEEvent] = field(default_factory=list)
+    _queue: asyncio.Queue[SSEEvent | None] = field(default_factory=asyncio.Queue)
+    _reader: asyncio.Task[None] | None = None
 
     async def next(self, timeout: float = 10.0) -> SSEEvent:
         """The next event (comments and keep-alives skipped); TimeoutError if none comes."""
-        return await asyncio.wait_for(self._read_event(), timeout)
+        async with asyncio.timeout(timeout):
+            event = await self._queue.get()
+        if event is None:
+            self._queue.put_nowait(None)  # stays ended for later reads
+            raise ConnectionError("the event stream ended")
+        return event
 
     async def next_named(self, name: str, timeout: float = 10.0) -> SSEEvent:
-        async def read() -> SSEEvent:
+        async with asyncio.timeout(timeout):
             while True:
-                event = await self._read_event()
+                event = await self.next(timeout=timeout)
                 if event.event == name:
                     return event
-
-        return await asyncio.wait_for(read(), timeout)
 
     async def expect_none(self, name: str, within: float) -> None:
         """Asserts no event called `name` arrives within `within` seconds."""
@@ -206,38 +214,47 @@ class EventStream:
             event = await self.next_named(name, timeout=within)
             raise AssertionError(f"unexpected {name} event: {event.data[:200]}")
 
-    async def wait_until_subscribed(self) -> None:
-        """Reads up to the server's ": connected" comment, sent once the hub is listening."""
-        self._lines = self.response.aiter_lines()
-        async for line in self._lines:
+    async def start(self) -> None:
+        """Reads up to the server's ": connected" comment (sent once the hub is listening),
+        then keeps reading in the background."""
+        lines = self.response.aiter_lines()
+        async for line in lines:
             if line == ": connected":
+                self._reader = asyncio.create_task(self._read(lines))
                 return
         raise ConnectionError("the event stream ended before it was connected")
 
-    async def _read_event(self) -> SSEEvent:
-        if self._lines is None:
-            self._lines = self.response.aiter_lines()
-        event = SSEEvent()
-        data: list[str] = []
-        async for line in self._lines:
-            if line == "":
-                if data:  # as in browsers, an event without data is not dispatched
-                    event.data = "\n".join(data)
-                    self.events.append(event)
-                    return event
-                event = SSEEvent()
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event.event = value
-            elif name == "id":
-                event.id = value
-        raise ConnectionError("the event stream ended")
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await self._reader
+
+    async def _read(self, lines: AsyncIterator[str]) -> None:
+        event, data = SSEEvent(), []
+        try:
+            async for line in lines:
+                if line == "":
+                    if data:  # as in browsers, an event without data is not dispatched
+                        event.data = "\n".join(data)
+                        self.events.append(event)
+                        self._queue.put_nowait(event)
+                    event, data = SSEEvent(), []
+                    continue
+                if line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event.event = value
+                elif name == "id":
+                    event.id = value
+        except httpx.HTTPError:
+            pass
+        finally:
+            self._queue.put_nowait(None)
 
 
 @contextlib.asynccontextmanager
@@ -258,5 +275,8 @@ async def open_stream(
     ):
         assert resp.status_code == 200, await resp.aread()
         stream = EventStream(resp)
-        await asyncio.wait_for(stream.wait_until_subscribed(), 10)
-        yield stream
+        await asyncio.wait_for(stream.start(), 10)
+        try:
+            yield stream
+        finally:
+            await stream.close()

@@ -32,7 +32,8 @@ class Database:
     async def is_healthy(self) -> bool:
         """True when the server answers a ping within a second."""
         try:
-            await asyncio.wait_for(self.db.command("ping"), HEALTH_TIMEOUT_SECS)
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECS):
+                await self.db.command("ping")
         except (PyMongoError, TimeoutError):
             return False
         return True
@@ -57,7 +58,7 @@ async def open_database(uri: str = "") -> Database:
         tz_aware=True,
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
-        event_listeners=[nx_compat.wake_on_write],
+        event_listeners=[nx_compat.wake_on_write, nx_compat.server_returns],
     )
     name = client.get_default_database("chat").name
     engine = AIOEngine(client=client, database=name)

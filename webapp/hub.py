@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 500  # events waiting for one stream before it is cut off
 AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
 BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
+STOP_TIMEOUT_SECS = 3
 HISTORY_LOST_CODES = (260, 280, 286)  # InvalidResumeToken, ChangeStreamFatalError, HistoryLost
 
 
@@ -210,14 +211,17 @@ class Hub:
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
 
     async def stop(self) -> None:
+        """Stops following the database and says goodbye for this process's streams."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded, so that nothing can hold up the process's exit
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECS)
         self._tasks.clear()
         for streams in list(self._subscriptions.values()):
             for subscription in list(streams):
                 self.disconnect(subscription)
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        if self._cleanups:
+            await asyncio.wait(self._cleanups, timeout=STOP_TIMEOUT_SECS)
         self._cut_everyone()
 
     async def _keep_presence(self) -> None:
@@ -261,6 +265,7 @@ class Hub:
         failures = 0
         while True:
             token = self._positions.get(collection)
+            server_returns = nx_compat.server_returns.count
             try:
                 async with self.engine.database[collection].watch(
                     start_after={"_data": token} if token else None,
@@ -274,6 +279,8 @@ class Hub:
                             if stream.resume_token is not None:
                                 self._positions[collection] = stream.resume_token["_data"]
                             self._ready[collection].set()
+                            if nx_compat.server_returns.count != server_returns:
+                                break  # a restarted embedded server: reopen from our position
                             await pacer.pause_after_empty_batch(loop.time() - asked_at)
                             continue
                         pacer.busy()
@@ -284,7 +291,9 @@ class Hub:
                         except Exception:  # a bug in one change must not stop the stream
                             log.exception("Could not handle a change on %s", collection)
                         self._positions[collection] = change["_id"]["_data"]
-            except PyMongoError as exc:
+            except Exception as exc:  # the database, or a surprise: log it and carry on
+                if not isinstance(exc, PyMongoError):
+                    log.exception("Change stream on %s stopped unexpectedly", collection)
                 if isinstance(exc, OperationFailure) and exc.code in HISTORY_LOST_CODES:
                     # Down too long to resume: start afresh and make every stream catch up.
                     log.warning("Change stream on %s cannot resume (%s)", collection, exc)

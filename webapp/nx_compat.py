@@ -7,6 +7,8 @@ database"), the difference is handled here and nowhere else:
   so a follower must pause between empty batches or it spins. On MongoDB the server waits
   and `pause_after_empty_batch` never sleeps. The pause ends early when this process writes
   (`WakeOnWrite`); another process's write is seen within the longest pause.
+- After a restart it serves empty batches for cursors it no longer knows, and records changes
+  only once someone watches again: followers reopen when the server returns (`ServerReturns`).
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
   cursor is not refused, so `cannot_replay` checks it. Only the last RETAINED_CHANGES changes
   of a collection are kept: a replay that reaches that many may have lost older ones.
@@ -19,6 +21,7 @@ import contextlib
 import re
 
 from pymongo import monitoring
+from pymongo.server_type import SERVER_TYPE
 
 _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
@@ -90,6 +93,36 @@ class WakeOnWrite(monitoring.CommandListener):
 wake_on_write = WakeOnWrite()
 
 
+class ServerReturns(monitoring.ServerListener):
+    """Counts the times the server came back after being unreachable.
+
+    Restarted, nx-27017 answers getMore on a change-stream cursor it no longer knows with empty
+    batches instead of an error, so a follower would wait on a dead cursor for ever; followers
+    reopen their stream when this count moves. (It also drops its change triggers when it
+    stops, so changes made before a follower reopens are not recorded at all.)
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
+        unknown = SERVER_TYPE.Unknown
+        if (
+            event.previous_description.server_type == unknown
+            and event.new_description.server_type != unknown
+        ):
+            self.count += 1
+
+    def opened(self, event: monitoring.ServerOpeningEvent) -> None:
+        pass
+
+    def closed(self, event: monitoring.ServerClosedEvent) -> None:
+        pass
+
+
+server_returns = ServerReturns()
+
+
 class IdlePacer:
     """Pauses after a change-stream batch that came back empty sooner than it should.
 
@@ -111,8 +144,11 @@ class IdlePacer:
             return
         pause = IDLE_PAUSES_SECS[min(self._quick_empties, len(IDLE_PAUSES_SECS) - 1)]
         self._quick_empties += 1
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that lands as the wait ends, and a write wakes this wait often.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), pause)
+            async with asyncio.timeout(pause):
+                await self._woken.wait()
         if self._woken.is_set():
             self._woken.clear()
             self._quick_empties = 0
