@@ -18,7 +18,6 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from odmantic import AIOEngine
@@ -185,7 +184,7 @@ class Hub:
     async def _close_presence(self, subscription: Subscription) -> None:
         try:
             # "Last seen" first: the delete is what makes every sidebar refresh.
-            await store.set_last_seen(self.engine, user_id=subscription.user_id, at=store.now())
+            await store.set_last_seen(self.engine, user_id=subscription.user_id)
             await store.close_presence(self.engine, presence_id=subscription.presence_id)
         except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
             log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
@@ -230,15 +229,18 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             try:
-                ids = [s.presence_id for streams in self._subscriptions.values() for s in streams]
-                if ids:
+                mine = [
+                    (s.presence_id, s.user_id)
+                    for streams in self._subscriptions.values()
+                    for s in streams
+                ]
+                if mine:
                     await store.refresh_presence(
-                        self.engine, presence_ids=ids, ttl=settings.PRESENCE_TTL_SECS
+                        self.engine, presences=mine, ttl=settings.PRESENCE_TTL_SECS
                     )
                 stale = await store.stale_presence(self.engine)
                 for presence in stale:
-                    lapsed_at = presence.expires_at - timedelta(seconds=settings.PRESENCE_TTL_SECS)
-                    await store.set_last_seen(self.engine, user_id=presence.user_id, at=lapsed_at)
+                    await store.set_last_seen(self.engine, user_id=presence.user_id)
                 await store.delete_stale_presence(self.engine, presence_ids=[p.id for p in stale])
             except PyMongoError as exc:
                 log.warning("Presence upkeep failed: %s", exc)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from odmantic import AIOEngine, Model, ObjectId
+from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, username_key
@@ -56,9 +57,17 @@ async def _insert(engine: AIOEngine, instance: M) -> M:
     return instance
 
 
-async def _update(engine: AIOEngine, instance: M, **changes: Any) -> M:
-    """Sets these fields, in the database and on the instance."""
-    await engine.get_collection(type(instance)).update_one({"_id": instance.id}, {"$set": changes})
+async def _update(engine: AIOEngine, instance: M, *, stamp: str = "", **changes: Any) -> M:
+    """Sets these fields, and `stamp` to the server's time, in the database and on the instance.
+
+    Times are only ever written whole (in a new document) or as the server's $currentDate:
+    nx-27017 stores a date given to $set as a string (README, "The embedded database").
+    """
+    update: dict[str, Any] = {"$set": changes} if changes else {}
+    if stamp:
+        update["$currentDate"] = {stamp: True}
+        changes[stamp] = now()  # the instance's copy; the database has the server's
+    await engine.get_collection(type(instance)).update_one({"_id": instance.id}, update)
     for name, value in changes.items():
         setattr(instance, name, value)
     return instance
@@ -215,17 +224,20 @@ async def list_messages(
 
 
 async def edit_message(engine: AIOEngine, *, message: Message, body: str) -> Message:
-    return await _update(engine, message, body=body, edited_at=now())
+    return await _update(engine, message, body=body, stamp="edited_at")
 
 
 async def delete_message(engine: AIOEngine, *, message: Message) -> Message:
     return await _update(engine, message, body="", deleted=True)
 
 
-async def set_last_seen(engine: AIOEngine, *, user_id: str, at: datetime) -> None:
+async def set_last_seen(engine: AIOEngine, *, user_id: str) -> None:
+    """The user was here just now."""
     oid = parse_id(user_id)
     if oid:
-        await engine.get_collection(User).update_one({"_id": oid}, {"$set": {"last_seen_at": at}})
+        await engine.get_collection(User).update_one(
+            {"_id": oid}, {"$currentDate": {"last_seen_at": True}}
+        )
 
 
 # Presence: one document per open stream
@@ -240,9 +252,24 @@ async def close_presence(engine: AIOEngine, *, presence_id: str) -> None:
     await engine.get_collection(Presence).delete_one({"_id": presence_id})
 
 
-async def refresh_presence(engine: AIOEngine, *, presence_ids: list[str], ttl: float) -> None:
-    await engine.get_collection(Presence).update_many(
-        {"_id": {"$in": presence_ids}}, {"$set": {"expires_at": now() + timedelta(seconds=ttl)}}
+async def refresh_presence(
+    engine: AIOEngine, *, presences: Sequence[tuple[str, str]], ttl: float
+) -> None:
+    """Pushes back the expiry of these (presence id, user id) streams, in one round trip.
+
+    Whole documents are replaced rather than $set: see _update. One that was swept or closed
+    meanwhile stays gone.
+    """
+    expires_at = now() + timedelta(seconds=ttl)
+    await engine.get_collection(Presence).bulk_write(
+        [
+            ReplaceOne(
+                {"_id": presence_id},
+                Presence(id=presence_id, user_id=user_id, expires_at=expires_at).model_dump_doc(),
+            )
+            for presence_id, user_id in presences
+        ],
+        ordered=False,
     )
 
 
@@ -310,7 +337,8 @@ async def count_unread_dm(engine: AIOEngine, *, user_id: str, conversation: str)
         {"_id": f"{user_id}:{conversation}"},
         {
             "$inc": {"unread": 1},
-            "$setOnInsert": {"user_id": user_id, "conversation": conversation, "read_at": now()},
+            "$setOnInsert": {"user_id": user_id, "conversation": conversation},
+            "$currentDate": {"read_at": True},  # a DM's own marker time is never read
         },
         upsert=True,
     )
