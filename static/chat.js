@@ -5,6 +5,8 @@
 
   const NEAR_BOTTOM_PX = 80;
 
+  document.documentElement.classList.add("js"); // for styles that only make sense with it
+
   function chatRoot() {
     return document.querySelector(".chat");
   }
@@ -402,8 +404,7 @@
     if (field && window.matchMedia("(min-width: 720px)").matches) field.focus();
   });
 
-  window.chatPage = { setUnread: setUnread, placeMessage: placeMessage };
-  // Away form: the sidebar refresh that follows shows the new note; just confirm it here.
+  // Away form: the sidebar entry that comes back through the stream shows the new note.
   document.addEventListener("htmx:afterRequest", function (evt) {
     if (!evt.detail.successful || !evt.detail.elt.classList.contains("away-form")) return;
     const field = evt.detail.elt.querySelector("input[name=away_message]");
