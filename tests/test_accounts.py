@@ -24,7 +24,8 @@ from argon2 import PasswordHasher
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.support import PASSWORD, ROOT, AppServer, Person, free_port, unique_name
+from tests.support import PASSWORD, ROOT, AppServer, Person, unique_name
+from webapp.embedded_db import free_port
 
 SECRET_KEY = os.environ["SECRET_KEY"]  # conftest gives the server the same one
 AUDIENCE = "chat:session"
