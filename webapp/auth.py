@@ -19,9 +19,8 @@ from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection, Request
 
 from webapp import settings, store, tokens
-from webapp.errors import CSRFFailed, PayloadTooLarge, Unauthorized
+from webapp.errors import CSRFFailed, Unauthorized
 from webapp.models import User
-from webapp.security import MAX_BODY_BYTES
 
 # argon2id with OWASP's recommended floor (19 MiB, 2 passes, 1 lane): about 40 ms a hash here,
 # so hundreds of sign-ins a minute fit on two cores. Older hashes are redone at sign-in.
@@ -112,10 +111,10 @@ def _same_origin(request: Request) -> bool:
 
 
 async def checked_form(request: Request) -> FormData:
-    """The request's form, once its size, origin and (for cookie sessions) CSRF token pass."""
-    length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:  # refused before reading it
-        raise PayloadTooLarge(f"That request is too large (the limit is {MAX_BODY_BYTES} bytes).")
+    """The request's form, once its origin and (for cookie sessions) CSRF token pass.
+
+    Its size is capped for every request by security.BodyLimitMiddleware.
+    """
     if not _same_origin(request):
         raise CSRFFailed()
     form = await request.form()

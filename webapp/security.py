@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from webapp.errors import PayloadTooLarge
 
 MAX_BODY_BYTES = 64 * 1024  # forms only: the longest message is 4,000 characters
+TOO_LARGE = f"That request is too large (the limit is {MAX_BODY_BYTES} bytes)."
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -41,7 +42,10 @@ class SecurityHeadersMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses a request body over MAX_BODY_BYTES, however it is sent (chunked included)."""
+    """Refuses a request body over MAX_BODY_BYTES, however it is sent (chunked included).
+
+    A declared Content-Length over the limit is refused before any of the body is read.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,16 +54,17 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                raise PayloadTooLarge(TOO_LARGE)
             message = await receive()
             received += len(message.get("body", b""))
             if received > MAX_BODY_BYTES:
-                raise PayloadTooLarge(
-                    f"That request is too large (the limit is {MAX_BODY_BYTES} bytes)."
-                )
+                raise PayloadTooLarge(TOO_LARGE)
             return message
 
         await self.app(scope, limited_receive, send)
