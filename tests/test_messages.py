@@ -375,6 +375,29 @@ def test_request_over_64_kib_is_refused(person: Person, db: Db) -> None:
     assert count_stored(db, marker) == 0
 
 
+def test_request_just_under_64_kib_is_accepted(person: Person, db: Db) -> None:
+    """The limit counts the body once, whether declared or streamed."""
+    marker = unique_text("big")
+    data = {"body": "fits " + marker, "padding": "p" * (60 * 1024)}
+    response = person.send("POST", dm(person.username), data)
+    assert response.status_code == 201, response.text
+    assert count_stored(db, marker) == 1
+
+    def chunks() -> Iterator[bytes]:
+        yield f"body=streamed+{marker}&padding=".encode()
+        for _ in range(15):
+            yield b"p" * 4096
+
+    headers = {
+        **HX,
+        "X-CSRF-Token": person.csrf,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    response = person.client.post(dm(person.username), content=chunks(), headers=headers)
+    assert response.status_code == 201, response.text
+    assert count_stored(db, marker) == 2
+
+
 def test_chunked_request_over_64_kib_is_refused(person: Person, db: Db) -> None:
     """The size limit holds without a Content-Length header (Transfer-Encoding: chunked)."""
     marker = unique_text("chunked")
