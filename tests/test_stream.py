@@ -184,3 +184,23 @@ async def test_concurrent_writers_in_two_processes_lose_nothing(
     # Each writer's messages arrive in the order that writer committed them.
     assert [m for m in received if m in written_a] == written_a
     assert [m for m in received if m in written_b] == written_b
+
+
+async def test_only_the_author_gets_the_controls(make_person: MakePerson) -> None:
+    """One event reaches every stream; the author's copy alone carries Edit and Delete."""
+    alice, bob, carol = make_person(), make_person(), make_person()
+    async with (
+        open_stream(alice.base_url, token=alice.token()) as alice_events,
+        open_stream(bob.base_url, token=bob.token()) as bob_events,
+        open_stream(carol.base_url, token=carol.token()) as carol_events,
+    ):
+        sent = alice.post_public("who may edit this?")
+        mine = await alice_events.next_named("message")
+        theirs = [await s.next_named("message") for s in (bob_events, carol_events)]
+    assert message_id(mine.data) == message_id(sent.text)
+    assert ">Edit<" in mine.data and ">Delete<" in mine.data
+    for event in theirs:
+        assert message_id(event.data) == message_id(sent.text)
+        assert ">Edit<" not in event.data and ">Delete<" not in event.data
+        assert "csrf_token" not in event.data
+    assert theirs[0].data == theirs[1].data

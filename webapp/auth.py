@@ -9,6 +9,7 @@ since no browser sends that header on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -46,7 +47,7 @@ class SignedInUser(BaseUser):
     def identity(self) -> str:
         return str(self.user.id)
 
-    @property
+    @cached_property
     def csrf_token(self) -> str:
         return tokens.issue_csrf_token(self.claims.jti, secret=str(settings.SECRET_KEY))
 

@@ -35,7 +35,7 @@ STOP_TIMEOUT_SECS = 3
 HISTORY_LOST_CODES = (260, 280, 286)  # InvalidResumeToken, ChangeStreamFatalError, HistoryLost
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one event, however many streams it reaches
 class MessageEvent:
     """A message was posted, edited or deleted; `id` orders it (a resume token's _data)."""
 
@@ -44,7 +44,7 @@ class MessageEvent:
     name: str = "message"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PersonEvent:
     """Someone came, went, or set an away message: their sidebar entry, the same for everyone."""
 
@@ -54,7 +54,7 @@ class PersonEvent:
     name: str = "person"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SidebarEvent:
     """One reader's unread counts changed: their own sidebar is out of date."""
 
@@ -62,7 +62,7 @@ class SidebarEvent:
     name: str = "sidebar"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TypingEvent:
     """Someone is typing; ephemeral, so it has no id and is never replayed."""
 
@@ -148,6 +148,9 @@ class Hub:
         self._ready: dict[str, asyncio.Event] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
         self.online: set[str] = set()  # users with an open stream in any process
+        # Away messages seen since start: without updateDescription (nx-27017 has none), this
+        # tells an away message from "last seen" among user changes. A user's first change
+        # after start is always announced.
         self._away: dict[str, str] = {}
 
     # Streams come and go
@@ -184,7 +187,7 @@ class Hub:
     async def _close_presence(self, subscription: Subscription) -> None:
         try:
             # "Last seen" first: the delete is what makes every sidebar refresh.
-            await store.set_last_seen(self.engine, user_id=subscription.user_id)
+            await store.set_last_seen(self.engine, user_ids=[subscription.user_id])
             await store.close_presence(self.engine, presence_id=subscription.presence_id)
         except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
             log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
@@ -206,7 +209,6 @@ class Hub:
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
         # Read after the streams are open, so no change falls between the two.
         self.online = await store.online_user_ids(self.engine)
-        self._away = {str(u.id): u.away_message for u in await store.list_users(self.engine)}
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
 
     async def stop(self) -> None:
@@ -239,9 +241,11 @@ class Hub:
                         self.engine, presences=mine, ttl=settings.PRESENCE_TTL_SECS
                     )
                 stale = await store.stale_presence(self.engine)
-                for presence in stale:
-                    await store.set_last_seen(self.engine, user_id=presence.user_id)
-                await store.delete_stale_presence(self.engine, presence_ids=[p.id for p in stale])
+                if stale:
+                    await store.set_last_seen(self.engine, user_ids=[p.user_id for p in stale])
+                    await store.delete_stale_presence(
+                        self.engine, presence_ids=[p.id for p in stale]
+                    )
             except PyMongoError as exc:
                 log.warning("Presence upkeep failed: %s", exc)
 

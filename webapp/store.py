@@ -104,10 +104,6 @@ async def get_user(engine: AIOEngine, *, user_id: str) -> User | None:
     return await get_by_id(engine, User, object_id=oid) if oid else None
 
 
-async def list_users(engine: AIOEngine) -> list[User]:
-    return await _find(engine, User, {}, sort=[("username_key", 1)])
-
-
 def _object_ids(user_ids: Iterable[str]) -> list[ObjectId]:
     return [oid for oid in map(parse_id, user_ids) if oid is not None]
 
@@ -231,12 +227,12 @@ async def delete_message(engine: AIOEngine, *, message: Message) -> Message:
     return await _update(engine, message, body="", deleted=True)
 
 
-async def set_last_seen(engine: AIOEngine, *, user_id: str) -> None:
-    """The user was here just now."""
-    oid = parse_id(user_id)
-    if oid:
-        await engine.get_collection(User).update_one(
-            {"_id": oid}, {"$currentDate": {"last_seen_at": True}}
+async def set_last_seen(engine: AIOEngine, *, user_ids: Iterable[str]) -> None:
+    """These users were here just now."""
+    ids = _object_ids(user_ids)
+    if ids:
+        await engine.get_collection(User).update_many(
+            {"_id": {"$in": ids}}, {"$currentDate": {"last_seen_at": True}}
         )
 
 
@@ -279,10 +275,9 @@ async def stale_presence(engine: AIOEngine) -> list[Presence]:
 
 
 async def delete_stale_presence(engine: AIOEngine, *, presence_ids: list[str]) -> None:
-    if presence_ids:
-        await engine.get_collection(Presence).delete_many(
-            {"_id": {"$in": presence_ids}, "expires_at": {"$lt": now()}}
-        )
+    await engine.get_collection(Presence).delete_many(
+        {"_id": {"$in": presence_ids}, "expires_at": {"$lt": now()}}
+    )
 
 
 async def online_user_ids(engine: AIOEngine) -> set[str]:

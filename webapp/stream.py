@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from weakref import WeakKeyDictionary
 
 from odmantic import AIOEngine
 from pymongo.errors import PyMongoError
@@ -19,7 +20,15 @@ from starlette.requests import Request
 
 from webapp import chat, nx_compat, settings, store
 from webapp.auth import SignedInUser, signed_in
-from webapp.hub import CutOff, Event, MessageEvent, PersonEvent, Subscription, TypingEvent
+from webapp.hub import (
+    CutOff,
+    Event,
+    MessageEvent,
+    PersonEvent,
+    SidebarEvent,
+    Subscription,
+    TypingEvent,
+)
 from webapp.models import Message
 from webapp.sidebar import build_sidebar, neutral_person
 from webapp.templating import render_fragment
@@ -66,18 +75,30 @@ async def replay_messages(
     return events
 
 
-async def _render(request: Request, me: SignedInUser, event: Event) -> ServerSentEvent:
+# An event's fragment as everyone but its author sees it, rendered once for all the streams
+# of this process that send it.
+_shared_html: WeakKeyDictionary[Event, str] = WeakKeyDictionary()
+
+
+def _render_shared(request: Request, event: MessageEvent | PersonEvent | TypingEvent) -> str:
     if isinstance(event, MessageEvent):
-        html = render_fragment(request, "_message.html", message=event.message)
-    elif isinstance(event, TypingEvent):
-        html = render_fragment(request, "_typing.html", typing=event.typing)
-    elif isinstance(event, PersonEvent):
-        html = render_fragment(request, "_person.html", person=neutral_person(event))
-    else:
+        return render_fragment(request, "_message.html", message=event.message)
+    if isinstance(event, TypingEvent):
+        return render_fragment(request, "_typing.html", typing=event.typing)
+    return render_fragment(request, "_person.html", person=neutral_person(event))
+
+
+async def _render(request: Request, me: SignedInUser, event: Event) -> ServerSentEvent:
+    if isinstance(event, SidebarEvent):  # this reader's own counts
         engine = request.app.state.db.engine
-        user = await store.get_user(engine, user_id=me.identity) or me.user
-        sidebar = await build_sidebar(engine, me=user, online_ids=request.app.state.hub.online)
+        sidebar = await build_sidebar(engine, me=me.user, online_ids=request.app.state.hub.online)
         html = render_fragment(request, "_sidebar.html", sidebar=sidebar, conversation=None)
+    elif isinstance(event, MessageEvent) and event.message.sender_id == me.identity:
+        html = render_fragment(request, "_message.html", message=event.message)  # with controls
+    else:
+        html = _shared_html.get(event) or _shared_html.setdefault(
+            event, _render_shared(request, event)
+        )
     return ServerSentEvent(data=html, event=event.name, id=event.id)
 
 
