@@ -304,3 +304,23 @@ def test_away_message_shows_even_when_offline(make_person: MakePerson) -> None:
     )
     assert entry is not None
     assert '<span class="away-note">On holiday</span>' in entry.group(0)
+
+
+def test_opening_a_read_conversation_writes_nothing(
+    make_person: MakePerson, mongo_uri: str
+) -> None:
+    alice, bob = make_person(), make_person()
+    bob.post_dm(alice.username, "one")
+    alice.client.get(f"/dm/{bob.username}")  # reads it
+    client: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
+    try:
+        markers = client.get_default_database().read_markers
+        user = client.get_default_database().user.find_one({"username": alice.username})
+        assert user is not None
+        query = {"user_id": str(user["_id"]), "unread": 0}
+        before = list(markers.find(query))
+        assert before
+        alice.client.get(f"/dm/{bob.username}")  # nothing new: no write, no refresh for tabs
+        assert list(markers.find(query)) == before
+    finally:
+        client.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from odmantic import AIOEngine
 
@@ -28,6 +28,24 @@ class Sidebar:
     public_unread: int
     online: list[Person]
     offline: list[Person]
+
+    def unread(self, conversation: str) -> int:
+        if conversation == chat.PUBLIC:
+            return self.public_unread
+        people = (*self.online, *self.offline)
+        return next((p.unread for p in people if p.conversation == conversation), 0)
+
+    def read(self, conversation: str) -> Sidebar:
+        """The same sidebar once `conversation` has been read."""
+
+        def reading(people: list[Person]) -> list[Person]:
+            return [replace(p, unread=0) if p.conversation == conversation else p for p in people]
+
+        return Sidebar(
+            0 if conversation == chat.PUBLIC else self.public_unread,
+            reading(self.online),
+            reading(self.offline),
+        )
 
 
 async def build_sidebar(engine: AIOEngine, *, me: User, online_ids: set[str]) -> Sidebar:

@@ -86,14 +86,17 @@ async def _chat_page(request: Request, username: str | None) -> Response:
     cursor = hub.position  # taken before reading, so the stream replays anything newer
     before_id = request.query_params.get("before")
     messages, has_older = await _page_of_messages(engine, conversation, before_id)
-    await store.mark_read(engine, user_id=me.identity, conversation=conversation.key)
+    sidebar = await build_sidebar(engine, me=me.user, online_ids=hub.online)
+    if sidebar.unread(conversation.key):  # opening a conversation reads it
+        await store.mark_read(engine, user_id=me.identity, conversation=conversation.key)
+        sidebar = sidebar.read(conversation.key)
     context = {
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
         "is_history": before_id is not None,
         "cursor": cursor,
-        "sidebar": await build_sidebar(engine, me=me.user, online_ids=hub.online),
+        "sidebar": sidebar,
     }
     response = templates.TemplateResponse(request, "chat.html", context)
     response.headers["Vary"] = "HX-Request"
