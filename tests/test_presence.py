@@ -324,3 +324,29 @@ def test_opening_a_read_conversation_writes_nothing(
         assert list(markers.find(query)) == before
     finally:
         client.close()
+
+
+def test_marking_read_is_refused_without_csrf_or_a_real_conversation(
+    make_person: MakePerson,
+) -> None:
+    alice, bob = make_person(), make_person()
+    bob.post_dm(alice.username, "unread until alice reads it")
+    assert alice.client.post(f"/dm/{bob.username}/read").status_code == 403  # no CSRF token
+    assert alice.send("POST", "/dm/nobody_by_that_name/read").status_code == 404
+    page = alice.client.get(f"/dm/{alice.username}").text
+    assert unread_badge(page, dm_key(page, bob.username)) == 1  # nothing was marked
+    assert alice.send("POST", f"/dm/{bob.username}/read").status_code == 204
+    page = alice.client.get(f"/dm/{alice.username}").text
+    assert unread_badge(page, dm_key(page, bob.username)) == 0
+
+
+def test_nobody_can_set_presence_for_someone_else(make_person: MakePerson) -> None:
+    alice, mallory = make_person(), make_person()
+    forged = {"away_message": "hijacked", "username": alice.username, "user_id": "x" * 24}
+    assert mallory.send("POST", "/away", forged).status_code == 200
+    page = alice.client.get("/").text
+    entries = dict(
+        re.findall(r'data-username="(\w+)"\s+data-status="\w+" data-away="([^"]*)"', page)
+    )
+    assert entries[alice.username] == ""
+    assert entries[mallory.username] == "hijacked"

@@ -150,6 +150,26 @@ def test_typing_notice_reaches_only_the_other_party(
     expect(message(carol, text)).to_have_count(0)
 
 
+def test_typing_is_sent_sparingly_and_its_notice_fades(
+    new_page: NewPage, make_person: MakePerson
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    alice = open_chat(new_page, alice_p, f"/dm/{bob_p.username}")
+    bob = open_chat(new_page, bob_p, f"/dm/{alice_p.username}")
+    expect(online_list(alice).get_by_role("link", name=bob_p.username)).to_be_visible()
+    expect(online_list(bob).get_by_role("link", name=alice_p.username)).to_be_visible()
+    notices: list[str] = []
+    bob.on("request", lambda r: notices.append(r.url) if r.url.endswith("/typing") else None)
+
+    # A burst of keystrokes sends one notice (at most one every few seconds).
+    composer(bob).press_sequentially("a quick burst of typing", delay=10)
+    expect(alice.locator("#typing")).to_have_text(f"{bob_p.username} is typing…")
+    assert len(notices) == 1, notices
+    # Bob stops without sending: the notice goes away by itself.
+    expect(alice.locator("#typing")).to_have_text("", timeout=10_000)
+    assert len(notices) == 1, notices
+
+
 def test_unread_badges_for_dms_and_the_public_room(
     new_page: NewPage, make_person: MakePerson
 ) -> None:
