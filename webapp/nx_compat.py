@@ -28,10 +28,6 @@ RETAINED_CHANGES = 1000  # per collection
 IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)  # after 1, 2, 3... quick empty batches
 
 
-def is_nx_token(data: str) -> bool:
-    return _NX_TOKEN.fullmatch(data) is not None
-
-
 def token_sort_key(data: str) -> tuple[int, str]:
     """Orders resume tokens of one collection's stream by commit order.
 

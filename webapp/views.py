@@ -186,8 +186,7 @@ async def _after_change(request: Request, message: Message) -> Response:
         return templates.TemplateResponse(request, "_message.html", {"message": message})
     page_url = PUBLIC_ROOM.page_url
     if message.conversation != chat.PUBLIC:
-        me = signed_in(request).identity
-        peer_id = next((p for p in message.participants if p != me), me)
+        peer_id = chat.dm_peer(message.conversation, signed_in(request).identity) or ""
         peer = await store.get_user(request.app.state.db.engine, user_id=peer_id)
         page_url = f"/dm/{peer.username}" if peer else "/"
     return RedirectResponse(f"{page_url}#msg-{message.id}", status_code=303)
