@@ -79,7 +79,7 @@ async def register(request: Request) -> Response:
         name = chat.clean_username(username)
         password = chat.check_password(str(form.get("password", "")))
         user = await store.create_user(
-            request.app.state.db.engine,
+            request.app.state.db,
             username=name,
             password_hash=await auth.hash_password(password),
         )
@@ -92,23 +92,23 @@ async def register(request: Request) -> Response:
 
 async def _authenticate(request: Request, username: str, password: str) -> User:
     """The user these credentials name; Unauthorized or TooManyAttempts otherwise."""
-    engine = request.app.state.db.engine
+    db = request.app.state.db
     keys = chat.throttle_keys(username, _client_address(request))
     limits = (chat.MAX_FAILURES_PER_NAME, chat.MAX_FAILURES_PER_ADDRESS)
     now = store.now()
     for key, limit in zip(keys, limits, strict=True):
-        failures = await store.recent_failures(engine, key=key)
+        failures = await store.recent_failures(db, key=key)
         if len(failures) >= limit:
             raise TooManyAttempts(chat.retry_after(failures[-limit], now))
-    user = await store.get_user_by_name(engine, username=username)
+    user = await store.get_user_by_name(db, username=username)
     if not await auth.password_matches(user.password_hash if user else None, password):
-        await store.record_login_failure(engine, keys=keys)
+        await store.record_login_failure(db, keys=keys)
         raise Unauthorized(BAD_CREDENTIALS)
     assert user is not None
-    await store.clear_failures(engine, key=keys[0])
+    await store.clear_failures(db, key=keys[0])
     if auth.needs_rehash(user.password_hash):
         await store.set_password_hash(
-            engine, user=user, password_hash=await auth.hash_password(password)
+            db, user=user, password_hash=await auth.hash_password(password)
         )
     return user
 
@@ -138,9 +138,7 @@ async def logout(request: Request) -> Response:
     await auth.checked_form(request)
     if isinstance(request.user, auth.SignedInUser):
         claims = request.user.claims
-        await store.revoke_token(
-            request.app.state.db.engine, jti=claims.jti, expires_at=claims.expires_at
-        )
+        await store.revoke_token(request.app.state.db, jti=claims.jti, expires_at=claims.expires_at)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         settings.SESSION_COOKIE, httponly=True, samesite="lax", secure=settings.PRODUCTION

@@ -51,14 +51,15 @@ async def handle_chat_error(request: Request, exc: Exception) -> Response:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.db = await open_database()
-    app.state.hub = Hub(app.state.db.engine)
+    app.state.connection = await open_database()
+    app.state.db = app.state.connection.db
+    app.state.hub = Hub(app.state.db)
     await app.state.hub.start()
     try:
         yield
     finally:
         await app.state.hub.stop()
-        await app.state.db.close()
+        await app.state.connection.close()
 
 
 routes = [

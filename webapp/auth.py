@@ -68,10 +68,10 @@ class SessionBackend(AuthenticationBackend):
             claims = tokens.read_session_token(token, secret=str(settings.SECRET_KEY))
         except tokens.InvalidToken:
             return None
-        engine = conn.app.state.db.engine
-        if await store.is_revoked(engine, jti=claims.jti):
+        db = conn.app.state.db
+        if await store.is_revoked(db, jti=claims.jti):
             return None
-        user = await store.get_user(engine, user_id=claims.user_id)
+        user = await store.get_user(db, user_id=claims.user_id)
         if user is None:
             return None
         return AuthCredentials(["authenticated"]), SignedInUser(user, claims, via)

@@ -1,13 +1,20 @@
-"""The connection to MongoDB: the embedded server when MONGODB_URI is unset, indexes, health."""
+"""The connection to MongoDB: the embedded server when MONGODB_URI is unset, indexes, health.
+
+Every query goes through PyMongo's native async client; the odmantic models in models.py
+declare the documents and their indexes, and store.py is the only module that queries.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
-from odmantic import AIOEngine
+from odmantic import Model
+from odmantic.index import ODMBaseIndex
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from webapp import nx_compat, settings
@@ -15,19 +22,28 @@ from webapp.embedded_db import EmbeddedDatabase
 from webapp.models import LoginFailure, Message, Presence, ReadMarker, RevokedToken, Typing, User
 
 log = logging.getLogger(__name__)
-MODELS = (User, Message, RevokedToken, LoginFailure, Presence, Typing, ReadMarker)
+MODELS: tuple[type[Model], ...] = (
+    User,
+    Message,
+    RevokedToken,
+    LoginFailure,
+    Presence,
+    Typing,
+    ReadMarker,
+)
 HEALTH_TIMEOUT_SECS = 1.0
+
+Document = dict[str, Any]
+Db = AsyncDatabase[Document]
 
 
 @dataclass
-class Database:
-    client: AsyncIOMotorClient  # type: ignore[type-arg]
-    engine: AIOEngine
-    embedded: EmbeddedDatabase | None
+class Connection:
+    """The client, its database, and the embedded server behind them when there is one."""
 
-    @property
-    def db(self) -> AsyncIOMotorDatabase:  # type: ignore[type-arg]
-        return self.engine.database
+    client: AsyncMongoClient[Document]
+    db: Db
+    embedded: EmbeddedDatabase | None
 
     async def is_healthy(self) -> bool:
         """True when the server answers a ping within a second."""
@@ -39,12 +55,23 @@ class Database:
         return True
 
     async def close(self) -> None:
-        self.client.close()
+        await self.client.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
 
 
-async def open_database(uri: str = "") -> Database:
+async def create_indexes(db: Db, models: tuple[type[Model], ...] = MODELS) -> None:
+    """The indexes each model declares (unique fields and its model_config indexes)."""
+    for model in models:
+        indexes = [
+            index.get_pymongo_index() if isinstance(index, ODMBaseIndex) else index
+            for index in model.__indexes__()
+        ]
+        if indexes:
+            await db[model.__collection__].create_indexes(indexes)
+
+
+async def open_database(uri: str = "") -> Connection:
     """Connect (starting the embedded server if there is no URI) and make the indexes."""
     uri = uri or settings.MONGODB_URI
     embedded = None
@@ -53,20 +80,19 @@ async def open_database(uri: str = "") -> Database:
         await asyncio.to_thread(embedded.start)
         uri = embedded.uri
         log.info("Embedded database listening at %s", uri)
-    client: AsyncIOMotorClient = AsyncIOMotorClient(  # type: ignore[type-arg]
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
         uri,
         tz_aware=True,
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
         event_listeners=[nx_compat.wake_on_write, nx_compat.server_returns],
     )
-    name = client.get_default_database("chat").name
-    engine = AIOEngine(client=client, database=name)
+    db = client.get_default_database("chat")
     try:
-        await engine.configure_database(MODELS)
+        await create_indexes(db)
     except BaseException:
-        client.close()
+        await client.close()
         if embedded is not None:
             embedded.stop()
         raise
-    return Database(client, engine, embedded)
+    return Connection(client, db, embedded)

@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from odmantic import AIOEngine
 from pymongo.errors import OperationFailure, PyMongoError
 
 from webapp import chat, nx_compat, settings, store
+from webapp.database import Db
 from webapp.models import Message, Presence, ReadMarker, Typing, User
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,8 @@ ChangeHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 class Hub:
-    def __init__(self, engine: AIOEngine) -> None:
-        self.engine = engine
+    def __init__(self, db: Db) -> None:
+        self.db = db
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._positions: dict[str, str] = {}
@@ -161,7 +161,7 @@ class Hub:
         self._subscriptions.setdefault(user_id, set()).add(subscription)
         try:
             await store.open_presence(
-                self.engine,
+                self.db,
                 presence_id=subscription.presence_id,
                 user_id=user_id,
                 ttl=settings.PRESENCE_TTL_SECS,
@@ -187,8 +187,8 @@ class Hub:
     async def _close_presence(self, subscription: Subscription) -> None:
         try:
             # "Last seen" first: the delete is what makes every sidebar refresh.
-            await store.set_last_seen(self.engine, user_ids=[subscription.user_id])
-            await store.close_presence(self.engine, presence_id=subscription.presence_id)
+            await store.set_last_seen(self.db, user_ids=[subscription.user_id])
+            await store.close_presence(self.db, presence_id=subscription.presence_id)
         except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
             log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
 
@@ -208,7 +208,7 @@ class Hub:
         self._follow(ReadMarker.__collection__, self._on_read_marker_change)
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
         # Read after the streams are open, so no change falls between the two.
-        self.online = await store.online_user_ids(self.engine)
+        self.online = await store.online_user_ids(self.db)
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
 
     async def stop(self) -> None:
@@ -238,14 +238,12 @@ class Hub:
                 ]
                 if mine:
                     await store.refresh_presence(
-                        self.engine, presences=mine, ttl=settings.PRESENCE_TTL_SECS
+                        self.db, presences=mine, ttl=settings.PRESENCE_TTL_SECS
                     )
-                stale = await store.stale_presence(self.engine)
+                stale = await store.stale_presence(self.db)
                 if stale:
-                    await store.set_last_seen(self.engine, user_ids=[p.user_id for p in stale])
-                    await store.delete_stale_presence(
-                        self.engine, presence_ids=[p.id for p in stale]
-                    )
+                    await store.set_last_seen(self.db, user_ids=[p.user_id for p in stale])
+                    await store.delete_stale_presence(self.db, presence_ids=[p.id for p in stale])
             except PyMongoError as exc:
                 log.warning("Presence upkeep failed: %s", exc)
 
@@ -273,7 +271,7 @@ class Hub:
             token = self._positions.get(collection)
             server_returns = nx_compat.server_returns.count
             try:
-                async with self.engine.database[collection].watch(
+                async with await self.db[collection].watch(
                     start_after={"_data": token} if token else None,
                     max_await_time_ms=int(AWAIT_SECS * 1000),
                 ) as stream:
@@ -316,9 +314,7 @@ class Hub:
         if change.get("operationType") not in ("insert", "update", "replace"):
             return
         # Load the document by its key rather than trusting fullDocument (README: nx-27017).
-        message = await store.get_by_id(
-            self.engine, Message, object_id=change["documentKey"]["_id"]
-        )
+        message = await store.get_by_id(self.db, Message, object_id=change["documentKey"]["_id"])
         if message is None:
             return
         event = MessageEvent(change["_id"]["_data"], message)
@@ -328,15 +324,15 @@ class Hub:
         if change.get("operationType") not in ("insert", "delete"):
             return  # heartbeats change nobody's status
         user_id = str(change["documentKey"]["_id"]).split(":", 1)[0]
-        online = await store.is_online(self.engine, user_id=user_id)
+        online = await store.is_online(self.db, user_id=user_id)
         if online != (user_id in self.online):
             (self.online.add if online else self.online.discard)(user_id)
-            user = await store.get_user(self.engine, user_id=user_id)
+            user = await store.get_user(self.db, user_id=user_id)
             if user is not None:
                 self._broadcast(PersonEvent(user, online))
 
     async def _on_user_change(self, change: Mapping[str, Any]) -> None:
-        user = await store.get_by_id(self.engine, User, object_id=change["documentKey"]["_id"])
+        user = await store.get_by_id(self.db, User, object_id=change["documentKey"]["_id"])
         if user is None:
             return
         user_id = str(user.id)
@@ -350,13 +346,13 @@ class Hub:
         A marker counting up is a direct message arriving, which its own message event shows.
         """
         marker_id = str(change["documentKey"]["_id"])
-        marker = await store.get_read_marker(self.engine, marker_id=marker_id)
+        marker = await store.get_read_marker(self.db, marker_id=marker_id)
         if marker is None or marker.unread == 0:
             self._broadcast(SidebarEvent(), [marker_id.split(":", 1)[0]])
 
     async def _on_typing_change(self, change: Mapping[str, Any]) -> None:
         if change.get("operationType") not in ("insert", "update", "replace"):
             return
-        typing = await store.get_typing(self.engine, typing_id=str(change["documentKey"]["_id"]))
+        typing = await store.get_typing(self.db, typing_id=str(change["documentKey"]["_id"]))
         if typing is not None:
             self._broadcast(TypingEvent(typing), typing_recipients(typing, self._subscriptions))

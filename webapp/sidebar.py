@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from odmantic import AIOEngine
-
 from webapp import chat, store
+from webapp.database import Db
 from webapp.hub import PersonEvent
 from webapp.models import User
 
@@ -48,7 +47,7 @@ class Sidebar:
         )
 
 
-async def build_sidebar(engine: AIOEngine, *, me: User, online_ids: set[str]) -> Sidebar:
+async def build_sidebar(db: Db, *, me: User, online_ids: set[str]) -> Sidebar:
     """The sidebar for `me`, given who is online.
 
     Everyone online is listed; of the others, those `me` has unread messages from and the
@@ -56,14 +55,14 @@ async def build_sidebar(engine: AIOEngine, *, me: User, online_ids: set[str]) ->
     """
     my_id = str(me.id)
     online_ids = online_ids | {my_id}  # whoever looks at the sidebar is here
-    unread = await store.unread_counts(engine, user=me)
+    unread = await store.unread_counts(db, user=me)
     with_unread = {
         peer for key, count in unread.items() if count and (peer := chat.dm_peer(key, my_id))
     }
-    online = await store.users_by_id(engine, user_ids=online_ids)
-    waiting = await store.users_by_id(engine, user_ids=with_unread - online_ids)
+    online = await store.users_by_id(db, user_ids=online_ids)
+    waiting = await store.users_by_id(db, user_ids=with_unread - online_ids)
     recent = await store.recently_seen_users(
-        engine, excluding=online_ids | with_unread, limit=OFFLINE_LIMIT
+        db, excluding=online_ids | with_unread, limit=OFFLINE_LIMIT
     )
     offline = sorted([*waiting, *recent], key=lambda user: user.username_key)
 

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from odmantic import AIOEngine, Model, ObjectId
+from bson import ObjectId
+from odmantic import Model
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, username_key
+from webapp.database import Db
 from webapp.errors import Conflict
 from webapp.models import (
     LoginFailure,
@@ -41,23 +43,23 @@ def parse_id(value: str) -> ObjectId | None:
 
 
 async def _find(
-    engine: AIOEngine, model: type[M], filter: Mapping[str, Any], *, sort: Sort = (), limit: int = 0
+    db: Db, model: type[M], filter: Mapping[str, Any], *, sort: Sort = (), limit: int = 0
 ) -> list[M]:
-    cursor = engine.get_collection(model).find(filter, sort=list(sort) or None, limit=limit)
+    cursor = db[model.__collection__].find(filter, sort=list(sort) or None, limit=limit)
     return [model.model_validate_doc(doc) async for doc in cursor]
 
 
-async def _find_one(engine: AIOEngine, model: type[M], filter: Mapping[str, Any]) -> M | None:
-    doc = await engine.get_collection(model).find_one(filter)
+async def _find_one(db: Db, model: type[M], filter: Mapping[str, Any]) -> M | None:
+    doc = await db[model.__collection__].find_one(filter)
     return model.model_validate_doc(doc) if doc is not None else None
 
 
-async def _insert(engine: AIOEngine, instance: M) -> M:
-    await engine.get_collection(type(instance)).insert_one(instance.model_dump_doc())
+async def _insert(db: Db, instance: M) -> M:
+    await db[type(instance).__collection__].insert_one(instance.model_dump_doc())
     return instance
 
 
-async def _update(engine: AIOEngine, instance: M, *, stamp: str = "", **changes: Any) -> M:
+async def _update(db: Db, instance: M, *, stamp: str = "", **changes: Any) -> M:
     """Sets these fields, and `stamp` to the server's time, in the database and on the instance.
 
     Times are only ever written whole (in a new document) or as the server's $currentDate:
@@ -67,20 +69,20 @@ async def _update(engine: AIOEngine, instance: M, *, stamp: str = "", **changes:
     if stamp:
         update["$currentDate"] = {stamp: True}
         changes[stamp] = now()  # the instance's copy; the database has the server's
-    await engine.get_collection(type(instance)).update_one({"_id": instance.id}, update)
+    await db[type(instance).__collection__].update_one({"_id": instance.id}, update)
     for name, value in changes.items():
         setattr(instance, name, value)
     return instance
 
 
-async def get_by_id(engine: AIOEngine, model: type[M], *, object_id: ObjectId) -> M | None:
-    return await _find_one(engine, model, {"_id": object_id})
+async def get_by_id(db: Db, model: type[M], *, object_id: ObjectId) -> M | None:
+    return await _find_one(db, model, {"_id": object_id})
 
 
 # Users
 
 
-async def create_user(engine: AIOEngine, *, username: str, password_hash: str) -> User:
+async def create_user(db: Db, *, username: str, password_hash: str) -> User:
     joined = now()
     user = User(
         username=username,
@@ -90,38 +92,36 @@ async def create_user(engine: AIOEngine, *, username: str, password_hash: str) -
         last_seen_at=joined,  # registering is being seen: newcomers count as recent
     )
     try:
-        return await _insert(engine, user)
+        return await _insert(db, user)
     except DuplicateKeyError:
         raise Conflict("That username is taken.") from None
 
 
-async def get_user_by_name(engine: AIOEngine, *, username: str) -> User | None:
-    return await _find_one(engine, User, {"username_key": username_key(username)})
+async def get_user_by_name(db: Db, *, username: str) -> User | None:
+    return await _find_one(db, User, {"username_key": username_key(username)})
 
 
-async def get_user(engine: AIOEngine, *, user_id: str) -> User | None:
+async def get_user(db: Db, *, user_id: str) -> User | None:
     oid = parse_id(user_id)
-    return await get_by_id(engine, User, object_id=oid) if oid else None
+    return await get_by_id(db, User, object_id=oid) if oid else None
 
 
 def _object_ids(user_ids: Iterable[str]) -> list[ObjectId]:
     return [oid for oid in map(parse_id, user_ids) if oid is not None]
 
 
-async def users_by_id(engine: AIOEngine, *, user_ids: Iterable[str]) -> list[User]:
+async def users_by_id(db: Db, *, user_ids: Iterable[str]) -> list[User]:
     """These users, by name."""
     ids = _object_ids(user_ids)
     if not ids:
         return []
-    return await _find(engine, User, {"_id": {"$in": ids}}, sort=[("username_key", 1)])
+    return await _find(db, User, {"_id": {"$in": ids}}, sort=[("username_key", 1)])
 
 
-async def recently_seen_users(
-    engine: AIOEngine, *, excluding: Iterable[str], limit: int
-) -> list[User]:
+async def recently_seen_users(db: Db, *, excluding: Iterable[str], limit: int) -> list[User]:
     """The people seen most recently, leaving out `excluding`."""
     return await _find(
-        engine,
+        db,
         User,
         {"_id": {"$nin": _object_ids(excluding)}},
         sort=[("last_seen_at", -1)],
@@ -129,34 +129,34 @@ async def recently_seen_users(
     )
 
 
-async def set_password_hash(engine: AIOEngine, *, user: User, password_hash: str) -> None:
-    await _update(engine, user, password_hash=password_hash)
+async def set_password_hash(db: Db, *, user: User, password_hash: str) -> None:
+    await _update(db, user, password_hash=password_hash)
 
 
-async def set_away(engine: AIOEngine, *, user: User, away_message: str) -> None:
-    await _update(engine, user, away_message=away_message)
+async def set_away(db: Db, *, user: User, away_message: str) -> None:
+    await _update(db, user, away_message=away_message)
 
 
 # Sessions and sign-in throttling
 
 
-async def revoke_token(engine: AIOEngine, *, jti: str, expires_at: datetime) -> None:
+async def revoke_token(db: Db, *, jti: str, expires_at: datetime) -> None:
     with contextlib.suppress(DuplicateKeyError):  # already signed out
-        await _insert(engine, RevokedToken(jti=jti, expires_at=expires_at))
+        await _insert(db, RevokedToken(jti=jti, expires_at=expires_at))
 
 
-async def is_revoked(engine: AIOEngine, *, jti: str) -> bool:
-    return await _find_one(engine, RevokedToken, {"jti": jti}) is not None
+async def is_revoked(db: Db, *, jti: str) -> bool:
+    return await _find_one(db, RevokedToken, {"jti": jti}) is not None
 
 
-async def record_login_failure(engine: AIOEngine, *, keys: Sequence[str]) -> None:
-    await _insert(engine, LoginFailure(keys=list(keys), at=now()))
+async def record_login_failure(db: Db, *, keys: Sequence[str]) -> None:
+    await _insert(db, LoginFailure(keys=list(keys), at=now()))
 
 
-async def recent_failures(engine: AIOEngine, *, key: str) -> list[datetime]:
+async def recent_failures(db: Db, *, key: str) -> list[datetime]:
     """When the failures counted against key in the last minute happened, oldest first."""
     failures = await _find(
-        engine,
+        db,
         LoginFailure,
         {"keys": key, "at": {"$gte": now() - LOGIN_WINDOW}},
         sort=[("at", 1)],
@@ -164,15 +164,15 @@ async def recent_failures(engine: AIOEngine, *, key: str) -> list[datetime]:
     return [failure.at for failure in failures]
 
 
-async def clear_failures(engine: AIOEngine, *, key: str) -> None:
-    await engine.get_collection(LoginFailure).delete_many({"keys": key})
+async def clear_failures(db: Db, *, key: str) -> None:
+    await db[LoginFailure.__collection__].delete_many({"keys": key})
 
 
 # Messages
 
 
 async def create_message(
-    engine: AIOEngine, *, conversation: str, participants: list[str], sender: User, body: str
+    db: Db, *, conversation: str, participants: list[str], sender: User, body: str
 ) -> Message:
     message = Message(
         conversation=conversation,
@@ -182,29 +182,27 @@ async def create_message(
         body=body,
         created_at=now(),
     )
-    await _insert(engine, message)
+    await _insert(db, message)
     for reader in participants:
         if reader != message.sender_id:
-            await count_unread_dm(engine, user_id=reader, conversation=conversation)
+            await count_unread_dm(db, user_id=reader, conversation=conversation)
     return message
 
 
-async def get_message(engine: AIOEngine, *, message_id: str) -> Message | None:
+async def get_message(db: Db, *, message_id: str) -> Message | None:
     oid = parse_id(message_id)
-    return await get_by_id(engine, Message, object_id=oid) if oid else None
+    return await get_by_id(db, Message, object_id=oid) if oid else None
 
 
-async def messages_by_id(
-    engine: AIOEngine, *, message_ids: Sequence[ObjectId]
-) -> dict[ObjectId, Message]:
+async def messages_by_id(db: Db, *, message_ids: Sequence[ObjectId]) -> dict[ObjectId, Message]:
     if not message_ids:
         return {}
-    found = await _find(engine, Message, {"_id": {"$in": list(set(message_ids))}})
+    found = await _find(db, Message, {"_id": {"$in": list(set(message_ids))}})
     return {message.id: message for message in found}
 
 
 async def list_messages(
-    engine: AIOEngine, *, conversation: str, before: Message | None = None, limit: int = PAGE_SIZE
+    db: Db, *, conversation: str, before: Message | None = None, limit: int = PAGE_SIZE
 ) -> list[Message]:
     """The latest `limit` messages of a conversation (or those before `before`), oldest first."""
     filter: dict[str, Any] = {"conversation": conversation}
@@ -214,24 +212,24 @@ async def list_messages(
             {"created_at": before.created_at, "_id": {"$lt": before.id}},
         ]
     newest_first = await _find(
-        engine, Message, filter, sort=[("created_at", -1), ("_id", -1)], limit=limit
+        db, Message, filter, sort=[("created_at", -1), ("_id", -1)], limit=limit
     )
     return newest_first[::-1]
 
 
-async def edit_message(engine: AIOEngine, *, message: Message, body: str) -> Message:
-    return await _update(engine, message, body=body, stamp="edited_at")
+async def edit_message(db: Db, *, message: Message, body: str) -> Message:
+    return await _update(db, message, body=body, stamp="edited_at")
 
 
-async def delete_message(engine: AIOEngine, *, message: Message) -> Message:
-    return await _update(engine, message, body="", deleted=True)
+async def delete_message(db: Db, *, message: Message) -> Message:
+    return await _update(db, message, body="", deleted=True)
 
 
-async def set_last_seen(engine: AIOEngine, *, user_ids: Iterable[str]) -> None:
+async def set_last_seen(db: Db, *, user_ids: Iterable[str]) -> None:
     """These users were here just now."""
     ids = _object_ids(user_ids)
     if ids:
-        await engine.get_collection(User).update_many(
+        await db[User.__collection__].update_many(
             {"_id": {"$in": ids}}, {"$currentDate": {"last_seen_at": True}}
         )
 
@@ -239,25 +237,23 @@ async def set_last_seen(engine: AIOEngine, *, user_ids: Iterable[str]) -> None:
 # Presence: one document per open stream
 
 
-async def open_presence(engine: AIOEngine, *, presence_id: str, user_id: str, ttl: float) -> None:
+async def open_presence(db: Db, *, presence_id: str, user_id: str, ttl: float) -> None:
     presence = Presence(id=presence_id, user_id=user_id, expires_at=now() + timedelta(seconds=ttl))
-    await _insert(engine, presence)
+    await _insert(db, presence)
 
 
-async def close_presence(engine: AIOEngine, *, presence_id: str) -> None:
-    await engine.get_collection(Presence).delete_one({"_id": presence_id})
+async def close_presence(db: Db, *, presence_id: str) -> None:
+    await db[Presence.__collection__].delete_one({"_id": presence_id})
 
 
-async def refresh_presence(
-    engine: AIOEngine, *, presences: Sequence[tuple[str, str]], ttl: float
-) -> None:
+async def refresh_presence(db: Db, *, presences: Sequence[tuple[str, str]], ttl: float) -> None:
     """Pushes back the expiry of these (presence id, user id) streams, in one round trip.
 
     Whole documents are replaced rather than $set: see _update. One that was swept or closed
     meanwhile stays gone.
     """
     expires_at = now() + timedelta(seconds=ttl)
-    await engine.get_collection(Presence).bulk_write(
+    await db[Presence.__collection__].bulk_write(
         [
             ReplaceOne(
                 {"_id": presence_id},
@@ -269,33 +265,31 @@ async def refresh_presence(
     )
 
 
-async def stale_presence(engine: AIOEngine) -> list[Presence]:
+async def stale_presence(db: Db) -> list[Presence]:
     """The presence of streams whose process stopped vouching for them."""
-    return await _find(engine, Presence, {"expires_at": {"$lt": now()}})
+    return await _find(db, Presence, {"expires_at": {"$lt": now()}})
 
 
-async def delete_stale_presence(engine: AIOEngine, *, presence_ids: list[str]) -> None:
-    await engine.get_collection(Presence).delete_many(
+async def delete_stale_presence(db: Db, *, presence_ids: list[str]) -> None:
+    await db[Presence.__collection__].delete_many(
         {"_id": {"$in": presence_ids}, "expires_at": {"$lt": now()}}
     )
 
 
-async def online_user_ids(engine: AIOEngine) -> set[str]:
-    present = await _find(engine, Presence, {"expires_at": {"$gte": now()}})
+async def online_user_ids(db: Db) -> set[str]:
+    present = await _find(db, Presence, {"expires_at": {"$gte": now()}})
     return {p.user_id for p in present}
 
 
-async def is_online(engine: AIOEngine, *, user_id: str) -> bool:
+async def is_online(db: Db, *, user_id: str) -> bool:
     filter = {"user_id": user_id, "expires_at": {"$gte": now()}}
-    return await engine.get_collection(Presence).find_one(filter) is not None
+    return await db[Presence.__collection__].find_one(filter) is not None
 
 
 # Typing notices
 
 
-async def set_typing(
-    engine: AIOEngine, *, user: User, conversation: str, participants: list[str]
-) -> None:
+async def set_typing(db: Db, *, user: User, conversation: str, participants: list[str]) -> None:
     typing_id = f"{user.id}:{conversation}"
     doc = Typing(
         id=typing_id,
@@ -305,30 +299,30 @@ async def set_typing(
         participants=participants,
         at=now(),
     ).model_dump_doc()
-    await engine.get_collection(Typing).replace_one({"_id": typing_id}, doc, upsert=True)
+    await db[Typing.__collection__].replace_one({"_id": typing_id}, doc, upsert=True)
 
 
-async def get_typing(engine: AIOEngine, *, typing_id: str) -> Typing | None:
-    return await _find_one(engine, Typing, {"_id": typing_id})
+async def get_typing(db: Db, *, typing_id: str) -> Typing | None:
+    return await _find_one(db, Typing, {"_id": typing_id})
 
 
 # Read markers and unread counts
 
 
-async def mark_read(engine: AIOEngine, *, user_id: str, conversation: str) -> None:
+async def mark_read(db: Db, *, user_id: str, conversation: str) -> None:
     marker = ReadMarker(
         id=f"{user_id}:{conversation}", user_id=user_id, conversation=conversation, read_at=now()
     ).model_dump_doc()
-    await engine.get_collection(ReadMarker).replace_one({"_id": marker["_id"]}, marker, upsert=True)
+    await db[ReadMarker.__collection__].replace_one({"_id": marker["_id"]}, marker, upsert=True)
 
 
-async def get_read_marker(engine: AIOEngine, *, marker_id: str) -> ReadMarker | None:
-    return await _find_one(engine, ReadMarker, {"_id": marker_id})
+async def get_read_marker(db: Db, *, marker_id: str) -> ReadMarker | None:
+    return await _find_one(db, ReadMarker, {"_id": marker_id})
 
 
-async def count_unread_dm(engine: AIOEngine, *, user_id: str, conversation: str) -> None:
+async def count_unread_dm(db: Db, *, user_id: str, conversation: str) -> None:
     """One more direct message for user_id to read in conversation."""
-    await engine.get_collection(ReadMarker).update_one(
+    await db[ReadMarker.__collection__].update_one(
         {"_id": f"{user_id}:{conversation}"},
         {
             "$inc": {"unread": 1},
@@ -339,12 +333,12 @@ async def count_unread_dm(engine: AIOEngine, *, user_id: str, conversation: str)
     )
 
 
-async def unread_counts(engine: AIOEngine, *, user: User) -> dict[str, int]:
+async def unread_counts(db: Db, *, user: User) -> dict[str, int]:
     """Unread messages per conversation: DM counters, and the public room counted by index."""
-    markers = await _find(engine, ReadMarker, {"user_id": str(user.id)})
+    markers = await _find(db, ReadMarker, {"user_id": str(user.id)})
     counts = {m.conversation: m.unread for m in markers if m.unread > 0}
     public_read = next((m.read_at for m in markers if m.conversation == PUBLIC), user.created_at)
-    counts[PUBLIC] = await engine.get_collection(Message).count_documents(
+    counts[PUBLIC] = await db[Message.__collection__].count_documents(
         {
             "conversation": PUBLIC,
             "created_at": {"$gt": public_read},

@@ -13,13 +13,13 @@ import re
 from collections.abc import AsyncIterator
 from weakref import WeakKeyDictionary
 
-from odmantic import AIOEngine
 from pymongo.errors import PyMongoError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 
 from webapp import chat, nx_compat, settings, store
 from webapp.auth import SignedInUser, signed_in
+from webapp.database import Db
 from webapp.hub import (
     CutOff,
     Event,
@@ -45,14 +45,14 @@ class CannotReplay(Exception):
 
 
 async def replay_messages(
-    engine: AIOEngine, *, cursor: str, position: str, user_id: str
+    db: Db, *, cursor: str, position: str, user_id: str
 ) -> list[MessageEvent]:
     """The message changes after `cursor` that this user may see, in commit order."""
     if not _CURSOR_RE.fullmatch(cursor) or nx_compat.cannot_replay(cursor, position):
         raise CannotReplay("not a cursor of this stream")
     changes = []
     try:
-        async with engine.database[Message.__collection__].watch(
+        async with await db[Message.__collection__].watch(
             start_after={"_data": cursor}, max_await_time_ms=1
         ) as stream:
             while (change := await stream.try_next()) is not None:
@@ -64,7 +64,7 @@ async def replay_messages(
 
     changes = [c for c in changes if c.get("operationType") in ("insert", "update", "replace")]
     messages = await store.messages_by_id(
-        engine, message_ids=[c["documentKey"]["_id"] for c in changes]
+        db, message_ids=[c["documentKey"]["_id"] for c in changes]
     )
     events = []
     for change in changes:
@@ -90,8 +90,8 @@ def _render_shared(request: Request, event: MessageEvent | PersonEvent | TypingE
 
 async def _render(request: Request, me: SignedInUser, event: Event) -> ServerSentEvent:
     if isinstance(event, SidebarEvent):  # this reader's own counts
-        engine = request.app.state.db.engine
-        sidebar = await build_sidebar(engine, me=me.user, online_ids=request.app.state.hub.online)
+        db = request.app.state.db
+        sidebar = await build_sidebar(db, me=me.user, online_ids=request.app.state.hub.online)
         html = render_fragment(request, "_sidebar.html", sidebar=sidebar, conversation=None)
     elif isinstance(event, MessageEvent) and event.message.sender_id == me.identity:
         html = render_fragment(request, "_message.html", message=event.message)  # with controls
@@ -113,7 +113,7 @@ async def _events(
         if cursor:
             try:
                 replayed = await replay_messages(
-                    request.app.state.db.engine,
+                    request.app.state.db,
                     cursor=cursor,
                     position=hub.position,
                     user_id=me.identity,

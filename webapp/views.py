@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odmantic import AIOEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from webapp import chat, store
 from webapp.auth import SignedInUser, checked_form, signed_in
+from webapp.database import Db
 from webapp.errors import Conflict, Forbidden, NotFound
 from webapp.models import Message, User
 from webapp.sidebar import build_sidebar
@@ -34,11 +34,11 @@ class Conversation:
 PUBLIC_ROOM = Conversation(chat.PUBLIC, "Public room", "/rooms/public", [])
 
 
-async def _conversation(engine: AIOEngine, me: SignedInUser, username: str | None) -> Conversation:
+async def _conversation(db: Db, me: SignedInUser, username: str | None) -> Conversation:
     """The public room, or the direct conversation with `username` (NotFound if no such user)."""
     if username is None:
         return PUBLIC_ROOM
-    peer = await store.get_user_by_name(engine, username=username)
+    peer = await store.get_user_by_name(db, username=username)
     if peer is None:
         raise NotFound(f"There is no user called {username}.")
     ids = sorted({me.identity, str(peer.id)})
@@ -64,15 +64,15 @@ def _is_plain_form_post(request: Request) -> bool:
 
 
 async def _page_of_messages(
-    engine: AIOEngine, conversation: Conversation, before_id: str | None
+    db: Db, conversation: Conversation, before_id: str | None
 ) -> tuple[list[Message], bool]:
     before = None
     if before_id is not None:
-        before = await store.get_message(engine, message_id=before_id)
+        before = await store.get_message(db, message_id=before_id)
         if before is None or before.conversation != conversation.key:
             raise NotFound("No such message in this conversation.")
     messages = await store.list_messages(
-        engine, conversation=conversation.key, before=before, limit=chat.PAGE_SIZE + 1
+        db, conversation=conversation.key, before=before, limit=chat.PAGE_SIZE + 1
     )
     has_older = len(messages) > chat.PAGE_SIZE
     return messages[-chat.PAGE_SIZE :], has_older
@@ -80,15 +80,15 @@ async def _page_of_messages(
 
 async def _chat_page(request: Request, username: str | None) -> Response:
     me = signed_in(request)
-    engine = request.app.state.db.engine
-    conversation = await _conversation(engine, me, username)
+    db = request.app.state.db
+    conversation = await _conversation(db, me, username)
     hub = request.app.state.hub
     cursor = hub.position  # taken before reading, so the stream replays anything newer
     before_id = request.query_params.get("before")
-    messages, has_older = await _page_of_messages(engine, conversation, before_id)
-    sidebar = await build_sidebar(engine, me=me.user, online_ids=hub.online)
+    messages, has_older = await _page_of_messages(db, conversation, before_id)
+    sidebar = await build_sidebar(db, me=me.user, online_ids=hub.online)
     if sidebar.unread(conversation.key):  # opening a conversation reads it
-        await store.mark_read(engine, user_id=me.identity, conversation=conversation.key)
+        await store.mark_read(db, user_id=me.identity, conversation=conversation.key)
         sidebar = sidebar.read(conversation.key)
     context = {
         "conversation": conversation,
@@ -131,10 +131,10 @@ async def list_messages(request: Request) -> Response:
     if not _is_fragment_request(request):
         return await _chat_page(request, request.path_params.get("username"))
     me = signed_in(request)
-    engine = request.app.state.db.engine
-    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    db = request.app.state.db
+    conversation = await _conversation(db, me, request.path_params.get("username"))
     messages, has_older = await _page_of_messages(
-        engine, conversation, request.query_params.get("before")
+        db, conversation, request.query_params.get("before")
     )
     response = templates.TemplateResponse(
         request,
@@ -148,10 +148,10 @@ async def list_messages(request: Request) -> Response:
 async def post_message(request: Request) -> Response:
     me = signed_in(request)
     form = await checked_form(request)
-    engine = request.app.state.db.engine
-    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    db = request.app.state.db
+    conversation = await _conversation(db, me, request.path_params.get("username"))
     message = await store.create_message(
-        engine,
+        db,
         conversation=conversation.key,
         participants=conversation.participants,
         sender=me.user,
@@ -168,7 +168,7 @@ async def _own_message(request: Request) -> Message:
     """The message in the path, if it is the signed-in user's and not deleted."""
     me = signed_in(request)
     message = await store.get_message(
-        request.app.state.db.engine, message_id=request.path_params["message_id"]
+        request.app.state.db, message_id=request.path_params["message_id"]
     )
     if message is None or not chat.may_read(
         message.conversation, message.participants, me.identity
@@ -187,7 +187,7 @@ async def _after_change(request: Request, message: Message) -> Response:
     page_url = PUBLIC_ROOM.page_url
     if message.conversation != chat.PUBLIC:
         peer_id = chat.dm_peer(message.conversation, signed_in(request).identity) or ""
-        peer = await store.get_user(request.app.state.db.engine, user_id=peer_id)
+        peer = await store.get_user(request.app.state.db, user_id=peer_id)
         page_url = f"/dm/{peer.username}" if peer else "/"
     return RedirectResponse(f"{page_url}#msg-{message.id}", status_code=303)
 
@@ -204,14 +204,14 @@ async def edit_message(request: Request) -> Response:
     form = await checked_form(request)
     message = await _own_message(request)
     body = chat.clean_body(str(form.get("body", "")))
-    message = await store.edit_message(request.app.state.db.engine, message=message, body=body)
+    message = await store.edit_message(request.app.state.db, message=message, body=body)
     return await _after_change(request, message)
 
 
 async def delete_message(request: Request) -> Response:
     await checked_form(request)
     message = await _own_message(request)
-    message = await store.delete_message(request.app.state.db.engine, message=message)
+    message = await store.delete_message(request.app.state.db, message=message)
     return await _after_change(request, message)
 
 
@@ -219,9 +219,9 @@ async def mark_read(request: Request) -> Response:
     """POST .../read: the reader has seen everything in this conversation so far."""
     me = signed_in(request)
     await checked_form(request)
-    engine = request.app.state.db.engine
-    conversation = await _conversation(engine, me, request.path_params.get("username"))
-    await store.mark_read(engine, user_id=me.identity, conversation=conversation.key)
+    db = request.app.state.db
+    conversation = await _conversation(db, me, request.path_params.get("username"))
+    await store.mark_read(db, user_id=me.identity, conversation=conversation.key)
     return Response(status_code=204)
 
 
@@ -229,10 +229,10 @@ async def post_typing(request: Request) -> Response:
     """POST .../typing: tell the others in this conversation that the user is typing."""
     me = signed_in(request)
     await checked_form(request)
-    engine = request.app.state.db.engine
-    conversation = await _conversation(engine, me, request.path_params.get("username"))
+    db = request.app.state.db
+    conversation = await _conversation(db, me, request.path_params.get("username"))
     await store.set_typing(
-        engine, user=me.user, conversation=conversation.key, participants=conversation.participants
+        db, user=me.user, conversation=conversation.key, participants=conversation.participants
     )
     return Response(status_code=204)
 
@@ -241,14 +241,14 @@ async def set_away(request: Request) -> Response:
     me = signed_in(request)
     form = await checked_form(request)
     away = chat.clean_away(str(form.get("away_message", "")))
-    await store.set_away(request.app.state.db.engine, user=me.user, away_message=away)
+    await store.set_away(request.app.state.db, user=me.user, away_message=away)
     if _is_plain_form_post(request):
         return RedirectResponse("/", status_code=303)
     return JSONResponse({"away_message": away})
 
 
 async def show_health(request: Request) -> Response:
-    healthy = await request.app.state.db.is_healthy()
+    healthy = await request.app.state.connection.is_healthy()
     return JSONResponse(
         {"status": "ok" if healthy else "database unavailable"}, status_code=200 if healthy else 503
     )
