@@ -136,16 +136,6 @@
 
   // --- Presence ------------------------------------------------------------------
 
-  // Your own unread counts changed: the sidebar comes whole, rendered for you.
-  function placeSidebar(html) {
-    const people = document.getElementById("people");
-    if (!people) return;
-    htmx.swap(people, html, swapSpec("outerHTML"));
-    markCurrent();
-    updatePeerAway();
-    updateTitle();
-  }
-
   function markCurrent() {
     const root = chatRoot();
     const current = root && root.dataset.conversation;
@@ -271,7 +261,7 @@
     }
     if (event.type === "message") placeMessage(event.data, true);
     else if (event.type === "person") placePerson(event.data);
-    else if (event.type === "sidebar") placeSidebar(event.data);
+    else if (event.type === "read") setUnread(event.data, 0); // read here or in another tab
     else if (event.type === "typing") showTyping(event.data);
     else if (event.type === "reload") window.location.reload();
   });

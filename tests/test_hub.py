@@ -1,66 +1,46 @@
-"""The hub's routing and authorization, its bounded queues, and the embedded-server workarounds."""
+"""The hub: its feeds, routing, stream buffers and ring; the embedded-server workarounds."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from bson import ObjectId
 
-from webapp import nx_compat
-from webapp.hub import (
-    CutOff,
+import webapp.app  # noqa: F401 (binds the routes that templates link to)
+from webapp import feeds, nx_compat, wire
+from webapp.feeds import (
+    Audience,
     MessageEvent,
-    SidebarEvent,
-    Subscription,
+    PersonEvent,
+    PresenceChange,
+    ReadEvent,
+    Revocation,
     TypingEvent,
-    message_recipients,
-    typing_recipients,
+    UserChange,
 )
-from webapp.models import Message, Typing
+from webapp.hub import PENDING_LIMIT_BYTES, Ring, Stream
+from webapp.models import Message, Presence, ReadMarker, RevokedToken, Typing, User
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ALICE, BOB, CAROL = "a" * 24, "b" * 24, "c" * 24
 
 
-def message(conversation: str, participants: list[str]) -> Message:
+def message(conversation: str, participants: list[str], body: str = "hi") -> Message:
     return Message(
         conversation=conversation,
         participants=participants,
         sender_id=participants[0] if participants else ALICE,
         sender_name="alice",
-        body="hi",
+        body=body,
         created_at=NOW,
     )
 
 
-@pytest.mark.parametrize(
-    ("conversation", "participants", "connected", "expected"),
-    [
-        ("public", [], {ALICE, BOB, CAROL}, {ALICE, BOB, CAROL}),
-        ("public", [], set(), set()),
-        (f"dm:{ALICE}:{BOB}", [ALICE, BOB], {ALICE, BOB, CAROL}, {ALICE, BOB}),
-        (f"dm:{ALICE}:{BOB}", [ALICE, BOB], {CAROL}, set()),
-        (f"dm:{ALICE}:{BOB}", [ALICE, BOB], {BOB}, {BOB}),
-        (f"dm:{ALICE}:{ALICE}", [ALICE], {ALICE, BOB}, {ALICE}),
-    ],
-)
-def test_message_recipients(
-    conversation: str, participants: list[str], connected: set[str], expected: set[str]
-) -> None:
-    assert message_recipients(message(conversation, participants), connected) == expected
-
-
-@pytest.mark.parametrize(
-    ("conversation", "participants", "expected"),
-    [
-        ("public", [], {BOB, CAROL}),  # never the typist
-        (f"dm:{ALICE}:{BOB}", [ALICE, BOB], {BOB}),
-        (f"dm:{ALICE}:{ALICE}", [ALICE], set()),
-    ],
-)
-def test_typing_recipients(conversation: str, participants: list[str], expected: set[str]) -> None:
-    typing = Typing(
+def typing(conversation: str, participants: list[str]) -> Typing:
+    return Typing(
         id=f"{ALICE}:{conversation}",
         user_id=ALICE,
         username="alice",
@@ -68,49 +48,164 @@ def test_typing_recipients(conversation: str, participants: list[str], expected:
         participants=participants,
         at=NOW,
     )
-    assert typing_recipients(typing, {ALICE, BOB, CAROL}) == expected
 
 
-async def test_subscription_delivers_in_order() -> None:
-    subscription = Subscription(ALICE)
-    events = [MessageEvent(f"nx:{n}", message("public", [])) for n in range(3)]
-    for event in events:
-        subscription.push(event)
-    assert [await subscription.next() for _ in events] == events
+USER = User(username="alice", username_key="alice", password_hash="x", created_at=NOW)
 
 
-async def test_subscription_waits_for_the_next_event() -> None:
-    subscription = Subscription(ALICE)
-    waiting = asyncio.create_task(subscription.next())
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (MessageEvent("nx:1", message("public", [])), Audience(None)),
+        (
+            MessageEvent("nx:1", message(f"dm:{ALICE}:{BOB}", [ALICE, BOB])),
+            Audience(frozenset({ALICE, BOB})),
+        ),
+        (
+            MessageEvent("nx:1", message(f"dm:{ALICE}:{ALICE}", [ALICE])),
+            Audience(frozenset({ALICE})),
+        ),
+        (TypingEvent(typing("public", [])), Audience(None, excluding=ALICE)),  # never the typist
+        (
+            TypingEvent(typing(f"dm:{ALICE}:{BOB}", [ALICE, BOB])),
+            Audience(frozenset({ALICE, BOB}), excluding=ALICE),
+        ),
+        (ReadEvent(BOB, "public"), Audience(frozenset({BOB}))),  # only the reader's own tabs
+        (PersonEvent(USER, online=True), Audience(None)),
+    ],
+)
+def test_audience(event: feeds.Event, expected: Audience) -> None:
+    assert feeds.audience(event) == expected
+
+
+def change(operation: str, key: Any, resume: str = "nx:7") -> dict[str, Any]:
+    return {"_id": {"_data": resume}, "operationType": operation, "documentKey": {"_id": key}}
+
+
+MARKER = ReadMarker(id=f"{BOB}:public", user_id=BOB, conversation="public", read_at=NOW)
+REVOKED = RevokedToken(jti="j1", expires_at=NOW)
+COUNTING = ReadMarker(id=f"{BOB}:dm:x", user_id=BOB, conversation="dm:x", read_at=NOW, unread=2)
+
+
+@pytest.mark.parametrize(
+    ("model", "operation", "key", "doc", "expected"),
+    [
+        (Presence, "insert", f"{BOB}:1f", None, PresenceChange(f"{BOB}:1f", BOB, opened=True)),
+        (Presence, "delete", f"{BOB}:1f", None, PresenceChange(f"{BOB}:1f", BOB, opened=False)),
+        (User, "update", ObjectId(), USER, UserChange(USER)),
+        (User, "update", ObjectId(), None, None),  # gone before it was loaded
+        (ReadMarker, "update", MARKER.id, MARKER, ReadEvent(BOB, "public")),
+        (ReadMarker, "update", COUNTING.id, COUNTING, None),  # a DM counting up: not a read
+        (
+            RevokedToken,
+            "insert",
+            ObjectId(),
+            RevokedToken(jti="j1", expires_at=NOW),
+            Revocation("j1"),
+        ),
+        (Message, "insert", ObjectId(), None, None),
+    ],
+)
+def test_feeds_turn_changes_into_events(
+    model: type, operation: str, key: Any, doc: Any, expected: Any
+) -> None:
+    feed = next(f for f in feeds.FEEDS if f.model is model)
+    assert operation in feed.operations
+    assert feed.to_event(change(operation, key), doc) == expected
+
+
+def test_message_and_typing_feeds_carry_the_loaded_document() -> None:
+    posted = message("public", [])
+    event = feeds.MESSAGES.to_event(change("insert", posted.id, "nx:42"), posted)
+    assert isinstance(event, MessageEvent) and event.message is posted and event.id == "nx:42"
+    notice = typing("public", [])
+    typing_feed = next(f for f in feeds.FEEDS if f.model is Typing)
+    got = typing_feed.to_event(change("update", notice.id), notice)
+    assert isinstance(got, TypingEvent) and got.typing is notice
+
+
+def test_heartbeats_never_travel() -> None:
+    presence = next(f for f in feeds.FEEDS if f.model is Presence)
+    assert presence.pipeline == [{"$match": {"operationType": {"$in": ["insert", "delete"]}}}]
+
+
+def key(n: int) -> tuple[int, str]:
+    return nx_compat.token_sort_key(f"nx:{n}")
+
+
+async def test_stream_writes_what_is_offered_in_order_as_one_chunk() -> None:
+    stream = Stream(ALICE)
+    stream.release(None)
+    for n in range(3):
+        stream.offer(f"e{n};".encode(), key(n))
+    assert await stream.next_chunk() == b"e0;e1;e2;"
+
+
+async def test_stream_waits_for_the_next_offer_and_ends_when_closed() -> None:
+    stream = Stream(ALICE)
+    stream.release(None)
+    waiting = asyncio.create_task(stream.next_chunk())
     await asyncio.sleep(0)
     assert not waiting.done()
-    event = MessageEvent("nx:1", message("public", []))
-    subscription.push(event)
-    assert await waiting is event
+    stream.offer(b"one")
+    assert await waiting == b"one"
+    waiting = asyncio.create_task(stream.next_chunk())
+    await asyncio.sleep(0)
+    stream.close()
+    assert await waiting is None
+    stream.offer(b"late")
+    assert await stream.next_chunk() is None
 
 
-async def test_a_full_queue_cuts_the_stream_off() -> None:
-    subscription = Subscription(ALICE, limit=3)
-    for n in range(4):
-        subscription.push(MessageEvent(f"nx:{n}", message("public", [])))
-    assert subscription.cut_off
-    assert not subscription.events  # memory released at once
-    with pytest.raises(CutOff):
-        await subscription.next()
-    subscription.push(MessageEvent("nx:9", message("public", [])))
-    assert not subscription.events
+async def test_a_stream_that_falls_behind_is_cut_off_and_its_memory_released() -> None:
+    stream = Stream(ALICE)
+    stream.release(None)
+    chunk = b"x" * 1024
+    for _ in range(PENDING_LIMIT_BYTES // len(chunk) + 1):
+        stream.offer(chunk)
+    assert stream.closed
+    assert await stream.next_chunk() is None
+    assert not stream._pending
 
 
-async def test_sidebar_refreshes_coalesce() -> None:
-    subscription = Subscription(ALICE)
-    subscription.push(SidebarEvent())
-    subscription.push(SidebarEvent())
-    typing = Typing(
-        id="x", user_id=BOB, username="bob", conversation="public", participants=[], at=NOW
-    )
-    subscription.push(TypingEvent(typing))
-    subscription.push(SidebarEvent())
-    assert [type(e) for e in subscription.events] == [SidebarEvent, TypingEvent]
+async def test_live_events_wait_for_the_replay_and_are_never_doubled() -> None:
+    stream = Stream(ALICE)  # holds live events until the replay is written
+    for n in (4, 5, 6):
+        stream.offer(f"live{n};".encode(), key(n))
+    stream.release(key(5), first=[b"replay4;", b"replay5;"])  # live4 and live5 replayed already
+    stream.offer(b"live7;", key(7))
+    assert await stream.next_chunk() == b"replay4;replay5;live6;live7;"
+
+
+def test_ring_replays_after_a_cursor_it_covers() -> None:
+    ring = Ring(size=3)
+    ring.begin(key(10))
+    first, second = message("public", [], "one"), message("public", [], "two")
+    ring.add(key(11), MessageEvent("nx:11", first))
+    ring.add(key(12), MessageEvent("nx:12", second))
+    edited = first.model_copy(update={"body": "one, edited"})
+    ring.add(key(13), MessageEvent("nx:13", edited))
+    assert not ring.covers(key(9))
+    replayed = ring.after(key(10))
+    assert [event.id for _, event in replayed] == ["nx:11", "nx:12", "nx:13"]
+    # Each replays the message as it is now, as a replay from the database does.
+    assert [event.message.body for _, event in replayed] == ["one, edited", "two", "one, edited"]
+    assert ring.after(key(13)) == []
+    ring.add(key(14), MessageEvent("nx:14", message("public", [], "three")))
+    assert ring.start == key(11)  # the oldest fell out: cursors before it replay elsewhere
+    assert not ring.covers(key(10)) and ring.covers(key(11))
+
+
+def test_a_message_is_encoded_once_per_audience() -> None:
+    posted = message(f"dm:{ALICE}:{BOB}", [ALICE, BOB], "<b>hello</b>")
+    encoded = wire.encode_event(MessageEvent("nx:5", posted))
+    assert encoded.for_user(BOB) is encoded.for_user(CAROL)
+    assert encoded.for_user(ALICE) is encoded.own
+    assert b"id: nx:5\r\nevent: message\r\n" in encoded.shared
+    assert b"&lt;b&gt;hello&lt;/b&gt;" in encoded.shared
+    assert b">Edit</button>" in encoded.own and b">Edit</button>" not in encoded.shared
+    for variant in (encoded.own, encoded.shared):
+        assert b"csrf_token" not in variant  # shared fragments carry no session
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from webapp.database import open_database
 from webapp.errors import ChatError, TooManyAttempts, Unauthorized
 from webapp.hub import Hub
 from webapp.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from webapp.templating import templates
+from webapp.templating import templates, use_routes
 
 NODE_MODULES = settings.ROOT / "node_modules"
 
@@ -105,7 +105,7 @@ routes = [
 
 def create_app() -> Starlette:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeadersMiddleware),
@@ -115,6 +115,8 @@ def create_app() -> Starlette:
         exception_handlers={ChatError: handle_chat_error},
         lifespan=lifespan,
     )
+    use_routes(app.router)
+    return app
 
 
-app = create_app()
+app = stream.KeepRawSend(create_app())

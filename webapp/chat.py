@@ -13,6 +13,7 @@ BODY_MAX = 4000
 AWAY_MAX = 200
 PAGE_SIZE = 50
 PUBLIC = "public"
+TYPING_REPEAT_SECS = 3  # a typing notice repeated sooner than this reaches nobody
 
 LOGIN_WINDOW = timedelta(minutes=1)
 MAX_FAILURES_PER_NAME = 5  # per name and address, in LOGIN_WINDOW

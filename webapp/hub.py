@@ -1,13 +1,16 @@
 """The hub: one change stream per watched collection per process, fanned out to open streams.
 
 Every write goes to MongoDB; the change stream is the only way an event reaches a browser, in
-this process or any other. For each change the hub loads the document once, works out which
-signed-in users may see it, and pushes it onto the bounded queue of each of their open streams
-(GET /events). A queue that fills up is cut off: its stream ends and the browser reconnects and
-catches up from the database, so a slow reader costs bounded memory.
+this process or any other. The hub follows the feeds of feeds.py. For each change it loads the
+document once, turns it into an event, works out who may see it (feeds.audience), renders and
+encodes it once per audience (wire.py) and offers those same bytes to each of their open
+streams, found through an index user -> streams. Nothing here waits on a socket: a stream that
+falls too far behind, or whose socket stops taking bytes, is cut off, and its browser
+reconnects and catches up.
 
 A message event's id is its change's resume token, which follows commit order across every
-process; a stream replays from it after a reconnect (see stream.py).
+process. Recent message changes stay in a ring, so that a reconnecting stream replays from
+memory; an older cursor replays from the change stream itself (stream.py).
 """
 
 from __future__ import annotations
@@ -16,137 +19,189 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
-from webapp import chat, nx_compat, settings, store
+from webapp import feeds, nx_compat, settings, store, wire
 from webapp.database import Db
-from webapp.models import Message, Presence, ReadMarker, Typing, User
+from webapp.feeds import (
+    Event,
+    Feed,
+    MessageEvent,
+    PersonEvent,
+    PresenceChange,
+    Revocation,
+    UserChange,
+)
+from webapp.models import Message
 
 log = logging.getLogger(__name__)
 
-QUEUE_LIMIT = 500  # events waiting for one stream before it is cut off
+PENDING_LIMIT_BYTES = 512 * 1024  # waiting for one stream's socket before it is cut off
+WATCHDOG_SECS = 1.0
+MAX_STREAMS_PER_USER = 20  # the 21st closes that user's oldest
+RING_SIZE = 5000  # recent message changes kept for replay
 AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
 BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
 STOP_TIMEOUT_SECS = 3
 HISTORY_LOST_CODES = (260, 280, 286)  # InvalidResumeToken, ChangeStreamFatalError, HistoryLost
 
-
-@dataclass(frozen=True, eq=False)  # one event, however many streams it reaches
-class MessageEvent:
-    """A message was posted, edited or deleted; `id` orders it (a resume token's _data)."""
-
-    id: str
-    message: Message
-    name: str = "message"
+SortKey = tuple[int, str]
 
 
-@dataclass(frozen=True, eq=False)
-class PersonEvent:
-    """Someone came, went, or set an away message: their sidebar entry, the same for everyone."""
+class Stream:
+    """One open GET /events: who it is for, and the bytes waiting for its socket.
 
-    user: User
-    online: bool
-    id: None = None
-    name: str = "person"
+    The hub offers bytes; the stream's own task (stream.py) takes them in one chunk and writes
+    them. Offers with an id at or before `after` were replayed already and are dropped.
+    """
 
+    __slots__ = (
+        "_held",
+        "_pending",
+        "_pending_bytes",
+        "_wakeup",
+        "after",
+        "closed",
+        "jti",
+        "opened_at",
+        "presence_id",
+        "sending_since",
+        "stalled",
+        "task",
+        "user_id",
+    )
 
-@dataclass(frozen=True, eq=False)
-class SidebarEvent:
-    """One reader's unread counts changed: their own sidebar is out of date."""
+    def __init__(self, user_id: str, jti: str = "") -> None:
+        self.user_id = user_id
+        self.jti = jti
+        self.presence_id = f"{user_id}:{secrets.token_hex(8)}"
+        self.opened_at = store.now()
+        self.after: SortKey | None = None
+        self.closed = False
+        self.stalled = False
+        self.sending_since: float | None = None  # set while its socket is being written
+        self.task: asyncio.Task[Any] | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        # Live offers kept aside until the replay is written (see release).
+        self._held: list[tuple[SortKey | None, bytes]] | None = []
+        self._wakeup: asyncio.Future[None] | None = None
 
-    id: None = None
-    name: str = "sidebar"
-
-
-@dataclass(frozen=True, eq=False)
-class TypingEvent:
-    """Someone is typing; ephemeral, so it has no id and is never replayed."""
-
-    typing: Typing
-    id: None = None
-    name: str = "typing"
-
-
-Event = MessageEvent | PersonEvent | SidebarEvent | TypingEvent
-
-
-def message_recipients(message: Message, connected: Iterable[str]) -> set[str]:
-    """Of the users connected here, those who may see this message."""
-    return {
-        user_id
-        for user_id in connected
-        if chat.may_read(message.conversation, message.participants, user_id)
-    }
-
-
-def typing_recipients(typing: Typing, connected: Iterable[str]) -> set[str]:
-    """Of the users connected here, those who may see this typing notice (never the typist)."""
-    return {
-        user_id
-        for user_id in connected
-        if user_id != typing.user_id
-        and chat.may_read(typing.conversation, typing.participants, user_id)
-    }
-
-
-class CutOff(Exception):
-    """The stream fell too far behind and must reconnect."""
-
-
-@dataclass(eq=False)
-class Subscription:
-    """The queue of one open stream."""
-
-    user_id: str
-    presence_id: str = ""
-    limit: int = QUEUE_LIMIT
-    events: deque[Event] = field(default_factory=deque)
-    cut_off: bool = False
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def push(self, event: Event) -> None:
-        if self.cut_off:
+    def offer(self, data: bytes, key: SortKey | None = None) -> None:
+        if self.closed:
             return
-        waiting = any(isinstance(e, SidebarEvent) for e in self.events)
-        if isinstance(event, SidebarEvent) and waiting:
-            return  # one refresh already waiting covers this change too
-        if len(self.events) >= self.limit:
-            self.cut_off = True
-            self.events.clear()
-        else:
-            self.events.append(event)
-        self._ready.set()
+        if key is not None and self.after is not None:
+            if key <= self.after:
+                return
+            self.after = None  # live has overtaken the replay
+        if self._held is not None:
+            self._held.append((key, data))
+            return
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes > PENDING_LIMIT_BYTES:
+            self.close()  # too far behind: it reconnects and catches up
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
-    def cut(self) -> None:
-        self.cut_off = True
-        self.events.clear()
-        self._ready.set()
+    def release(self, after: SortKey | None, first: Iterable[bytes] = ()) -> None:
+        """Go live: `first` (a replay), then what was held that comes after `after`."""
+        held, self._held = self._held or [], None
+        for data in first:
+            self.offer(data)
+        self.after = after
+        for key, data in held:
+            self.offer(data, key)
 
-    async def next(self) -> Event:
-        """The next event; CutOff once the queue has overflowed."""
-        while not self.events:
-            if self.cut_off:
-                raise CutOff()
-            self._ready.clear()
-            await self._ready.wait()
-        return self.events.popleft()
+    def close(self) -> None:
+        """Ends the stream: nothing more is written, and its task finishes."""
+        self.closed = True
+        self._pending.clear()
+        self._held = None
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def next_chunk(self) -> bytes | None:
+        """Everything waiting, as one chunk; None once the stream is closed."""
+        while not self._pending:
+            if self.closed:
+                return None
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
+            self._wakeup = None
+        if self.closed:
+            return None
+        chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        return chunk
 
 
-ChangeHandler = Callable[[Mapping[str, Any]], Awaitable[None]]
+class Ring:
+    """The recent message changes this process has seen, in commit order, for replay.
+
+    Complete from `start` on: any cursor at or after it replays from here. Each entry replays
+    the message as it is now (its post and its edit both show the edit), as a replay from the
+    database does.
+    """
+
+    def __init__(self, size: int = RING_SIZE) -> None:
+        self.start: SortKey | None = None
+        self._size = size
+        self._entries: deque[tuple[SortKey, str, Any]] = deque()  # key, token, message id
+        self._latest: dict[Any, Message] = {}
+        self._entries_of: dict[Any, int] = {}  # message id -> entries that name it
+
+    def reset(self) -> None:
+        self.start = None
+        self._entries.clear()
+        self._latest.clear()
+        self._entries_of.clear()
+
+    def begin(self, position: SortKey) -> None:
+        """Nothing before `position` is kept: it is where the ring's record begins."""
+        if self.start is None:
+            self.start = position
+
+    def add(self, key: SortKey, event: MessageEvent) -> None:
+        message_id = event.message.id
+        self.begin(key)
+        self._entries.append((key, event.id, message_id))
+        self._latest[message_id] = event.message
+        self._entries_of[message_id] = self._entries_of.get(message_id, 0) + 1
+        if len(self._entries) > self._size:
+            self.start, _, old_id = self._entries.popleft()
+            self._entries_of[old_id] -= 1
+            if not self._entries_of[old_id]:
+                del self._entries_of[old_id], self._latest[old_id]
+
+    def covers(self, cursor: SortKey) -> bool:
+        return self.start is not None and cursor >= self.start
+
+    def after(self, cursor: SortKey) -> list[tuple[SortKey, MessageEvent]]:
+        """The changes after `cursor`, oldest first (the ring must cover it)."""
+        newer = []
+        for entry in reversed(self._entries):
+            if entry[0] <= cursor:
+                break
+            newer.append(entry)
+        return [(key, MessageEvent(token, self._latest[mid])) for key, token, mid in newer[::-1]]
 
 
 class Hub:
     def __init__(self, db: Db) -> None:
         self.db = db
-        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._streams: dict[str, dict[Stream, None]] = {}  # user id -> streams, oldest first
+        self._by_jti: dict[str, set[Stream]] = {}
+        self._by_presence: dict[str, Stream] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._positions: dict[str, str] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
+        self.ring = Ring()
         self.online: set[str] = set()  # users with an open stream in any process
         # Away messages seen since start: without updateDescription (nx-27017 has none), this
         # tells an away message from "last seen" among user changes. A user's first change
@@ -155,61 +210,88 @@ class Hub:
 
     # Streams come and go
 
-    async def connect(self, user_id: str) -> Subscription:
-        """Registers an open stream: its queue here, and its presence in the database."""
-        subscription = Subscription(user_id, presence_id=f"{user_id}:{secrets.token_hex(8)}")
-        self._subscriptions.setdefault(user_id, set()).add(subscription)
+    async def connect(self, user_id: str, jti: str = "") -> Stream:
+        """Registers an open stream: its place in the indexes, and its presence.
+
+        A user holds at most MAX_STREAMS_PER_USER streams across every process: the newest
+        closes the oldest (here at once; elsewhere through the presence change stream).
+        """
+        stream = Stream(user_id, jti)
+        mine = self._streams.setdefault(user_id, {})
+        mine[stream] = None
+        self._by_jti.setdefault(jti, set()).add(stream)
+        self._by_presence[stream.presence_id] = stream
+        for oldest in list(mine)[: max(0, len(mine) - MAX_STREAMS_PER_USER)]:
+            oldest.close()
         try:
             await store.open_presence(
                 self.db,
-                presence_id=subscription.presence_id,
+                presence_id=stream.presence_id,
                 user_id=user_id,
+                opened_at=stream.opened_at,
                 ttl=settings.PRESENCE_TTL_SECS,
             )
+            await store.close_oldest_presence(self.db, user_id=user_id, keep=MAX_STREAMS_PER_USER)
         except BaseException:
-            self._forget(subscription)
+            self._forget(stream)
             raise
-        return subscription
+        return stream
 
-    def _forget(self, subscription: Subscription) -> None:
-        streams = self._subscriptions.get(subscription.user_id, set())
-        streams.discard(subscription)
+    def _forget(self, stream: Stream) -> None:
+        streams = self._streams.get(stream.user_id, {})
+        streams.pop(stream, None)
         if not streams:
-            self._subscriptions.pop(subscription.user_id, None)
+            self._streams.pop(stream.user_id, None)
+        same_session = self._by_jti.get(stream.jti, set())
+        same_session.discard(stream)
+        if not same_session:
+            self._by_jti.pop(stream.jti, None)
+        self._by_presence.pop(stream.presence_id, None)
 
-    def disconnect(self, subscription: Subscription) -> None:
+    def disconnect(self, stream: Stream) -> None:
         """Forgets a closed stream at once; its presence is removed in the background."""
-        self._forget(subscription)
-        task = asyncio.create_task(self._close_presence(subscription))
+        stream.close()
+        if stream.presence_id not in self._by_presence:
+            return
+        self._forget(stream)
+        task = asyncio.create_task(self._close_presence(stream))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _close_presence(self, subscription: Subscription) -> None:
+    async def _close_presence(self, stream: Stream) -> None:
         try:
             # "Last seen" first: the delete is what makes every sidebar refresh.
-            await store.set_last_seen(self.db, user_ids=[subscription.user_id])
-            await store.close_presence(self.db, presence_id=subscription.presence_id)
+            await store.set_last_seen(self.db, user_ids=[stream.user_id])
+            await store.close_presence(self.db, presence_id=stream.presence_id)
         except PyMongoError as exc:  # it lapses by itself after PRESENCE_TTL_SECS
-            log.warning("Could not remove presence %s: %s", subscription.presence_id, exc)
+            log.warning("Could not remove presence %s: %s", stream.presence_id, exc)
+
+    def all_streams(self) -> Iterator[Stream]:
+        for streams in list(self._streams.values()):
+            yield from list(streams)
 
     @property
     def position(self) -> str:
         """The resume token of the newest message change seen: a cursor for a page just rendered."""
         return self._positions.get(Message.__collection__, "")
 
+    def streams_of(self, user_id: str) -> Iterable[Stream]:
+        return self._streams.get(user_id, {}).keys()
+
     # Following the database
 
     async def start(self) -> None:
         """Open the change streams; returns once each has a position."""
-        self._follow(Message.__collection__, self._on_message_change)
-        self._follow(Presence.__collection__, self._on_presence_change)
-        self._follow(Typing.__collection__, self._on_typing_change)
-        self._follow(User.__collection__, self._on_user_change)
-        self._follow(ReadMarker.__collection__, self._on_read_marker_change)
+        for feed in feeds.FEEDS:
+            self._ready[feed.collection] = asyncio.Event()
+            self._tasks.append(
+                asyncio.create_task(self._watch(feed), name=f"hub:{feed.collection}")
+            )
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
         # Read after the streams are open, so no change falls between the two.
         self.online = await store.online_user_ids(self.db)
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="hub:watchdog"))
 
     async def stop(self) -> None:
         """Stops following the database and says goodbye for this process's streams."""
@@ -218,12 +300,10 @@ class Hub:
         if self._tasks:  # bounded, so that nothing can hold up the process's exit
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECS)
         self._tasks.clear()
-        for streams in list(self._subscriptions.values()):
-            for subscription in list(streams):
-                self.disconnect(subscription)
+        for stream in self.all_streams():
+            self.disconnect(stream)
         if self._cleanups:
             await asyncio.wait(self._cleanups, timeout=STOP_TIMEOUT_SECS)
-        self._cut_everyone()
 
     async def _keep_presence(self) -> None:
         """Vouch for this process's streams, and sweep those of processes that died."""
@@ -231,11 +311,7 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             try:
-                mine = [
-                    (s.presence_id, s.user_id)
-                    for streams in self._subscriptions.values()
-                    for s in streams
-                ]
+                mine = [(s.presence_id, s.user_id, s.opened_at) for s in self.all_streams()]
                 if mine:
                     await store.refresh_presence(
                         self.db, presences=mine, ttl=settings.PRESENCE_TTL_SECS
@@ -247,24 +323,36 @@ class Hub:
             except PyMongoError as exc:
                 log.warning("Presence upkeep failed: %s", exc)
 
-    def _broadcast(self, event: Event, user_ids: Iterable[str] | None = None) -> None:
-        for user_id in self._subscriptions if user_ids is None else user_ids:
-            for subscription in self._subscriptions.get(user_id, ()):
-                subscription.push(event)
+    async def _watchdog(self) -> None:
+        """One task for every stream: keep-alive comments, and closing sockets that stall."""
+        loop = asyncio.get_running_loop()
+        since_keepalive = 0.0
+        while True:
+            await asyncio.sleep(WATCHDOG_SECS)
+            since_keepalive += WATCHDOG_SECS
+            keepalive = since_keepalive >= settings.KEEPALIVE_SECS
+            if keepalive:
+                since_keepalive = 0.0
+            stalled_since = loop.time() - settings.STREAM_SEND_TIMEOUT_SECS
+            for stream in self.all_streams():
+                started = stream.sending_since
+                if started is not None and started < stalled_since:
+                    self.cut_stalled(stream)
+                elif keepalive:
+                    stream.offer(wire.KEEPALIVE)
 
-    def _cut_everyone(self) -> None:
-        for streams in self._subscriptions.values():
-            for subscription in streams:
-                subscription.cut()
+    def cut_stalled(self, stream: Stream) -> None:
+        """A socket that takes nothing: its task is stopped, which closes the connection."""
+        log.warning("Closing a stream of user %s: its socket took nothing", stream.user_id)
+        stream.stalled = True
+        self.disconnect(stream)
+        if stream.task is not None:
+            stream.task.cancel()
 
-    def _follow(self, collection: str, handler: ChangeHandler) -> None:
-        self._ready[collection] = asyncio.Event()
-        task = asyncio.create_task(self._watch(collection, handler), name=f"hub:{collection}")
-        self._tasks.append(task)
-
-    async def _watch(self, collection: str, handler: ChangeHandler) -> None:
+    async def _watch(self, feed: Feed) -> None:
         """Follow one collection for ever, resuming after the last change handled."""
-        pacer = nx_compat.IdlePacer(AWAIT_SECS)
+        collection = feed.collection
+        pacer = nx_compat.IdlePacer(AWAIT_SECS, longest=nx_compat.longest_pause(collection))
         loop = asyncio.get_running_loop()
         failures = 0
         while True:
@@ -272,16 +360,19 @@ class Hub:
             server_returns = nx_compat.server_returns.count
             try:
                 async with await self.db[collection].watch(
+                    feed.pipeline,
                     start_after={"_data": token} if token else None,
                     max_await_time_ms=int(AWAIT_SECS * 1000),
-                ) as stream:
+                ) as changes:
                     while True:
                         asked_at = loop.time()
-                        change = await stream.try_next()
+                        change = await changes.try_next()
                         failures = 0
                         if change is None:
-                            if stream.resume_token is not None:
-                                self._positions[collection] = stream.resume_token["_data"]
+                            if changes.resume_token is not None:
+                                self._positions[collection] = changes.resume_token["_data"]
+                                if feed is feeds.MESSAGES:
+                                    self.ring.begin(nx_compat.token_sort_key(self.position))
                             self._ready[collection].set()
                             if nx_compat.server_returns.count != server_returns:
                                 break  # a restarted embedded server: reopen from our position
@@ -289,7 +380,7 @@ class Hub:
                             continue
                         pacer.busy()
                         try:
-                            await handler(change)
+                            await self._handle(feed, change)
                         except PyMongoError:
                             raise
                         except Exception:  # a bug in one change must not stop the stream
@@ -302,7 +393,10 @@ class Hub:
                     # Down too long to resume: start afresh and make every stream catch up.
                     log.warning("Change stream on %s cannot resume (%s)", collection, exc)
                     self._positions.pop(collection, None)
-                    self._cut_everyone()
+                    if feed is feeds.MESSAGES:
+                        self.ring.reset()
+                    for stream in self.all_streams():
+                        stream.close()
                 delay = BACKOFF_SECS[min(failures, len(BACKOFF_SECS) - 1)]
                 failures += 1
                 log.warning(
@@ -310,49 +404,50 @@ class Hub:
                 )
                 await asyncio.sleep(delay)
 
-    async def _on_message_change(self, change: Mapping[str, Any]) -> None:
-        if change.get("operationType") not in ("insert", "update", "replace"):
-            return
-        # Load the document by its key rather than trusting fullDocument (README: nx-27017).
-        message = await store.get_by_id(self.db, Message, object_id=change["documentKey"]["_id"])
-        if message is None:
-            return
-        event = MessageEvent(change["_id"]["_data"], message)
-        self._broadcast(event, message_recipients(message, self._subscriptions))
+    async def _handle(self, feed: Feed, change: Mapping[str, Any]) -> None:
+        doc = None
+        if feed.load:
+            doc = await store.get_by_id(self.db, feed.model, object_id=change["documentKey"]["_id"])
+        notice = feed.to_event(change, doc)
+        if isinstance(notice, PresenceChange):
+            await self._on_presence(notice)
+        elif isinstance(notice, UserChange):
+            self._on_user(notice)
+        elif isinstance(notice, Revocation):
+            for stream in list(self._by_jti.get(notice.jti, ())):
+                stream.close()
+        elif notice is not None:
+            if isinstance(notice, MessageEvent):
+                self.ring.add(nx_compat.token_sort_key(notice.id), notice)
+            self.deliver(notice)
 
-    async def _on_presence_change(self, change: Mapping[str, Any]) -> None:
-        if change.get("operationType") not in ("insert", "delete"):
-            return  # heartbeats change nobody's status
-        user_id = str(change["documentKey"]["_id"]).split(":", 1)[0]
-        online = await store.is_online(self.db, user_id=user_id)
-        if online != (user_id in self.online):
-            (self.online.add if online else self.online.discard)(user_id)
-            user = await store.get_user(self.db, user_id=user_id)
+    def deliver(self, event: Event) -> None:
+        """Offers the event to every open stream here that may see it: encoded once per audience."""
+        audience = feeds.audience(event)
+        users: Iterable[str] = self._streams.keys() if audience.users is None else audience.users
+        targets = [u for u in users if u in self._streams and u != audience.excluding]
+        if not targets:
+            return
+        encoded = wire.encode_event(event)
+        key = nx_compat.token_sort_key(event.id) if event.id else None
+        for user_id in targets:
+            data = encoded.for_user(user_id)
+            for stream in self._streams[user_id]:
+                stream.offer(data, key)
+
+    async def _on_presence(self, change: PresenceChange) -> None:
+        if not change.opened and (stream := self._by_presence.get(change.presence_id)):
+            stream.close()  # closed to make room for a newer stream of the same user
+        online = await store.is_online(self.db, user_id=change.user_id)
+        if online != (change.user_id in self.online):
+            (self.online.add if online else self.online.discard)(change.user_id)
+            user = await store.get_user(self.db, user_id=change.user_id)
             if user is not None:
-                self._broadcast(PersonEvent(user, online))
+                self.deliver(PersonEvent(user, online))
 
-    async def _on_user_change(self, change: Mapping[str, Any]) -> None:
-        user = await store.get_by_id(self.db, User, object_id=change["documentKey"]["_id"])
-        if user is None:
-            return
+    def _on_user(self, change: UserChange) -> None:
+        user = change.user
         user_id = str(user.id)
         if self._away.get(user_id) != user.away_message:  # a new person, or a new away message
             self._away[user_id] = user.away_message
-            self._broadcast(PersonEvent(user, user_id in self.online))
-
-    async def _on_read_marker_change(self, change: Mapping[str, Any]) -> None:
-        """Someone read a conversation: their other tabs' counts change.
-
-        A marker counting up is a direct message arriving, which its own message event shows.
-        """
-        marker_id = str(change["documentKey"]["_id"])
-        marker = await store.get_read_marker(self.db, marker_id=marker_id)
-        if marker is None or marker.unread == 0:
-            self._broadcast(SidebarEvent(), [marker_id.split(":", 1)[0]])
-
-    async def _on_typing_change(self, change: Mapping[str, Any]) -> None:
-        if change.get("operationType") not in ("insert", "update", "replace"):
-            return
-        typing = await store.get_typing(self.db, typing_id=str(change["documentKey"]["_id"]))
-        if typing is not None:
-            self._broadcast(TypingEvent(typing), typing_recipients(typing, self._subscriptions))
+            self.deliver(PersonEvent(user, user_id in self.online))

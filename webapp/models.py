@@ -72,6 +72,7 @@ class Presence(Model):
     id: str = Field(primary_field=True)
     user_id: str
     expires_at: datetime  # pushed forward by the stream's process while it stays open
+    opened_at: datetime | None = None  # the newest streams of a user are kept (hub.connect)
 
     model_config = {
         "collection": "presence",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sys
 
 from pymongo import monitoring
 from pymongo.server_type import SERVER_TYPE
@@ -26,6 +27,8 @@ from pymongo.server_type import SERVER_TYPE
 _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
 IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)  # after 1, 2, 3... quick empty batches
+# Another process's message waits for this process's pause: keep that one short.
+LONGEST_PAUSE_SECS = {"message": 0.06}
 
 
 def token_sort_key(data: str) -> tuple[int, str]:
@@ -36,6 +39,20 @@ def token_sort_key(data: str) -> tuple[int, str]:
     """
     match = _NX_TOKEN.fullmatch(data)
     return (int(match.group(1)), "") if match else (0, data)
+
+
+def is_nx_token(data: str) -> bool:
+    return _NX_TOKEN.fullmatch(data) is not None
+
+
+def replay_limit(cursor: str) -> int:
+    """How many changes after `cursor` can be replayed for sure: nx-27017 keeps the last
+    RETAINED_CHANGES, and a replay that reaches that many may have lost older ones."""
+    return RETAINED_CHANGES if is_nx_token(cursor) else sys.maxsize
+
+
+def longest_pause(collection: str) -> float:
+    return LONGEST_PAUSE_SECS.get(collection, IDLE_PAUSES_SECS[-1])
 
 
 def cannot_replay(cursor: str, position: str) -> bool:
@@ -126,8 +143,9 @@ class IdlePacer:
     early when this process writes.
     """
 
-    def __init__(self, await_secs: float) -> None:
+    def __init__(self, await_secs: float, *, longest: float = IDLE_PAUSES_SECS[-1]) -> None:
         self.await_secs = await_secs
+        self._pauses = tuple(min(pause, longest) for pause in IDLE_PAUSES_SECS)
         self._quick_empties = 0
         self._woken = wake_on_write.new_event()
 
@@ -138,7 +156,7 @@ class IdlePacer:
         if waited_secs >= self.await_secs / 2:  # the server did wait: a real MongoDB
             self._quick_empties = 0
             return
-        pause = IDLE_PAUSES_SECS[min(self._quick_empties, len(IDLE_PAUSES_SECS) - 1)]
+        pause = self._pauses[min(self._quick_empties, len(self._pauses) - 1)]
         self._quick_empties += 1
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
         # that lands as the wait ends, and a write wakes this wait often.

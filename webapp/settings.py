@@ -30,6 +30,8 @@ KEEPALIVE_SECS = 15  # well under the 55 s idle cut-off of Heroku-style routers
 # A stream's presence lapses this long after its process last vouched for it (a process that
 # dies without a goodbye takes its users offline within this time and a sweep).
 PRESENCE_TTL_SECS: int = config("PRESENCE_TTL_SECS", cast=int, default=30)
+# An event stream whose socket takes nothing for this long is closed (and its user goes offline).
+STREAM_SEND_TIMEOUT_SECS: float = config("STREAM_SEND_TIMEOUT_SECS", cast=float, default=10.0)
 
 
 def _development_secret() -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from webapp import chat, store
 from webapp.database import Db
-from webapp.hub import PersonEvent
+from webapp.feeds import PersonEvent
 from webapp.models import User
 
 OFFLINE_LIMIT = 30  # offline people listed, most recently seen first

@@ -17,7 +17,7 @@ from odmantic import Model
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, username_key
+from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, TYPING_REPEAT_SECS, username_key
 from webapp.database import Db
 from webapp.errors import Conflict
 from webapp.models import (
@@ -237,17 +237,32 @@ async def set_last_seen(db: Db, *, user_ids: Iterable[str]) -> None:
 # Presence: one document per open stream
 
 
-async def open_presence(db: Db, *, presence_id: str, user_id: str, ttl: float) -> None:
-    presence = Presence(id=presence_id, user_id=user_id, expires_at=now() + timedelta(seconds=ttl))
+async def open_presence(
+    db: Db, *, presence_id: str, user_id: str, opened_at: datetime, ttl: float
+) -> None:
+    expires_at = now() + timedelta(seconds=ttl)
+    presence = Presence(id=presence_id, user_id=user_id, expires_at=expires_at, opened_at=opened_at)
     await _insert(db, presence)
+
+
+async def close_oldest_presence(db: Db, *, user_id: str, keep: int) -> None:
+    """Closes this user's oldest streams beyond the newest `keep`, in whatever process."""
+    cursor = db[Presence.__collection__].find(
+        {"user_id": user_id}, {"_id": 1}, sort=[("opened_at", -1)], skip=keep
+    )
+    extra = [doc["_id"] async for doc in cursor]
+    if extra:
+        await db[Presence.__collection__].delete_many({"_id": {"$in": extra}})
 
 
 async def close_presence(db: Db, *, presence_id: str) -> None:
     await db[Presence.__collection__].delete_one({"_id": presence_id})
 
 
-async def refresh_presence(db: Db, *, presences: Sequence[tuple[str, str]], ttl: float) -> None:
-    """Pushes back the expiry of these (presence id, user id) streams, in one round trip.
+async def refresh_presence(
+    db: Db, *, presences: Sequence[tuple[str, str, datetime]], ttl: float
+) -> None:
+    """Pushes back the expiry of these (presence id, user id, opened at) streams, in one trip.
 
     Whole documents are replaced rather than $set: see _update. One that was swept or closed
     meanwhile stays gone.
@@ -257,9 +272,11 @@ async def refresh_presence(db: Db, *, presences: Sequence[tuple[str, str]], ttl:
         [
             ReplaceOne(
                 {"_id": presence_id},
-                Presence(id=presence_id, user_id=user_id, expires_at=expires_at).model_dump_doc(),
+                Presence(
+                    id=presence_id, user_id=user_id, expires_at=expires_at, opened_at=opened_at
+                ).model_dump_doc(),
             )
-            for presence_id, user_id in presences
+            for presence_id, user_id, opened_at in presences
         ],
         ordered=False,
     )
@@ -289,7 +306,12 @@ async def is_online(db: Db, *, user_id: str) -> bool:
 # Typing notices
 
 
-async def set_typing(db: Db, *, user: User, conversation: str, participants: list[str]) -> None:
+async def set_typing(db: Db, *, user: User, conversation: str, participants: list[str]) -> bool:
+    """Records a typing notice; False (nothing written) when one went out just before.
+
+    Repeats within TYPING_REPEAT_SECS of the last notice are dropped here, so that at most one
+    reaches anyone in that time whatever a client sends.
+    """
     typing_id = f"{user.id}:{conversation}"
     doc = Typing(
         id=typing_id,
@@ -299,7 +321,16 @@ async def set_typing(db: Db, *, user: User, conversation: str, participants: lis
         participants=participants,
         at=now(),
     ).model_dump_doc()
-    await db[Typing.__collection__].replace_one({"_id": typing_id}, doc, upsert=True)
+    try:
+        await db[Typing.__collection__].insert_one(doc)
+        return True
+    except DuplicateKeyError:
+        pass
+    quiet_since = doc["at"] - timedelta(seconds=TYPING_REPEAT_SECS)
+    result = await db[Typing.__collection__].replace_one(
+        {"_id": typing_id, "at": {"$lt": quiet_since}}, doc
+    )
+    return result.matched_count == 1
 
 
 async def get_typing(db: Db, *, typing_id: str) -> Typing | None:

@@ -1,152 +1,183 @@
 """GET /events: one Server-Sent Events stream per signed-in tab.
 
-On connect the stream subscribes to the hub first, then replays from the client's cursor
-(Last-Event-ID, else ?after=) what that user missed, read from the messages change stream
-itself, and then goes live. A message event's id is its change's resume token, so ids follow
-commit order in every process; a live event at or before the last one sent was replayed
-already and is skipped. A cursor that cannot be replayed gets one `reload` event instead.
+On connect the stream registers with the hub first (holding live events aside), then replays
+from the client's cursor (Last-Event-ID, else ?after=) what that user missed: from the hub's
+ring of recent message changes when the cursor is inside it, else from the messages change
+stream itself; then it goes live. A message event's id is its change's resume token, so ids
+follow commit order in every process; a live event at or before the last one replayed is
+dropped. A cursor that cannot be replayed gets one `reload` event instead.
+
+The response is a lean ASGI one: the stream's task waits for the bytes the hub offers and
+writes them as they are, straight to the server (`KeepRawSend`); one process-wide task sends
+keep-alives and closes sockets that stall (hub.Hub._watchdog).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator
-from weakref import WeakKeyDictionary
 
 from pymongo.errors import PyMongoError
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webapp import chat, nx_compat, settings, store
+from webapp import feeds, nx_compat, store, wire
 from webapp.auth import SignedInUser, signed_in
 from webapp.database import Db
-from webapp.hub import (
-    CutOff,
-    Event,
-    MessageEvent,
-    PersonEvent,
-    SidebarEvent,
-    Subscription,
-    TypingEvent,
-)
+from webapp.feeds import MessageEvent
+from webapp.hub import Hub, SortKey, Stream
 from webapp.models import Message
-from webapp.sidebar import build_sidebar, neutral_person
-from webapp.templating import render_fragment
 
-RETRY_MS = 2000  # how long a browser waits before it reconnects
-# Changes; a cursor further behind gets `reload`. At most what nx-27017 retains, so a replay
-# that could have lost the oldest changes is never mistaken for a complete one.
-REPLAY_LIMIT = nx_compat.RETAINED_CHANGES
+MAX_REPLAY = 5000  # changes; a cursor further behind gets `reload`
 _CURSOR_RE = re.compile(r"nx:\d{1,18}|[0-9A-Fa-f]{2,4096}")
+RAW_SEND = "chat.raw_send"
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 class CannotReplay(Exception):
     pass
 
 
+def may_see(event: MessageEvent, user_id: str) -> bool:
+    users = feeds.audience(event).users
+    return users is None or user_id in users
+
+
 async def replay_messages(
     db: Db, *, cursor: str, position: str, user_id: str
 ) -> list[MessageEvent]:
-    """The message changes after `cursor` that this user may see, in commit order."""
+    """The message changes after `cursor` that this user may see, read from the change stream."""
     if not _CURSOR_RE.fullmatch(cursor) or nx_compat.cannot_replay(cursor, position):
         raise CannotReplay("not a cursor of this stream")
+    limit = min(MAX_REPLAY, nx_compat.replay_limit(cursor))
     changes = []
     try:
         async with await db[Message.__collection__].watch(
-            start_after={"_data": cursor}, max_await_time_ms=1
+            feeds.MESSAGES.pipeline, start_after={"_data": cursor}, max_await_time_ms=1
         ) as stream:
             while (change := await stream.try_next()) is not None:
                 changes.append(change)
-                if len(changes) >= REPLAY_LIMIT:
+                if len(changes) >= limit:
                     raise CannotReplay("too far behind")
     except PyMongoError as exc:  # an unknown or expired token
         raise CannotReplay(str(exc)) from exc
 
-    changes = [c for c in changes if c.get("operationType") in ("insert", "update", "replace")]
     messages = await store.messages_by_id(
         db, message_ids=[c["documentKey"]["_id"] for c in changes]
     )
     events = []
     for change in changes:
         message = messages.get(change["documentKey"]["_id"])
-        if message and chat.may_read(message.conversation, message.participants, user_id):
+        if message is not None:
             # The message as it is now: replaying its post and its edit shows the edit twice.
-            events.append(MessageEvent(change["_id"]["_data"], message))
+            event = MessageEvent(change["_id"]["_data"], message)
+            if may_see(event, user_id):
+                events.append(event)
     return events
 
 
-# An event's fragment as everyone but its author sees it, rendered once for all the streams
-# of this process that send it.
-_shared_html: WeakKeyDictionary[Event, str] = WeakKeyDictionary()
+def replay_from_ring(hub: Hub, *, cursor: str, user_id: str) -> list[MessageEvent] | None:
+    """The same as replay_messages, from memory; None when the ring does not reach back."""
+    if not _CURSOR_RE.fullmatch(cursor) or nx_compat.cannot_replay(cursor, hub.position):
+        return None
+    key = nx_compat.token_sort_key(cursor)
+    if not hub.ring.covers(key):
+        return None
+    return [event for _, event in hub.ring.after(key) if may_see(event, user_id)]
 
 
-def _render_shared(request: Request, event: MessageEvent | PersonEvent | TypingEvent) -> str:
-    if isinstance(event, MessageEvent):
-        return render_fragment(request, "_message.html", message=event.message)
-    if isinstance(event, TypingEvent):
-        return render_fragment(request, "_typing.html", typing=event.typing)
-    return render_fragment(request, "_person.html", person=neutral_person(event))
-
-
-async def _render(request: Request, me: SignedInUser, event: Event) -> ServerSentEvent:
-    if isinstance(event, SidebarEvent):  # this reader's own counts
-        db = request.app.state.db
-        sidebar = await build_sidebar(db, me=me.user, online_ids=request.app.state.hub.online)
-        html = render_fragment(request, "_sidebar.html", sidebar=sidebar, conversation=None)
-    elif isinstance(event, MessageEvent) and event.message.sender_id == me.identity:
-        html = render_fragment(request, "_message.html", message=event.message)  # with controls
-    else:
-        html = _shared_html.get(event) or _shared_html.setdefault(
-            event, _render_shared(request, event)
-        )
-    return ServerSentEvent(data=html, event=event.name, id=event.id)
-
-
-async def _events(
-    request: Request, me: SignedInUser, cursor: str
-) -> AsyncIterator[ServerSentEvent]:
-    hub = request.app.state.hub
-    subscription: Subscription = await hub.connect(me.identity)
+async def _catch_up(request: Request, hub: Hub, stream: Stream, cursor: str) -> None:
+    """Replays what the user missed after `cursor`, then lets the held live events through."""
+    if not cursor:
+        stream.release(None)
+        return
+    user_id = stream.user_id
+    replayed = replay_from_ring(hub, cursor=cursor, user_id=user_id)
     try:
-        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
-        last_sent = nx_compat.token_sort_key(cursor) if cursor else None
-        if cursor:
-            try:
-                replayed = await replay_messages(
-                    request.app.state.db,
-                    cursor=cursor,
-                    position=hub.position,
-                    user_id=me.identity,
-                )
-            except CannotReplay:
-                position = hub.position
-                last_sent = nx_compat.token_sort_key(position) if position else None
-                yield ServerSentEvent(data="reload", event="reload", id=position or None)
-            else:
-                for missed in replayed:
-                    yield await _render(request, me, missed)
-                    last_sent = nx_compat.token_sort_key(missed.id)
-        while True:
-            try:
-                event = await subscription.next()
-            except CutOff:
-                return  # the browser reconnects with Last-Event-ID and catches up
-            if (
-                event.id is not None
-                and last_sent is not None
-                and nx_compat.token_sort_key(event.id) <= last_sent
-            ):
-                continue  # replayed already
-            yield await _render(request, me, event)
-    finally:
-        hub.disconnect(subscription)
+        if replayed is None:
+            replayed = await replay_messages(
+                request.app.state.db, cursor=cursor, position=hub.position, user_id=user_id
+            )
+    except CannotReplay:
+        position = hub.position
+        reload = wire.encode("reload", event="reload", id=position or None)
+        stream.release(nx_compat.token_sort_key(position) if position else None, first=[reload])
+        return
+    last: SortKey = nx_compat.token_sort_key(cursor)
+    chunks = []
+    for event in replayed:
+        chunks.append(wire.message_bytes(event, viewer_id=user_id))
+        last = nx_compat.token_sort_key(event.id)
+    stream.release(last, first=chunks)
 
 
-async def stream_events(request: Request) -> EventSourceResponse:
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class EventStreamResponse:
+    """Writes one user's events to the socket as the hub offers them."""
+
+    def __init__(self, request: Request, me: SignedInUser, cursor: str) -> None:
+        self.request = request
+        self.me = me
+        self.cursor = cursor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hub: Hub = self.request.app.state.hub
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        raw_send = scope.get(RAW_SEND, send)
+        stream = await hub.connect(self.me.identity, self.me.claims.jti)
+        stream.task = asyncio.current_task()
+        listener = asyncio.ensure_future(_until_disconnect(receive))
+        listener.add_done_callback(lambda _: stream.close())
+        loop = asyncio.get_running_loop()
+
+        async def write(chunk: bytes, more: bool = True) -> None:
+            stream.sending_since = loop.time()  # the watchdog closes a socket stuck here
+            await raw_send({"type": "http.response.body", "body": chunk, "more_body": more})
+            stream.sending_since = None
+
+        try:
+            await write(wire.CONNECTED)
+            await _catch_up(self.request, hub, stream, self.cursor)
+            while (chunk := await stream.next_chunk()) is not None:
+                await write(chunk)
+            await write(b"", more=False)
+        except asyncio.CancelledError:
+            if not stream.stalled:
+                raise
+            # Cut off by the watchdog: the server closes the connection.
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            hub.disconnect(stream)
+
+
+async def stream_events(request: Request) -> EventStreamResponse:
     me = signed_in(request)
     cursor = request.headers.get("last-event-id") or request.query_params.get("after", "")
-    return EventSourceResponse(
-        _events(request, me, cursor.strip()),
-        ping=settings.KEEPALIVE_SECS,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return EventStreamResponse(request, me, cursor.strip())
+
+
+class KeepRawSend:
+    """Outermost: keeps the server's own `send` in the scope for the event streams.
+
+    A stream's start passes every middleware (which adds the security headers); its body,
+    written many times a second to many streams, goes straight to the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)

@@ -6,9 +6,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import pass_context
 from markupsafe import Markup, escape
 from starlette.requests import Request
+from starlette.routing import Router
 from starlette.templating import Jinja2Templates
 
 from webapp import settings
@@ -50,13 +50,26 @@ def order_key(message: Message) -> str:
 
 def _globals(request: Request) -> dict[str, Any]:
     user = request.user if isinstance(request.user, SignedInUser) else None
-    return {"me": user.user if user else None, "csrf_token": user.csrf_token if user else ""}
+    return {
+        "me": user.user if user else None,
+        "viewer_id": user.identity if user else "",
+        "csrf_token": user.csrf_token if user else "",
+    }
 
 
-@pass_context
-def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+_router: Router | None = None
+
+
+def use_routes(router: Router) -> None:
+    """The app's routes, for url_for in templates rendered with or without a request."""
+    global _router
+    _router = router
+
+
+def url_for(name: str, /, **path_params: Any) -> str:
     """A path, not an absolute URL: right behind any proxy, whatever scheme it speaks."""
-    return str(context["request"].app.url_path_for(name, **path_params))
+    assert _router is not None, "templating.use_routes was not called"
+    return str(_router.url_path_for(name, **path_params))
 
 
 templates = Jinja2Templates(directory=settings.ROOT / "templates", context_processors=[_globals])
@@ -66,6 +79,12 @@ templates.env.filters.update(
 templates.env.globals["url_for"] = url_for
 
 
-def render_fragment(request: Request, name: str, **context: Any) -> str:
-    """A partial rendered outside a response (for the event stream)."""
-    return templates.get_template(name).render(request=request, **_globals(request), **context)
+def render_shared(name: str, *, viewer_id: str = "", **context: Any) -> str:
+    """A partial rendered outside any request, for many streams: nobody's session is in it.
+
+    `viewer_id` picks a viewer's own variant (a message's author gets its controls); the
+    context never carries a CSRF token or anything else of a session.
+    """
+    return templates.get_template(name).render(
+        me=None, viewer_id=viewer_id, csrf_token="", **context
+    )

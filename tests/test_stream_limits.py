@@ -1,0 +1,117 @@
+"""What an open event stream may not do: outlive its session, multiply, stall, or flood."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from tests.support import AppServer, EventStream, Person, message_id, open_stream
+
+MakePerson = Callable[..., Person]
+
+
+@pytest.fixture(scope="module")
+def second_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """Another app process on the same database, quick to close streams that stall."""
+    env = {"STREAM_SEND_TIMEOUT_SECS": "2"}
+    with AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("limits"), env=env) as server:
+        yield server
+
+
+async def ended(events: EventStream, within: float = 5.0) -> None:
+    """Reads events until the stream ends; fails if it is still open after `within` seconds."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                await events.next(timeout=within)
+            except ConnectionError:
+                return
+
+
+@pytest.mark.parametrize("via", ["cookie", "bearer"])
+async def test_signing_out_ends_open_streams_in_every_process(
+    make_person: MakePerson, second_server: AppServer, via: str
+) -> None:
+    alice, bob = make_person(), make_person()
+    cookie = alice.cookie  # signing out takes it out of the client's jar
+    credentials = {"cookie": cookie} if via == "cookie" else {"token": alice.token()}
+    async with open_stream(second_server.url, **credentials) as events:
+        bob.post_dm(alice.username, "before")
+        assert "before" in (await events.next_named("message")).data
+        if via == "cookie":
+            out = alice.send("POST", "/logout", htmx=False)
+        else:
+            out = httpx.post(
+                alice.base_url + "/logout",
+                headers={"Authorization": f"Bearer {credentials['token']}"},
+            )
+        assert out.status_code == 303
+        await ended(events)  # in the other process too, within seconds
+        bob.post_dm(alice.username, "after")
+        assert not any("after" in e.data for e in events.events)
+    again = httpx.get(
+        second_server.url + "/events",
+        headers={"Authorization": f"Bearer {credentials['token']}"} if via == "bearer" else {},
+        cookies={"session": cookie} if via == "cookie" else {},
+    )
+    assert again.status_code == 401
+
+
+async def test_the_21st_stream_closes_the_oldest(
+    make_person: MakePerson, second_server: AppServer, mongo_uri: str
+) -> None:
+    alice = make_person()
+    token = alice.token()
+    async with contextlib.AsyncExitStack() as stack:
+        # The first one through the other process: the cap holds across processes.
+        first = await stack.enter_async_context(open_stream(second_server.url, token=token))
+        for _ in range(19):
+            await stack.enter_async_context(open_stream(alice.base_url, token=token))
+        assert presence_count(mongo_uri, alice) == 20
+        newest = await stack.enter_async_context(open_stream(alice.base_url, token=token))
+        await ended(first)
+        posted = alice.post_public("the newest tab works")
+        assert message_id((await newest.next_named("message")).data) == message_id(posted.text)
+        assert presence_count(mongo_uri, alice) == 20
+
+
+def presence_count(mongo_uri: str, person: Person) -> int:
+    client: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
+    try:
+        db = client.get_default_database()
+        user = db.user.find_one({"username": person.username})
+        assert user is not None
+        return db.presence.count_documents({"user_id": str(user["_id"])})
+    finally:
+        client.close()
+
+
+async def test_typing_notices_are_coalesced_on_the_server(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    async with open_stream(bob.base_url, token=bob.token()) as events:
+        answers = [alice.send("POST", "/rooms/public/typing").status_code for _ in range(30)]
+        assert answers == [204] * 30
+        first = await events.next_named("typing")
+        assert alice.username in first.data
+        await events.expect_none("typing", within=1.0)  # 29 repeats within 3 s reach nobody
+
+
+async def test_reading_sends_one_small_event_to_the_readers_own_tabs(
+    make_person: MakePerson,
+) -> None:
+    alice, bob = make_person(), make_person()
+    async with (
+        open_stream(alice.base_url, token=alice.token()) as alice_tab,
+        open_stream(bob.base_url, token=bob.token()) as bob_tab,
+    ):
+        bob.post_public("read me")
+        await alice_tab.next_named("message")
+        assert alice.send("POST", "/rooms/public/read").status_code == 204
+        read = await alice_tab.next_named("read")
+        assert read.data == "public"  # a conversation key, not a rebuilt sidebar
+        await bob_tab.expect_none("read", within=1.0)
