@@ -68,10 +68,9 @@ class SessionBackend(AuthenticationBackend):
             claims = tokens.read_session_token(token, secret=str(settings.SECRET_KEY))
         except tokens.InvalidToken:
             return None
-        db = conn.app.state.db
-        if await store.is_revoked(db, jti=claims.jti):
+        if await store.is_revoked(conn.app.state.db, jti=claims.jti):  # exact, in every process
             return None
-        user = await store.get_user(db, user_id=claims.user_id)
+        user = await conn.app.state.hub.user(claims.user_id)
         if user is None:
             return None
         return AuthCredentials(["authenticated"]), SignedInUser(user, claims, via)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -35,7 +35,7 @@ from webapp.feeds import (
     Revocation,
     UserChange,
 )
-from webapp.models import Message
+from webapp.models import Message, User
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ PENDING_LIMIT_BYTES = 512 * 1024  # waiting for one stream's socket before it is
 WATCHDOG_SECS = 1.0
 MAX_STREAMS_PER_USER = 20  # the 21st closes that user's oldest
 RING_SIZE = 5000  # recent message changes kept for replay
+USER_CACHE_SIZE = 10_000  # users kept in memory for the request path
 AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
 BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
 STOP_TIMEOUT_SECS = 3
@@ -207,6 +208,7 @@ class Hub:
         # tells an away message from "last seen" among user changes. A user's first change
         # after start is always announced.
         self._away: dict[str, str] = {}
+        self._users: OrderedDict[str, User] = OrderedDict()  # kept current by the user feed
 
     # Streams come and go
 
@@ -277,6 +279,24 @@ class Hub:
 
     def streams_of(self, user_id: str) -> Iterable[Stream]:
         return self._streams.get(user_id, {}).keys()
+
+    async def user(self, user_id: str) -> User | None:
+        """A user, from memory when seen lately: the user feed keeps these copies current."""
+        user = self._users.get(user_id)
+        if user is None:
+            user = await store.get_user(self.db, user_id=user_id)
+            if user is None:
+                return None
+            self._remember(user)
+        else:
+            self._users.move_to_end(user_id)
+        return user
+
+    def _remember(self, user: User) -> None:
+        self._users[str(user.id)] = user
+        self._users.move_to_end(str(user.id))
+        if len(self._users) > USER_CACHE_SIZE:
+            self._users.popitem(last=False)
 
     # Following the database
 
@@ -448,6 +468,8 @@ class Hub:
     def _on_user(self, change: UserChange) -> None:
         user = change.user
         user_id = str(user.id)
+        if user_id in self._users:
+            self._remember(user)
         if self._away.get(user_id) != user.away_message:  # a new person, or a new away message
             self._away[user_id] = user.away_message
             self.deliver(PersonEvent(user, user_id in self.online))
