@@ -17,6 +17,8 @@ PRODUCTION: bool = APP_ENV == "production"
 # Unset: the app runs its own embedded database (webapp/embedded_db.py).
 MONGODB_URI: str = config("MONGODB_URI", default="")
 PORT: int = config("PORT", cast=int, default=8000)
+# App processes `python -m webapp` starts (Heroku sets it from the dyno's size).
+WEB_CONCURRENCY: int = config("WEB_CONCURRENCY", cast=int, default=1)
 # Heroku sets DYNO in every dyno; its router is then in front of the app.
 ON_HEROKU: bool = bool(config("DYNO", default=""))
 # How many proxies in front of the app append to X-Forwarded-For: 1 behind Heroku's router,
