@@ -1,17 +1,20 @@
-"""The HTTP server's own bounds (webapp/server.py), over raw sockets against a real app process:
-request headers are limited in size and in time, and a refused client costs the others nothing.
+"""Bounds on requests, over raw sockets against a real app process: headers are limited in
+size and in time (webapp/server.py), bodies in time (webapp/security.py), and a refused or
+vanished client costs the others nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.support import AppServer, Person, open_stream
+from webapp.security import BODY_TIMEOUT_SECS
 from webapp.server import HEADER_TIMEOUT_SECS, MAX_HEADER_BYTES
 
 MakePerson = Callable[..., Person]
@@ -132,3 +135,74 @@ async def test_slow_and_silent_connections_are_closed_and_streams_are_not(
         assert person.post_public("after the slow clients").status_code == 201
         event = await events.next_named("message")
         assert "after the slow clients" in event.data
+
+
+# The request body (webapp/security.py)
+
+
+def form_post(person: Person, path: str, length: int) -> bytes:
+    """The head of a cookie-session htmx form post declaring `length` bytes of body."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {urlsplit(person.base_url).netloc}\r\n"
+        f"Cookie: session={person.cookie}\r\nX-CSRF-Token: {person.csrf}\r\nHX-Request: true\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+async def test_a_body_that_dribbles_is_cut_off(person: Person) -> None:
+    """A byte every half second: the whole body is overdue long before it could be complete,
+    so the post is refused with 408, the connection closes, and nothing is stored."""
+    text = "dribbled-" + secrets.token_hex(6)
+    body = f"body={text}&padding=".encode() + b"p" * 200
+    reader, writer = await asyncio.open_connection(*address(person.base_url))
+    sent = 0
+
+    async def dribble() -> None:
+        nonlocal sent
+        writer.write(form_post(person, "/rooms/public/messages", len(body)))
+        for byte in body:
+            writer.write(bytes([byte]))
+            sent += 1
+            await writer.drain()
+            await asyncio.sleep(0.5)  # the client's pace, not a wait for the server
+
+    dribbling = asyncio.create_task(dribble())
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECS + 20):
+            response = await reader.read()
+    finally:
+        dribbling.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await dribbling
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert status(response) == 408
+    assert b"connection: close" in response.lower()
+    assert sent < len(body)  # cut off mid-body, not at its end
+    listed = person.client.get("/rooms/public/messages", headers={"HX-Request": "true"})
+    assert listed.status_code == 200
+    assert text not in listed.text
+
+
+async def test_a_client_gone_mid_body_is_one_line_in_the_log(app_server: AppServer) -> None:
+    offset = len(app_server.log())
+    _, writer = await asyncio.open_connection(*address(app_server.url))
+    port = writer.get_extra_info("sockname")[1]
+    writer.write(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n"
+        b"username=x"
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+    line = f":{port} - POST /login: the client went away"
+    async with asyncio.timeout(PATIENCE_SECS):
+        while line not in (log := app_server.log()[offset:]):
+            assert "Traceback" not in log, log
+            await asyncio.sleep(0.05)  # the log is a file: nothing to await but its growth
+    assert "Traceback" not in log, log
+    assert "Exception in ASGI application" not in log, log
