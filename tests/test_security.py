@@ -1,4 +1,5 @@
-"""CSRF, origin checks, security headers, inline-script-free pages and request size limits."""
+"""CSRF, origin checks, security headers, inline-script-free pages, request size limits and
+strict forms."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 import httpx
 import jwt
@@ -512,3 +514,75 @@ def test_a_form_just_under_the_limit_is_read(member: Person) -> None:
     text = unique_text("long") + " " + "y" * 3900
     response = post_public(member, text, csrf=member.csrf)
     assert response.status_code == 201
+
+
+# Forms: URL-encoded UTF-8 only
+
+
+def test_a_file_upload_is_not_a_message(member: Person, db: Db) -> None:
+    filename = unique_text("upload") + ".txt"
+    response = member.client.post(
+        "/rooms/public/messages",
+        files={"body": (filename, b"the file's contents", "text/plain")},
+        headers={"HX-Request": "true", "X-CSRF-Token": member.csrf},
+    )
+    assert response.status_code == 415
+    assert "cannot be attached" in response.text
+    assert_not_stored(member, db, filename)
+    assert "UploadFile" not in listed(member)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "application/json",
+        "application/x-www-form-urlencoded; charset=iso-8859-1",
+    ],
+)
+def test_other_types_of_body_are_refused(member: Person, db: Db, content_type: str) -> None:
+    text = unique_text("typed")
+    response = member.client.post(
+        "/rooms/public/messages",
+        content=f"body={text}".encode(),
+        headers={"HX-Request": "true", "X-CSRF-Token": member.csrf, "Content-Type": content_type},
+    )
+    assert response.status_code == 415
+    assert_not_stored(member, db, text)
+
+
+@pytest.mark.parametrize("bad", [b"%FF", b"%C3%28", b"\xff", b"caf\xe9"])
+def test_a_form_that_is_not_utf8_is_refused(member: Person, db: Db, bad: bytes) -> None:
+    text = unique_text("not-utf8")
+    response = member.client.post(
+        "/rooms/public/messages",
+        content=b"body=" + text.encode() + bad,
+        headers={
+            "HX-Request": "true",
+            "X-CSRF-Token": member.csrf,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 400
+    assert "UTF-8" in response.text
+    assert_not_stored(member, db, text)
+
+
+def test_text_in_any_script_is_kept_as_it_was(member: Person, db: Db) -> None:
+    text = unique_text("café 👩🏽‍💻 שלום עולם")
+    response = post_public(member, text, csrf=member.csrf)
+    assert response.status_code == 201
+    assert text in listed(member)
+    assert db["message"].count_documents({"body": text}) == 1
+    charset = member.client.post(
+        "/rooms/public/messages",
+        content=urlencode({"body": text + " again"}).encode(),
+        headers={
+            "HX-Request": "true",
+            "X-CSRF-Token": member.csrf,
+            "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+        },
+    )
+    assert charset.status_code == 201
+    assert db["message"].count_documents({"body": text + " again"}) == 1
