@@ -1,5 +1,5 @@
-"""CSRF, origin checks, security headers, inline-script-free pages, request size limits and
-strict forms."""
+"""CSRF, origin checks, security headers, inline-script-free pages, request size limits,
+strict forms and the characters kept of people's text."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 import pytest
+from bson import ObjectId
 from itsdangerous import URLSafeTimedSerializer
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -586,3 +587,27 @@ def test_text_in_any_script_is_kept_as_it_was(member: Person, db: Db) -> None:
     )
     assert charset.status_code == 201
     assert db["message"].count_documents({"body": text + " again"}) == 1
+
+
+# Control characters
+
+
+def test_control_and_bidi_characters_are_dropped(member: Person, db: Db) -> None:
+    text = unique_text("controls")
+    response = post_public(member, f"\x00{text}\u202e-txt.exe\x1b[0m", csrf=member.csrf)
+    assert response.status_code == 201
+    stored = db["message"].find_one({"_id": ObjectId(message_id(response.text))})
+    assert stored is not None
+    assert stored["body"] == f"{text}-txt.exe[0m"
+    assert "\x00" not in listed(member)
+    assert "\u202e" not in listed(member)
+
+    only = post_public(member, "\x00\u202e\u2066\x07", csrf=member.csrf)
+    assert only.status_code == 400
+    assert db["message"].count_documents({"body": {"$regex": "\u202e|\x07"}}) == 0
+
+    away = unique_text("away")
+    assert member.send("POST", "/away", {"away_message": f"\u202e{away}\x00"}).status_code == 200
+    user = db["user"].find_one({"username_key": member.username.lower()})
+    assert user is not None
+    assert user["away_message"] == away
