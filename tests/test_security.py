@@ -1,5 +1,5 @@
 """CSRF, origin checks, security headers, inline-script-free pages, request size limits,
-strict forms and the characters kept of people's text."""
+strict forms, the characters kept of people's text, and what caches may keep."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -17,7 +18,7 @@ from itsdangerous import URLSafeTimedSerializer
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.support import PASSWORD, AppServer, Person, message_id, unique_name
+from tests.support import PASSWORD, AppServer, Person, message_id, open_stream, unique_name
 
 SECRET_KEY = os.environ["SECRET_KEY"]  # conftest gives the server the same one
 MakePerson = Callable[..., Person]
@@ -611,3 +612,87 @@ def test_control_and_bidi_characters_are_dropped(member: Person, db: Db) -> None
     user = db["user"].find_one({"username_key": member.username.lower()})
     assert user is not None
     assert user["away_message"] == away
+
+
+# Caching and HSTS
+
+
+def assert_private(response: httpx.Response) -> None:
+    assert response.headers.get_list("cache-control") == ["no-store"], response.request.url
+
+
+def test_signed_in_pages_and_history_are_not_stored(make_person: MakePerson) -> None:
+    someone, other = make_person(), make_person()
+    assert someone.post_dm(other.username, unique_text("private")).status_code == 201
+    for path in ("/", "/rooms/public", f"/dm/{other.username}"):
+        response = someone.client.get(path)
+        assert response.status_code == 200, path
+        assert_private(response)
+    for path in ("/rooms/public/messages", f"/dm/{other.username}/messages"):
+        response = someone.client.get(path, headers={"HX-Request": "true"})
+        assert response.status_code == 200, path
+        assert_private(response)
+    posted = someone.post_public(unique_text("posted"))
+    assert posted.status_code == 201
+    assert_private(posted)
+
+
+def test_a_token_is_not_stored(member: Person) -> None:
+    response = httpx.post(
+        member.base_url + "/api/token",
+        data={"username": member.username, "password": PASSWORD},
+    )
+    assert response.status_code == 200
+    assert_private(response)
+    refused = httpx.post(
+        member.base_url + "/api/token",
+        data={"username": member.username, "password": "not the password"},
+    )
+    assert refused.status_code == 401
+    assert_private(refused)
+
+
+@pytest.mark.parametrize("path", ["/login", "/register", "/healthz", "/no-such-page", "/events"])
+def test_anonymous_answers_are_not_stored_either(base_url: str, path: str) -> None:
+    response = httpx.get(base_url + path, headers={"Accept": "text/html"})
+    assert response.status_code < 500
+    assert_private(response)
+
+
+async def test_the_event_stream_says_no_store_once(member: Person) -> None:
+    async with open_stream(member.base_url, token=member.token()) as events:
+        assert_private(events.response)
+
+
+def test_after_signing_out_the_pages_are_gone(person: Person) -> None:
+    """The pages were never stored; asked again, with the old cookie, they are not there."""
+    page = person.client.get("/")
+    assert page.status_code == 200
+    assert_private(page)
+    old_cookie = person.cookie
+    assert person.send("POST", "/logout", htmx=False).status_code == 303
+    again = httpx.get(person.base_url + "/", cookies={"session": old_cookie})
+    assert again.status_code == 303
+    assert again.headers["location"] == "/login"
+    assert_private(again)
+
+
+@pytest.mark.parametrize("path", ANONYMOUS_PATHS[4:8])
+def test_static_assets_may_be_cached(base_url: str, path: str) -> None:
+    response = httpx.get(base_url + path)
+    assert response.status_code == 200
+    assert "no-store" not in response.headers.get("cache-control", "")
+
+
+def test_no_hsts_in_development(base_url: str) -> None:
+    assert "strict-transport-security" not in httpx.get(base_url + "/login").headers
+
+
+def test_hsts_in_production(mongo_uri: str, tmp_path: Path) -> None:
+    env = {"APP_ENV": "production", "SECRET_KEY": SECRET_KEY}
+    with AppServer(mongo_uri, data_dir=tmp_path, env=env) as server:
+        for path in ("/login", "/healthz", "/static/app.css", "/no-such-page"):
+            response = httpx.get(server.url + path)
+            assert response.status_code in (200, 404), path
+            hsts = response.headers.get("strict-transport-security")
+            assert hsts == "max-age=63072000; includeSubDomains", path

@@ -1,4 +1,5 @@
-"""Security headers on every response, and bounds on request bodies."""
+"""Security headers on every response (private ones kept out of caches), and bounds on request
+bodies."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from webapp import settings
 from webapp.errors import ChatError, PayloadTooLarge
 
 MAX_BODY_BYTES = 64 * 1024  # forms only: the longest message is 4,000 characters
@@ -27,22 +29,37 @@ HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+# Production is served over HTTPS only (the session cookie is Secure there): browsers are told
+# to use nothing else for two years, subdomains included.
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+NO_STORE = (b"cache-control", b"no-store")
 
 
 class SecurityHeadersMiddleware:
-    """Pure ASGI, so it never buffers the event stream."""
+    """Adds HEADERS to every response (and HSTS in production).
+
+    Every response but a static asset's is private (pages, fragments, history, tokens, errors)
+    and gets `Cache-Control: no-store` unless it says otherwise, so that no cache keeps it and
+    Back after signing out shows no conversation. Pure ASGI, so it never buffers the event
+    stream.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.headers = [*HEADERS, HSTS] if settings.PRODUCTION else HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        static = scope["path"].startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                headers = [*message.get("headers", []), *self.headers]
+                if not static and all(name.lower() != b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
