@@ -696,3 +696,46 @@ def test_hsts_in_production(mongo_uri: str, tmp_path: Path) -> None:
             assert response.status_code in (200, 404), path
             hsts = response.headers.get("strict-transport-security")
             assert hsts == "max-age=63072000; includeSubDomains", path
+
+
+# Trailing slashes
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/login/", "/login"),
+        ("/login//", "/login"),
+        ("/register/?next=%2Frooms", "/register?next=%2Frooms"),
+        ("/rooms/public/messages/", "/rooms/public/messages"),
+        ("/dm/some_one/", "/dm/some_one"),
+    ],
+)
+def test_a_trailing_slash_redirects_to_the_path_alone(
+    base_url: str, path: str, location: str
+) -> None:
+    response = httpx.get(base_url + path, headers={"Host": "evil.example"})
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+    assert "evil" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/no-such-page/", "//evil.example/", "/static/nothing-here/", "//"]
+)
+def test_a_trailing_slash_elsewhere_is_not_found(base_url: str, path: str) -> None:
+    response = httpx.get(base_url + path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+def test_a_post_with_a_trailing_slash_stores_nothing(member: Person, db: Db) -> None:
+    text = unique_text("slash")
+    response = member.client.post(
+        "/rooms/public/messages/",
+        data={"body": text},
+        headers={"HX-Request": "true", "X-CSRF-Token": member.csrf, "Host": "evil.example"},
+    )
+    assert response.status_code == 307
+    assert response.headers["location"] == "/rooms/public/messages"
+    assert_not_stored(member, db, text)
