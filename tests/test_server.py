@@ -95,7 +95,7 @@ async def test_many_small_headers_count_in_all(app_server: AppServer) -> None:
 
 async def test_a_refused_post_stores_nothing(person: Person) -> None:
     """Headers over the limit on a post that would otherwise be accepted: refused, not kept."""
-    text = "oversized-headers-post"
+    text = "oversized-headers-" + secrets.token_hex(6)
     body = f"body={text}".encode()
     cookie = f"session={person.cookie}".encode()
     line = (

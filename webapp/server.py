@@ -65,25 +65,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             room = MAX_HEADER_BYTES - self._header_bytes
             piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
             self._headers_ended = False
-            super().data_received(piece)
+            HttpToolsProtocol.data_received(self, piece)
             if self._awaiting_headers and not self._headers_ended:
-                self._header_bytes += len(piece)
-                if self._header_bytes >= MAX_HEADER_BYTES:
-                    self._refuse(431, f"Request headers are limited to {MAX_HEADER_BYTES} bytes.")
-                elif self._header_timer is None:  # part of a request came: its deadline
-                    self._header_timer = self.loop.call_later(
-                        HEADER_TIMEOUT_SECS, self._headers_too_slow
-                    )
+                self._count_header_bytes(len(piece))
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        if self._header_bytes >= MAX_HEADER_BYTES:
+            self._refuse(431, f"Request headers are limited to {MAX_HEADER_BYTES} bytes.")
+        elif self._header_timer is None:  # part of a request came: its deadline
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_SECS, self._headers_too_slow)
 
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
         self._headers_ended = True
         self._header_bytes = 0
-        self._stop_header_timer()
-        super().on_headers_complete()
+        if self._header_timer is not None:
+            self._stop_header_timer()
+        HttpToolsProtocol.on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
         self._awaiting_headers = True
 
     def _stop_header_timer(self) -> None:
