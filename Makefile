@@ -24,7 +24,7 @@ browser:
 	@test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; }
 
 run: setup
-	$(BIN)/uvicorn webapp.app:app --host 127.0.0.1 --port $${PORT:-8000} --no-proxy-headers
+	$(BIN)/python -m webapp
 
 # The browser tests run on their own: Playwright's sync API keeps an event loop of its own
 # running, which the asyncio tests must not share.

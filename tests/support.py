@@ -29,7 +29,7 @@ def unique_name(prefix: str = "user") -> str:
 
 
 class AppServer:
-    """One uvicorn process serving the app on a free loopback port."""
+    """One app process (`python -m webapp`, as in production) on a free loopback port."""
 
     def __init__(self, mongo_uri: str, *, data_dir: Path, env: dict[str, str] | None = None):
         self.port = free_port()
@@ -49,9 +49,8 @@ class AppServer:
     def start(self) -> AppServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "webapp.app:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--timeout-graceful-shutdown", "3",
-             "--no-proxy-headers"],
+            [sys.executable, "-m", "webapp", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--timeout-graceful-shutdown", "3"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()

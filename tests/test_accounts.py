@@ -588,6 +588,60 @@ def test_a_made_up_forwarded_for_does_not_escape_the_throttle(
     assert response.status_code == 429
 
 
+def documentation_address() -> str:
+    """An address of the documentation ranges, for X-Forwarded-For entries."""
+    return f"198.51.100.{secrets.randbelow(254) + 1}"
+
+
+def test_without_a_router_forwarded_for_is_the_clients_invention(
+    procfile_server: str, make_person: MakePerson
+) -> None:
+    """The Procfile's command where no router is in front (no DYNO): a different made-up
+    X-Forwarded-For on every try still counts against the real peer."""
+    someone = make_person(procfile_server)
+    with client(procfile_server, fresh_address()) as c:
+        for attempt in range(5):
+            response = c.post(
+                "/login",
+                data={"username": someone.username, "password": f"wrong {attempt} password"},
+                headers={"X-Forwarded-For": documentation_address()},
+            )
+            assert response.status_code == 401, attempt
+        response = c.post(
+            "/login",
+            data={"username": someone.username, "password": PASSWORD},
+            headers={"X-Forwarded-For": documentation_address()},
+        )
+    assert response.status_code == 429
+    assert not session_cookie_headers(response)
+
+
+def test_behind_heroku_the_routers_entry_is_the_address(
+    mongo_uri: str, tmp_path: Path, make_person: MakePerson
+) -> None:
+    """With DYNO set, the rightmost X-Forwarded-For entry (the router's) is what counts:
+    entries to its left change nothing, and another router-seen address is someone else."""
+    with AppServer(mongo_uri, data_dir=tmp_path, env={"DYNO": "web.1"}) as server:
+        someone = make_person(server.url)
+        seen, other = documentation_address(), f"203.0.113.{secrets.randbelow(254) + 1}"
+        with client(server.url, fresh_address()) as c:
+
+            def attempt(password: str, forwarded: str) -> httpx.Response:
+                return c.post(
+                    "/login",
+                    data={"username": someone.username, "password": password},
+                    headers={"X-Forwarded-For": forwarded},
+                )
+
+            for n in range(5):
+                response = attempt(f"wrong {n} password", f"{documentation_address()}, {seen}")
+                assert response.status_code == 401, n
+            throttled = attempt(PASSWORD, f"{documentation_address()}, {seen}")
+            assert throttled.status_code == 429
+            assert not session_cookie_headers(throttled)
+            assert attempt(PASSWORD, other).status_code == 303
+
+
 def test_an_old_hash_is_redone_at_sign_in(
     make_person: MakePerson, db: Database[dict[str, object]]
 ) -> None:

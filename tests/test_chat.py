@@ -133,6 +133,44 @@ def test_clean_body_refuses_too_long(value: str) -> None:
     assert "4000" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("plain", "plain"),
+        ("tab\there\nand a line", "tab\there\nand a line"),
+        ("nul\x00byte", "nulbyte"),
+        ("bell\x07 escape\x1b[31m red", "bell escape[31m red"),
+        ("delete\x7f and C1\x85\x9b", "delete and C1"),
+        ("lone\rreturn", "lonereturn"),
+        ("invoice_\u202egnp.exe", "invoice_gnp.exe"),  # right-to-left override
+        ("\u202a\u202b\u202c\u202d\u202e", ""),  # embeddings, pop, overrides
+        ("\u2066isolated\u2067 \u2068text\u2069", "isolated text"),
+        ("שלום \u200fmark\u200e kept", "שלום \u200fmark\u200e kept"),  # direction marks stay
+        ("👩🏽\u200d💻 joined", "👩🏽\u200d💻 joined"),  # a zero-width joiner stays
+    ],
+)
+def test_strip_controls(value: str, expected: str) -> None:
+    assert chat.strip_controls(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("\x00 hello \x00", "hello"),
+        ("a\r\nb\x00\r\n", "a\nb"),
+        ("\u202eevil\u202c", "evil"),
+    ],
+)
+def test_clean_body_drops_controls(value: str, expected: str) -> None:
+    assert chat.clean_body(value) == expected
+
+
+@pytest.mark.parametrize("value", ["\x00", "\x00\x01\x1b", " \u202e \u2066\u2069 ", "\r"])
+def test_clean_body_of_only_controls_is_empty(value: str) -> None:
+    with pytest.raises(BadRequest):
+        chat.clean_body(value)
+
+
 # Away messages
 
 
@@ -144,6 +182,9 @@ def test_clean_body_refuses_too_long(value: str) -> None:
         ("Back at 3", "Back at 3"),
         ("  back \n  at\t3  ", "back at 3"),
         ("z" * 200, "z" * 200),
+        ("gone\x00 \x1b fishing", "gone fishing"),
+        ("\u202eyawa\u202c \u2067back\u2069", "yawa back"),
+        ("\x00\u202e", ""),
     ],
 )
 def test_clean_away_accepts(value: str, expected: str) -> None:

@@ -1,4 +1,5 @@
-"""CSRF, origin checks, security headers, inline-script-free pages and request size limits."""
+"""CSRF, origin checks, security headers, inline-script-free pages, request size limits,
+strict forms, the characters kept of people's text, and what caches may keep."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import jwt
 import pytest
+from bson import ObjectId
 from itsdangerous import URLSafeTimedSerializer
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.support import PASSWORD, AppServer, Person, message_id, unique_name
+from tests.support import PASSWORD, AppServer, Person, message_id, open_stream, unique_name
 
 SECRET_KEY = os.environ["SECRET_KEY"]  # conftest gives the server the same one
 MakePerson = Callable[..., Person]
@@ -512,3 +516,226 @@ def test_a_form_just_under_the_limit_is_read(member: Person) -> None:
     text = unique_text("long") + " " + "y" * 3900
     response = post_public(member, text, csrf=member.csrf)
     assert response.status_code == 201
+
+
+# Forms: URL-encoded UTF-8 only
+
+
+def test_a_file_upload_is_not_a_message(member: Person, db: Db) -> None:
+    filename = unique_text("upload") + ".txt"
+    response = member.client.post(
+        "/rooms/public/messages",
+        files={"body": (filename, b"the file's contents", "text/plain")},
+        headers={"HX-Request": "true", "X-CSRF-Token": member.csrf},
+    )
+    assert response.status_code == 415
+    assert "cannot be attached" in response.text
+    assert_not_stored(member, db, filename)
+    assert "UploadFile" not in listed(member)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=x",
+        "text/plain",
+        "application/json",
+        "application/x-www-form-urlencoded; charset=iso-8859-1",
+    ],
+)
+def test_other_types_of_body_are_refused(member: Person, db: Db, content_type: str) -> None:
+    text = unique_text("typed")
+    response = member.client.post(
+        "/rooms/public/messages",
+        content=f"body={text}".encode(),
+        headers={"HX-Request": "true", "X-CSRF-Token": member.csrf, "Content-Type": content_type},
+    )
+    assert response.status_code == 415
+    assert_not_stored(member, db, text)
+
+
+@pytest.mark.parametrize("bad", [b"%FF", b"%C3%28", b"\xff", b"caf\xe9"])
+def test_a_form_that_is_not_utf8_is_refused(member: Person, db: Db, bad: bytes) -> None:
+    text = unique_text("not-utf8")
+    response = member.client.post(
+        "/rooms/public/messages",
+        content=b"body=" + text.encode() + bad,
+        headers={
+            "HX-Request": "true",
+            "X-CSRF-Token": member.csrf,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 400
+    assert "UTF-8" in response.text
+    assert_not_stored(member, db, text)
+
+
+def test_text_in_any_script_is_kept_as_it_was(member: Person, db: Db) -> None:
+    text = unique_text("café 👩🏽‍💻 שלום עולם")
+    response = post_public(member, text, csrf=member.csrf)
+    assert response.status_code == 201
+    assert text in listed(member)
+    assert db["message"].count_documents({"body": text}) == 1
+    charset = member.client.post(
+        "/rooms/public/messages",
+        content=urlencode({"body": text + " again"}).encode(),
+        headers={
+            "HX-Request": "true",
+            "X-CSRF-Token": member.csrf,
+            "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+        },
+    )
+    assert charset.status_code == 201
+    assert db["message"].count_documents({"body": text + " again"}) == 1
+
+
+# Control characters
+
+
+def test_control_and_bidi_characters_are_dropped(member: Person, db: Db) -> None:
+    text = unique_text("controls")
+    response = post_public(member, f"\x00{text}\u202e-txt.exe\x1b[0m", csrf=member.csrf)
+    assert response.status_code == 201
+    stored = db["message"].find_one({"_id": ObjectId(message_id(response.text))})
+    assert stored is not None
+    assert stored["body"] == f"{text}-txt.exe[0m"
+    assert "\x00" not in listed(member)
+    assert "\u202e" not in listed(member)
+
+    only = post_public(member, "\x00\u202e\u2066\x07", csrf=member.csrf)
+    assert only.status_code == 400
+    assert db["message"].count_documents({"body": {"$regex": "\u202e|\x07"}}) == 0
+
+    away = unique_text("away")
+    assert member.send("POST", "/away", {"away_message": f"\u202e{away}\x00"}).status_code == 200
+    user = db["user"].find_one({"username_key": member.username.lower()})
+    assert user is not None
+    assert user["away_message"] == away
+
+
+# Caching and HSTS
+
+
+def assert_private(response: httpx.Response) -> None:
+    assert response.headers.get_list("cache-control") == ["no-store"], response.request.url
+
+
+def test_signed_in_pages_and_history_are_not_stored(make_person: MakePerson) -> None:
+    someone, other = make_person(), make_person()
+    assert someone.post_dm(other.username, unique_text("private")).status_code == 201
+    for path in ("/", "/rooms/public", f"/dm/{other.username}"):
+        response = someone.client.get(path)
+        assert response.status_code == 200, path
+        assert_private(response)
+    for path in ("/rooms/public/messages", f"/dm/{other.username}/messages"):
+        response = someone.client.get(path, headers={"HX-Request": "true"})
+        assert response.status_code == 200, path
+        assert_private(response)
+    posted = someone.post_public(unique_text("posted"))
+    assert posted.status_code == 201
+    assert_private(posted)
+
+
+def test_a_token_is_not_stored(member: Person) -> None:
+    response = httpx.post(
+        member.base_url + "/api/token",
+        data={"username": member.username, "password": PASSWORD},
+    )
+    assert response.status_code == 200
+    assert_private(response)
+    refused = httpx.post(
+        member.base_url + "/api/token",
+        data={"username": member.username, "password": "not the password"},
+    )
+    assert refused.status_code == 401
+    assert_private(refused)
+
+
+@pytest.mark.parametrize("path", ["/login", "/register", "/healthz", "/no-such-page", "/events"])
+def test_anonymous_answers_are_not_stored_either(base_url: str, path: str) -> None:
+    response = httpx.get(base_url + path, headers={"Accept": "text/html"})
+    assert response.status_code < 500
+    assert_private(response)
+
+
+async def test_the_event_stream_says_no_store_once(member: Person) -> None:
+    async with open_stream(member.base_url, token=member.token()) as events:
+        assert_private(events.response)
+
+
+def test_after_signing_out_the_pages_are_gone(person: Person) -> None:
+    """The pages were never stored; asked again, with the old cookie, they are not there."""
+    page = person.client.get("/")
+    assert page.status_code == 200
+    assert_private(page)
+    old_cookie = person.cookie
+    assert person.send("POST", "/logout", htmx=False).status_code == 303
+    again = httpx.get(person.base_url + "/", cookies={"session": old_cookie})
+    assert again.status_code == 303
+    assert again.headers["location"] == "/login"
+    assert_private(again)
+
+
+@pytest.mark.parametrize("path", ANONYMOUS_PATHS[4:8])
+def test_static_assets_may_be_cached(base_url: str, path: str) -> None:
+    response = httpx.get(base_url + path)
+    assert response.status_code == 200
+    assert "no-store" not in response.headers.get("cache-control", "")
+
+
+def test_no_hsts_in_development(base_url: str) -> None:
+    assert "strict-transport-security" not in httpx.get(base_url + "/login").headers
+
+
+def test_hsts_in_production(mongo_uri: str, tmp_path: Path) -> None:
+    env = {"APP_ENV": "production", "SECRET_KEY": SECRET_KEY}
+    with AppServer(mongo_uri, data_dir=tmp_path, env=env) as server:
+        for path in ("/login", "/healthz", "/static/app.css", "/no-such-page"):
+            response = httpx.get(server.url + path)
+            assert response.status_code in (200, 404), path
+            hsts = response.headers.get("strict-transport-security")
+            assert hsts == "max-age=63072000; includeSubDomains", path
+
+
+# Trailing slashes
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/login/", "/login"),
+        ("/login//", "/login"),
+        ("/register/?next=%2Frooms", "/register?next=%2Frooms"),
+        ("/rooms/public/messages/", "/rooms/public/messages"),
+        ("/dm/some_one/", "/dm/some_one"),
+    ],
+)
+def test_a_trailing_slash_redirects_to_the_path_alone(
+    base_url: str, path: str, location: str
+) -> None:
+    response = httpx.get(base_url + path, headers={"Host": "evil.example"})
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+    assert "evil" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/no-such-page/", "//evil.example/", "/static/nothing-here/", "//"]
+)
+def test_a_trailing_slash_elsewhere_is_not_found(base_url: str, path: str) -> None:
+    response = httpx.get(base_url + path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+def test_a_post_with_a_trailing_slash_stores_nothing(member: Person, db: Db) -> None:
+    text = unique_text("slash")
+    response = member.client.post(
+        "/rooms/public/messages/",
+        data={"body": text},
+        headers={"HX-Request": "true", "X-CSRF-Token": member.csrf, "Host": "evil.example"},
+    )
+    assert response.status_code == 307
+    assert response.headers["location"] == "/rooms/public/messages"
+    assert_not_stored(member, db, text)

@@ -18,13 +18,14 @@ PRINT_SETTINGS = (
     "print(s.APP_ENV, s.PRODUCTION, str(s.SECRET_KEY), s.DATA_DIR, sep='\\n')"
 )
 GOOD_KEY = "k" * 32
+OWN_SETTINGS = ("SECRET_KEY", "APP_ENV", "DATA_DIR", "DYNO", "TRUSTED_PROXY_HOPS")
 
 
 def run_settings(
     tmp_path: Path, *, code: str = PRINT_SETTINGS, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """A fresh interpreter importing webapp.settings with exactly these settings."""
-    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "APP_ENV", "DATA_DIR")}
+    base = {k: v for k, v in os.environ.items() if k not in OWN_SETTINGS}
     base.pop("MONGODB_URI", None)
     base["DATA_DIR"] = str(tmp_path / "data")
     return subprocess.run(
@@ -101,6 +102,25 @@ def test_development_uses_a_given_secret_and_writes_none(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[2] == "short-is-fine-in-development"
     assert not (tmp_path / "data" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "hops"),
+    [
+        ({}, "0"),
+        ({"DYNO": "web.1"}, "1"),
+        ({"DYNO": "web.1", "TRUSTED_PROXY_HOPS": "0"}, "0"),
+        ({"TRUSTED_PROXY_HOPS": "2"}, "2"),
+    ],
+    ids=["nothing in front", "heroku", "heroku, told 0", "told 2"],
+)
+def test_forwarded_headers_are_trusted_only_behind_a_known_router(
+    tmp_path: Path, env: dict[str, str], hops: str
+) -> None:
+    code = "import webapp.settings as s; print(s.TRUSTED_PROXY_HOPS)"
+    result = run_settings(tmp_path, code=code, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == hops
 
 
 def _setting_names() -> set[str]:

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from webapp import accounts, settings, stream, views
@@ -47,6 +48,26 @@ async def handle_chat_error(request: Request, exc: Exception) -> Response:
     return templates.TemplateResponse(
         request, template, {"error": exc}, status_code=exc.status_code, headers=headers
     )
+
+
+async def handle_not_found(request: Request, exc: Exception) -> Response:
+    """404; or, for a path that is a route's but for a trailing slash, a redirect to the route.
+
+    The redirect names the path alone (and the query): Starlette's own would build an absolute
+    URL from the Host header, which the client writes.
+    """
+    assert isinstance(exc, HTTPException)
+    path = request.scope["path"].rstrip("/")
+    if path and path != request.scope["path"]:
+        scope = {**request.scope, "path": path}
+        candidates = [r for r in request.app.routes if isinstance(r, Route)]
+        if any(route.matches(scope)[0] != Match.NONE for route in candidates):
+            raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+            location = raw_path.rstrip(b"/").decode("latin-1")
+            if query := request.scope["query_string"]:
+                location += "?" + query.decode("latin-1")
+            return RedirectResponse(location, status_code=307)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 @asynccontextmanager
@@ -112,10 +133,11 @@ def create_app() -> Starlette:
             Middleware(BodyLimitMiddleware),
             Middleware(AuthenticationMiddleware, backend=SessionBackend()),
         ],
-        exception_handlers={ChatError: handle_chat_error},
+        exception_handlers={ChatError: handle_chat_error, 404: handle_not_found},
         lifespan=lifespan,
     )
     use_routes(app.router)
+    app.router.redirect_slashes = False  # handle_not_found redirects, without the Host header
     return app
 
 

@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection, Request
 
 from webapp import settings, store, tokens
 from webapp.errors import CSRFFailed, Unauthorized
+from webapp.forms import read_form
 from webapp.models import User
 
 # argon2id with OWASP's recommended floor (19 MiB, 2 passes, 1 lane): about 40 ms a hash here,
@@ -117,7 +118,7 @@ async def checked_form(request: Request) -> FormData:
     """
     if not _same_origin(request):
         raise CSRFFailed()
-    form = await request.form()
+    form = await read_form(request)
     user = request.user
     if isinstance(user, SignedInUser) and user.via == "cookie":
         token = request.headers.get("x-csrf-token") or form.get("csrf_token") or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 
 from webapp.errors import BadRequest, PayloadTooLarge
@@ -37,9 +38,26 @@ def check_password(value: str) -> str:
     return value
 
 
+# Dropped from people's text: control characters (Unicode category Cc: NUL, escape, C1 ...)
+# but newline and tab, and the bidi embedding, override and isolate controls, which make text
+# read other than it is. The bidi marks (U+200E, U+200F, U+061C) and joiners stay: they change
+# nothing but the direction or shape of the text around them.
+_STRIPPED = str.maketrans(
+    dict.fromkeys(
+        [c for c in range(0xA0) if unicodedata.category(chr(c)) == "Cc" and chr(c) not in "\n\t"]
+        + [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    )
+)
+
+
+def strip_controls(value: str) -> str:
+    """`value` without control characters (newline and tab kept) and bidi controls."""
+    return value.translate(_STRIPPED)
+
+
 def clean_body(value: str) -> str:
     """Message text trimmed, with its inner newlines kept; 1 to BODY_MAX characters."""
-    value = value.replace("\r\n", "\n").strip()
+    value = strip_controls(value.replace("\r\n", "\n")).strip()
     if not value:
         raise BadRequest("Write a message first: it cannot be empty.")
     if len(value) > BODY_MAX:
@@ -48,7 +66,8 @@ def clean_body(value: str) -> str:
 
 
 def clean_away(value: str) -> str:
-    value = " ".join(value.split())
+    """The away message on one line, its runs of spaces made one; at most AWAY_MAX characters."""
+    value = " ".join(strip_controls(value).split())
     if len(value) > AWAY_MAX:
         raise BadRequest(f"Away messages are at most {AWAY_MAX} characters.")
     return value

@@ -17,9 +17,13 @@ PRODUCTION: bool = APP_ENV == "production"
 # Unset: the app runs its own embedded database (webapp/embedded_db.py).
 MONGODB_URI: str = config("MONGODB_URI", default="")
 PORT: int = config("PORT", cast=int, default=8000)
-# How many proxies in front of the app append to X-Forwarded-For (1 behind a Heroku-style
-# router). 0: the header is ignored, since any client can write it.
-TRUSTED_PROXY_HOPS: int = config("TRUSTED_PROXY_HOPS", cast=int, default=0)
+# App processes `python -m webapp` starts (Heroku sets it from the dyno's size).
+WEB_CONCURRENCY: int = config("WEB_CONCURRENCY", cast=int, default=1)
+# Heroku sets DYNO in every dyno; its router is then in front of the app.
+ON_HEROKU: bool = bool(config("DYNO", default=""))
+# How many proxies in front of the app append to X-Forwarded-For: 1 behind Heroku's router,
+# else 0 (the header is ignored, since any client can write it) unless the operator says so.
+TRUSTED_PROXY_HOPS: int = config("TRUSTED_PROXY_HOPS", cast=int, default=1 if ON_HEROKU else 0)
 # Where the embedded database file and the development secret live.
 DATA_DIR: Path = config("DATA_DIR", cast=Path, default=ROOT / "data")
 

@@ -1,0 +1,163 @@
+"""The HTTP server: uvicorn with the app's options, and request headers kept within bounds.
+
+`python -m webapp` (webapp/__main__.py) is the one way the app is served: the Procfile's `web:`
+line, `make run` and the tests' app processes all start it so.
+
+httptools, uvicorn's fast HTTP parser, has no limit of its own on request headers and no
+timeout for them: it gathers a header of any size, however slowly it comes. The protocol
+below counts what arrives before a request's headers are complete and refuses the request
+(431, then closes) once that passes MAX_HEADER_BYTES, and closes a connection whose request
+headers are not complete within HEADER_TIMEOUT_SECS (408 when part of a request came).
+The request body has its own bounds, in webapp/security.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from webapp import settings
+
+MAX_HEADER_BYTES = 16 * 1024  # the request line and every header, in all
+HEADER_TIMEOUT_SECS = 10.0  # from the connection, or a request's first bytes, to its last header
+# After a refusal the rest of what the client sends is read and dropped for this long, so that
+# the refusal reaches it instead of being lost to a reset connection.
+LINGER_SECS = 2.0
+GRACEFUL_SHUTDOWN_SECS = 5
+APP = "webapp.app:app"
+PROTOCOL = "webapp.server:BoundedHttpToolsProtocol"
+
+logger = logging.getLogger(__name__)
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a size limit and a deadline on request headers.
+
+    Bytes are fed to the parser at most MAX_HEADER_BYTES at a time, so it never holds more of
+    an unfinished header than the limit. Bytes of a piece in which a request's headers ended
+    are not counted towards the next (pipelined) request's: that one may then reach up to
+    twice the limit, never more.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_bytes = 0  # of the current request's headers, so far
+        self._awaiting_headers = True
+        self._headers_ended = False  # in the piece being parsed
+        self._refused = False
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer = self.loop.call_later(HEADER_TIMEOUT_SECS, self._headers_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        while data and not self._refused and not self.transport.is_closing():
+            room = MAX_HEADER_BYTES - self._header_bytes
+            piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
+            self._headers_ended = False
+            HttpToolsProtocol.data_received(self, piece)
+            if self._awaiting_headers and not self._headers_ended:
+                self._count_header_bytes(len(piece))
+
+    def _count_header_bytes(self, count: int) -> None:
+        self._header_bytes += count
+        if self._header_bytes >= MAX_HEADER_BYTES:
+            self._refuse(431, f"Request headers are limited to {MAX_HEADER_BYTES} bytes.")
+        elif self._header_timer is None:  # part of a request came: its deadline
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT_SECS, self._headers_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
+        self._headers_ended = True
+        self._header_bytes = 0
+        if self._header_timer is not None:
+            self._stop_header_timer()
+        HttpToolsProtocol.on_headers_complete(self)
+
+    def on_message_complete(self) -> None:
+        HttpToolsProtocol.on_message_complete(self)
+        self._awaiting_headers = True
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._header_bytes:
+            self._refuse(408, "The request headers took too long to arrive.")
+        elif not self.transport.is_closing():
+            self.transport.close()  # a connection that never asked anything
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answers `status` (unless a response is under way) and ends the connection."""
+        self._refused = True
+        self._stop_header_timer()
+        client = "%s:%d" % self.client if self.client else "unknown"  # noqa: UP031
+        logger.info("%s - refused with %d: %s", client, status, message)
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # mid-response: nothing can be added to it
+            return
+        body = message.encode()
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join([*head, body]))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECS, self.transport.close)
+        else:
+            self.transport.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serves the app with uvicorn until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m webapp", description="Serve the chat.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=settings.PORT, help="port ($PORT, 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=settings.WEB_CONCURRENCY,
+        help="app processes ($WEB_CONCURRENCY, 1); the embedded database serves only one",
+    )
+    parser.add_argument(
+        "--timeout-graceful-shutdown",
+        type=int,
+        default=GRACEFUL_SHUTDOWN_SECS,
+        help=f"seconds open requests get to finish at shutdown ({GRACEFUL_SHUTDOWN_SECS})",
+    )
+    args = parser.parse_args(argv)
+    workers = max(1, args.workers)
+    if workers > 1 and not settings.MONGODB_URI:
+        print(f"The embedded database serves one app process: running 1, not {workers}.")
+        workers = 1
+    uvicorn.run(
+        APP,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        http=PROTOCOL,
+        ws="none",
+        lifespan="on",
+        proxy_headers=False,
+        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+    )
