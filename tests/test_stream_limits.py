@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -115,3 +117,42 @@ async def test_reading_sends_one_small_event_to_the_readers_own_tabs(
         read = await alice_tab.next_named("read")
         assert read.data == "public"  # a conversation key, not a rebuilt sidebar
         await bob_tab.expect_none("read", within=1.0)
+
+
+async def test_a_reader_that_stops_reading_is_closed_and_goes_offline(
+    make_person: MakePerson, second_server: AppServer
+) -> None:
+    """Its socket's buffers fill (the server bounds its own: webapp/server.py), it is closed
+    within STREAM_SEND_TIMEOUT_SECS and its presence goes; everyone else gets everything."""
+    alice, watcher = make_person(), make_person()
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills fast
+    stalled.connect(("127.0.0.1", second_server.port))
+    request = (
+        f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        f"Authorization: Bearer {alice.token()}\r\n\r\n"
+    )
+    try:
+        async with open_stream(second_server.url, token=watcher.token()) as events:
+            stalled.sendall(request.encode())
+            while 'data-status="online"' not in (entry := await events.next_named("person")).data \
+                    or alice.username not in entry.data:  # fmt: skip
+                pass
+            # Others' messages, while alice's tab reads nothing; the watcher gets every one.
+            posters = [make_person(second_server.url) for _ in range(4)]
+            sent = [
+                message_id(poster.post_public(f"{n} " + "x" * 3900).text)
+                for n in range(20)
+                for poster in posters
+            ]
+            got = [message_id((await events.next_named("message")).data) for _ in sent]
+            assert got == sent
+            started = time.monotonic()
+            while True:  # alice's tab is closed, and she goes offline
+                entry = await events.next_named("person", timeout=15)
+                if alice.username in entry.data and 'data-status="offline"' in entry.data:
+                    break
+            assert time.monotonic() - started < 15
+        assert "Closing a stream" in second_server.log()
+    finally:
+        stalled.close()

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import socket
 from typing import Any
 
 import uvicorn
@@ -24,6 +26,9 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from webapp import settings
 
 MAX_HEADER_BYTES = 16 * 1024  # the request line and every header, in all
+# The kernel's send buffer per connection (left alone, it grows to megabytes for a client that
+# reads nothing): what a stalled event stream can hold before its writes wait, and it is cut.
+SEND_BUFFER_BYTES = 128 * 1024
 HEADER_TIMEOUT_SECS = 10.0  # from the connection, or a request's first bytes, to its last header
 # After a refusal the rest of what the client sends is read and dropped for this long, so that
 # the refusal reaches it instead of being lost to a reset connection.
@@ -54,6 +59,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a reader that stops reading is noticed before megabytes pile up
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._header_timer = self.loop.call_later(HEADER_TIMEOUT_SECS, self._headers_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
