@@ -406,6 +406,9 @@ BAD_TOKENS: dict[str, Callable[[str, str], str]] = {
     "wrong secret": lambda sub, real: _forge(sub, key="not the server's secret " + "z" * 40),
     "wrong audience": lambda sub, real: _forge(sub, aud="someone-else"),
     "unknown user": lambda sub, real: _forge("65f0c0ffee0000000000dead"),
+    "exp past the last datetime": lambda sub, real: _forge(sub, exp=10**12),
+    "exp past any timestamp": lambda sub, real: _forge(sub, exp=10**30),
+    "exp a numeric string": lambda sub, real: _forge(sub, exp=str(int(time.time()) + 3600)),
     "garbage": lambda sub, real: "garbage",
 }
 
