@@ -265,6 +265,23 @@ def test_wrong_password_and_unknown_user_look_the_same(member: Person) -> None:
     assert set(wrong_api.json()) == {"error"}
 
 
+def test_a_lookalike_of_a_name_is_nobody(make_person: MakePerson) -> None:
+    """A Kelvin sign lower-cases to "k" in Unicode; names are ASCII, so it names nobody."""
+    kate = make_person(username=unique_name("kate"))
+    lookalike = "\u212a" + kate.username[1:]
+    address = fresh_address()
+    unknown = sign_in(kate.base_url, unique_name("nobody"), PASSWORD, address)
+    response = sign_in(kate.base_url, lookalike, PASSWORD, address)
+    assert response.status_code == 401
+    assert not session_cookie_headers(response)
+    assert alert(response.text) == alert(unknown.text)
+    api = api_token(kate.base_url, lookalike, PASSWORD, address)
+    assert api.status_code == 401
+    assert set(api.json()) == {"error"}
+    assert kate.client.get(f"/dm/{lookalike}").status_code == 404
+    assert sign_in(kate.base_url, kate.username.upper(), PASSWORD, address).status_code == 303
+
+
 # Signing out
 
 

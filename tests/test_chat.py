@@ -68,6 +68,39 @@ def test_names_differing_only_in_case_share_a_key() -> None:
     assert chat.username_key("carol") != chat.username_key("carol_")
 
 
+LOOKALIKES = [
+    # (case, a name that is not ASCII, the ASCII name it could be mistaken for)
+    ("Kelvin sign", "\u212aate", "kate"),
+    ("Kelvin sign inside", "mi\u212ae", "mike"),
+    ("dotted capital I", "\u0130van", "ivan"),
+    ("long s", "\u017fam", "sam"),
+    ("full-width letters", "\uff4b\uff41\uff54\uff45", "kate"),
+    ("Cyrillic a", "k\u0430te", "kate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "ascii_name"),
+    [case[1:] for case in LOOKALIKES],
+    ids=[case[0] for case in LOOKALIKES],
+)
+def test_only_ascii_names_are_names(name: str, ascii_name: str) -> None:
+    assert chat.is_username(ascii_name)
+    assert chat.is_username(ascii_name.upper())
+    assert not chat.is_username(name)
+    assert chat.username_key(name) != chat.username_key(ascii_name)
+    assert chat.throttle_keys(name, "10.0.0.1") != chat.throttle_keys(ascii_name, "10.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("abc", True), ("  Bob_1 ", True), ("ab", False), ("a" * 33, False), ("a b c", False),
+     ("abc\n", True), ("abc\x00", False), ("", False)],
+)  # fmt: skip
+def test_is_username(value: str, valid: bool) -> None:
+    assert chat.is_username(value) is valid
+
+
 # Passwords
 
 

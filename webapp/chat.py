@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from datetime import datetime, timedelta
 
 from webapp.errors import BadRequest, PayloadTooLarge
@@ -26,8 +27,18 @@ def clean_username(value: str) -> str:
     return value
 
 
+def is_username(value: str) -> bool:
+    """Whether value (spaces around it aside) can be someone's name: only those are looked up."""
+    return USERNAME_RE.fullmatch(value.strip()) is not None
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def username_key(username: str) -> str:
-    return username.strip().lower()
+    """What names are unique by: ASCII letters lower-cased and nothing else folded (str.lower
+    would make the Kelvin sign a "k")."""
+    return username.strip().translate(_ASCII_LOWER)
 
 
 def check_password(value: str) -> str:

@@ -16,7 +16,7 @@ from odmantic import AIOEngine, Model, ObjectId
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, username_key
+from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, is_username, username_key
 from webapp.errors import Conflict
 from webapp.models import (
     LoginFailure,
@@ -96,6 +96,10 @@ async def create_user(engine: AIOEngine, *, username: str, password_hash: str) -
 
 
 async def get_user_by_name(engine: AIOEngine, *, username: str) -> User | None:
+    """The user of that name, ignoring ASCII case; None, without a query, for a name that
+    nobody can have."""
+    if not is_username(username):
+        return None
     return await _find_one(engine, User, {"username_key": username_key(username)})
 
 
