@@ -282,6 +282,85 @@ def test_a_lookalike_of_a_name_is_nobody(make_person: MakePerson) -> None:
     assert sign_in(kate.base_url, kate.username.upper(), PASSWORD, address).status_code == 303
 
 
+# Signed in already
+
+
+def assert_revoked(base_url: str, cookie: str) -> None:
+    with httpx.Client(base_url=base_url, cookies={"session": cookie}, timeout=10) as c:
+        events = c.get("/events", headers={"Accept": "text/event-stream"})
+        assert events.status_code == 401
+        home = c.get("/")
+        assert home.status_code == 303
+        assert home.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize("form", ["/login", "/register"])
+def test_a_signed_in_person_can_switch_accounts(make_person: MakePerson, form: str) -> None:
+    alice = make_person()
+    old_cookie = alice.cookie
+    page = alice.client.get(form)
+    assert page.status_code == 200
+    assert f'action="{form}"' in page.text
+
+    if form == "/login":
+        bob = make_person()
+        name, sub = bob.username, claims_of(bob.cookie)["sub"]
+    else:
+        name, sub = unique_name("switch"), None
+    response = alice.client.post(form, data={"username": name, "password": PASSWORD})
+    assert response.status_code == 303, response.text
+    [set_cookie] = session_cookie_headers(response)
+    new_cookie = alice.client.cookies["session"]
+    assert set_cookie.startswith(f"session={new_cookie};")
+    assert claims_of(new_cookie)["sub"] != claims_of(old_cookie)["sub"]
+    if sub is not None:
+        assert claims_of(new_cookie)["sub"] == sub
+    home = alice.client.get("/")
+    assert home.status_code == 200
+    assert name in home.text
+    assert_revoked(alice.base_url, old_cookie)
+
+
+@pytest.mark.parametrize("form", ["/login", "/register"])
+def test_a_failed_switch_keeps_the_session(make_person: MakePerson, form: str) -> None:
+    alice = make_person()
+    # A taken name, or one that is nobody's.
+    name, status = (alice.username, 409) if form == "/register" else (unique_name("nobody"), 401)
+    with client(alice.base_url, fresh_address()) as c:
+        c.cookies.set("session", alice.cookie)
+        for origin, expected in ((alice.base_url, status), ("https://evil.example", 403)):
+            response = c.post(
+                form, data={"username": name, "password": NEW_PASSWORD}, headers={"Origin": origin}
+            )
+            assert response.status_code == expected, response.text
+            assert not session_cookie_headers(response)
+        # Even the right password is refused from another site.
+        response = c.post(
+            "/login",
+            data={"username": alice.username, "password": PASSWORD},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert response.status_code == 403
+        assert not session_cookie_headers(response)
+    assert alice.username in alice.client.get("/").text
+    assert alice.post_public(f"still here {secrets.token_hex(4)}").status_code == 201
+
+
+def test_api_token_ignores_the_session_cookie(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    with client(alice.base_url, fresh_address()) as c:
+        c.cookies.set("session", alice.cookie)
+        response = c.post("/api/token", data={"username": bob.username, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        assert claims_of(response.json()["access_token"])["sub"] == claims_of(bob.cookie)["sub"]
+        assert not response.headers.get_list("set-cookie")
+        wrong = c.post("/api/token", data={"username": bob.username, "password": NEW_PASSWORD})
+        assert wrong.status_code == 401
+        assert set(wrong.json()) == {"error"}
+    assert alice.username in alice.client.get("/").text
+    assert alice.post_public(f"still signed in {secrets.token_hex(4)}").status_code == 201
+
+
 # Signing out
 
 

@@ -32,7 +32,13 @@ def _issue_token(user: User) -> tuple[str, tokens.SessionClaims]:
     )
 
 
-def _start_session(user: User) -> Response:
+async def _start_session(request: Request, user: User) -> Response:
+    """Signs the browser in as user; the session its cookie held before is revoked."""
+    old = auth.cookie_session(request)
+    if old is not None:
+        await store.revoke_token(
+            request.app.state.db.engine, jti=old.jti, expires_at=old.expires_at
+        )
     token, _ = _issue_token(user)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
@@ -73,7 +79,7 @@ async def show_login(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
-    form = await auth.checked_form(request)
+    form = await auth.password_form(request)
     username = str(form.get("username", ""))
     try:
         name = chat.clean_username(username)
@@ -87,7 +93,7 @@ async def register(request: Request) -> Response:
         return _account_form(
             request, "register", error=exc.message, username=username, status_code=exc.status_code
         )
-    return _start_session(user)
+    return await _start_session(request, user)
 
 
 async def _authenticate(request: Request, username: str, password: str) -> User:
@@ -114,7 +120,7 @@ async def _authenticate(request: Request, username: str, password: str) -> User:
 
 
 async def login(request: Request) -> Response:
-    form = await auth.checked_form(request)
+    form = await auth.password_form(request)
     username = str(form.get("username", ""))
     try:
         user = await _authenticate(request, username, str(form.get("password", "")))
@@ -131,7 +137,7 @@ async def login(request: Request) -> Response:
         return _account_form(
             request, "login", error=exc.message, username=username, status_code=exc.status_code
         )
-    return _start_session(user)
+    return await _start_session(request, user)
 
 
 async def logout(request: Request) -> Response:
@@ -151,7 +157,9 @@ async def logout(request: Request) -> Response:
 
 
 async def create_api_token(request: Request) -> Response:
-    form = await auth.checked_form(request)
+    """POST /api/token: a Bearer token for a username and password (any session cookie is
+    ignored, and kept)."""
+    form = await auth.password_form(request)
     try:
         user = await _authenticate(
             request, str(form.get("username", "")), str(form.get("password", ""))

@@ -3,7 +3,8 @@
 A request is authenticated by a valid, unrevoked JWT of a user who still exists; anything else
 (tampered, expired, revoked, wrong algorithm) leaves it anonymous. A cookie-authenticated
 request that changes state must also carry the session's CSRF token; a Bearer one needs none,
-since no browser sends that header on its own.
+since no browser sends that header on its own. The forms that authenticate by password
+(password_form) ignore the session cookie, and so need no CSRF token either.
 """
 
 from __future__ import annotations
@@ -109,6 +110,27 @@ def _same_origin(request: Request) -> bool:
     if origin is None:
         return True  # scripts and older browsers send none; the CSRF token still protects
     return origin.partition("://")[2] == request.headers.get("host", "")
+
+
+async def password_form(request: Request) -> FormData:
+    """The form of a request that authenticates by password (/login, /register, /api/token),
+    once its origin passes.
+
+    It needs no CSRF token: a session cookie sent along proves nothing here and is ignored, and
+    a browser signed in to another site's choice of account is what the Origin check refuses.
+    """
+    if not _same_origin(request):
+        raise CSRFFailed()
+    return await request.form()
+
+
+def cookie_session(conn: HTTPConnection) -> tokens.SessionClaims | None:
+    """The claims of the request's session cookie, when it is validly signed."""
+    token = conn.cookies.get(settings.SESSION_COOKIE, "")
+    try:
+        return tokens.read_session_token(token, secret=str(settings.SECRET_KEY))
+    except tokens.InvalidToken:
+        return None
 
 
 async def checked_form(request: Request) -> FormData:
