@@ -6,6 +6,7 @@ fails on purpose connects from its own loopback address (127.x.y.z) and cannot t
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import re
@@ -605,6 +606,59 @@ def test_a_right_password_resets_the_count(make_person: MakePerson) -> None:
             assert response.status_code == 401, (round_, attempt)
         response = sign_in(someone.base_url, someone.username, PASSWORD, address)
         assert response.status_code == 303, round_
+
+
+# Bursts
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the most it ever was) of a process, in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB$", status, re.M)
+    assert match, status
+    return int(match.group(1))
+
+
+async def test_a_burst_of_sign_ups_and_sign_ins_stays_small(
+    mongo_uri: str, tmp_path: Path, db: Database[dict[str, object]]
+) -> None:
+    """Each password hash takes 19 MiB: dozens at once must queue for a core, not all run."""
+    with AppServer(mongo_uri, data_dir=tmp_path) as server:
+        assert server.process is not None
+        taken, regular = unique_name("taken"), unique_name("regular")
+        with client(server.url) as c:  # warm up: the first of everything loads code
+            for name in (taken, regular):
+                response = c.post("/register", data={"username": name, "password": PASSWORD})
+                assert response.status_code == 303
+            assert sign_in(server.url, regular, PASSWORD, "127.0.0.1").status_code == 303
+        before = memory_kib(server.process.pid, "VmRSS")
+
+        transport = httpx.AsyncHTTPTransport(local_address=fresh_address())
+        limits = httpx.Limits(max_connections=None)
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=60, transport=transport, limits=limits
+        ) as ac:
+
+            async def post(path: str, username: str, password: str) -> int:
+                data = {"username": username, "password": password}
+                return (await ac.post(path, data=data)).status_code
+
+            newcomers = [unique_name("new") for _ in range(8)]
+            statuses = await asyncio.gather(
+                *(post("/register", taken.upper(), NEW_PASSWORD) for _ in range(48)),
+                *(post("/register", name, PASSWORD) for name in newcomers),
+                *(post("/login", regular, PASSWORD) for _ in range(24)),
+            )
+        assert statuses[:48] == [409] * 48
+        assert statuses[48:] == [303] * 32
+        assert db["user"].count_documents({"username_key": taken.lower()}) == 1
+        grown_mib = (memory_kib(server.process.pid, "VmHWM") - before) / 1024
+        assert grown_mib < 150, f"{grown_mib:.0f} MiB more at the peak"
+
+        for name in newcomers:
+            assert api_token(server.url, name, PASSWORD, fresh_address()).status_code == 200
+        assert api_token(server.url, taken, PASSWORD, fresh_address()).status_code == 200
+        assert api_token(server.url, taken, NEW_PASSWORD, fresh_address()).status_code == 401
 
 
 def test_production_cookie_is_secure(mongo_uri: str, tmp_path: Path) -> None:

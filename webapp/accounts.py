@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from webapp import auth, chat, settings, store, tokens
-from webapp.errors import ChatError, TooManyAttempts, Unauthorized
+from webapp.errors import ChatError, NameTaken, TooManyAttempts, Unauthorized
 from webapp.models import User
 from webapp.templating import templates
 
@@ -70,6 +70,19 @@ def _account_form(
     )
 
 
+def _refused(request: Request, mode: str, exc: ChatError, username: str) -> Response:
+    """The form again, saying what was wrong (and, for a refusal for now, when to retry)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    return _account_form(
+        request,
+        mode,
+        error=exc.message,
+        username=username,
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
 async def show_register(request: Request) -> Response:
     return _account_form(request, "register")
 
@@ -81,18 +94,16 @@ async def show_login(request: Request) -> Response:
 async def register(request: Request) -> Response:
     form = await auth.password_form(request)
     username = str(form.get("username", ""))
+    engine = request.app.state.db.engine
     try:
         name = chat.clean_username(username)
         password = chat.check_password(str(form.get("password", "")))
-        user = await store.create_user(
-            request.app.state.db.engine,
-            username=name,
-            password_hash=await auth.hash_password(password),
-        )
+        if await store.get_user_by_name(engine, username=name) is not None:
+            raise NameTaken()  # found before hashing; the unique index still settles a race
+        password_hash = await auth.hash_password(password)
+        user = await store.create_user(engine, username=name, password_hash=password_hash)
     except ChatError as exc:
-        return _account_form(
-            request, "register", error=exc.message, username=username, status_code=exc.status_code
-        )
+        return _refused(request, "register", exc, username)
     return await _start_session(request, user)
 
 
@@ -124,19 +135,8 @@ async def login(request: Request) -> Response:
     username = str(form.get("username", ""))
     try:
         user = await _authenticate(request, username, str(form.get("password", "")))
-    except TooManyAttempts as exc:
-        return _account_form(
-            request,
-            "login",
-            error=exc.message,
-            username=username,
-            status_code=429,
-            headers={"Retry-After": str(exc.retry_after)},
-        )
     except ChatError as exc:
-        return _account_form(
-            request, "login", error=exc.message, username=username, status_code=exc.status_code
-        )
+        return _refused(request, "login", exc, username)
     return await _start_session(request, user)
 
 
@@ -166,7 +166,9 @@ async def create_api_token(request: Request) -> Response:
         )
     except TooManyAttempts as exc:
         return JSONResponse(
-            {"error": exc.message}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+            {"error": exc.message},
+            status_code=exc.status_code,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     except ChatError as exc:
         return JSONResponse({"error": exc.message}, status_code=401)

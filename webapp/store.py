@@ -17,7 +17,7 @@ from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, is_username, username_key
-from webapp.errors import Conflict
+from webapp.errors import NameTaken
 from webapp.models import (
     LoginFailure,
     Message,
@@ -92,7 +92,7 @@ async def create_user(engine: AIOEngine, *, username: str, password_hash: str) -
     try:
         return await _insert(engine, user)
     except DuplicateKeyError:
-        raise Conflict("That username is taken.") from None
+        raise NameTaken() from None
 
 
 async def get_user_by_name(engine: AIOEngine, *, username: str) -> User | None:
