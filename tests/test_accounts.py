@@ -608,6 +608,71 @@ def test_a_right_password_resets_the_count(make_person: MakePerson) -> None:
         assert response.status_code == 303, round_
 
 
+async def post_at_once(
+    requests: list[tuple[str, str, dict[str, str]]], address: str
+) -> list[httpx.Response]:
+    """Sends these (base URL, path, form) requests all at once from `address`."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(timeout=60, transport=transport, limits=limits) as ac:
+        return await asyncio.gather(
+            *(ac.post(base_url + path, data=data) for base_url, path, data in requests)
+        )
+
+
+@pytest.mark.parametrize("who", ["a user", "nobody"])
+async def test_guesses_sent_at_once_are_checked_five_at_most(
+    make_person: MakePerson, second_server: AppServer, who: str
+) -> None:
+    someone = make_person()
+    name = someone.username if who == "a user" else unique_name("nobody")
+    address = fresh_address()
+    servers = [someone.base_url, second_server.url]  # two processes, one count
+    guesses = [
+        (servers[i % 2], "/login", {"username": name, "password": f"guess {i} password"})
+        for i in range(30)
+    ]
+    responses = await post_at_once(guesses, address)
+    checked = [r for r in responses if r.status_code == 401]
+    assert 1 <= len(checked) <= 5
+    for response in responses:
+        assert response.status_code in (401, 429)
+        assert not session_cookie_headers(response)
+        if response.status_code == 429:
+            assert 1 <= int(response.headers["retry-after"]) <= 60
+            assert "Too many" in alert(response.text)
+    # Rarely, the last few at once refuse each other: the limit is reached one by one.
+    for attempt in range(5 - len(checked)):
+        response = sign_in(someone.base_url, name, f"late guess {attempt}", address)
+        assert response.status_code in (401, 429)
+        if response.status_code == 429:
+            break
+    assert sign_in(someone.base_url, name, "one more guess", address).status_code == 429
+
+    # The right password waits for the window too; another name from there does not.
+    if who == "a user":
+        assert sign_in(someone.base_url, name, PASSWORD, address).status_code == 429
+        assert api_token(second_server.url, name, PASSWORD, address).status_code == 429
+    other = make_person()
+    assert sign_in(other.base_url, other.username, PASSWORD, address).status_code == 303
+
+
+async def test_right_passwords_at_once_are_never_throttled(make_person: MakePerson) -> None:
+    someone = make_person()
+    address = fresh_address()
+    for attempt in range(4):
+        response = sign_in(someone.base_url, someone.username, f"mistyped {attempt}", address)
+        assert response.status_code == 401
+    sign_ins = [(someone.base_url, "/login", {"username": someone.username, "password": PASSWORD})]
+    responses = await post_at_once(sign_ins * 8, address)
+    assert [r.status_code for r in responses] == [303] * 8
+    # Their reservations were taken back, and the count begins again.
+    for attempt in range(5):
+        response = sign_in(someone.base_url, someone.username, f"mistyped {attempt}", address)
+        assert response.status_code == 401, attempt
+    assert sign_in(someone.base_url, someone.username, PASSWORD, address).status_code == 429
+
+
 # Bursts
 
 

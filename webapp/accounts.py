@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from odmantic import AIOEngine, ObjectId
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -107,22 +112,64 @@ async def register(request: Request) -> Response:
     return await _start_session(request, user)
 
 
+async def _refuse_if_throttled(
+    engine: AIOEngine, keys: tuple[str, str], *, reservation: ObjectId | None = None
+) -> None:
+    """TooManyAttempts when a key has its limit of failures in the window already, not
+    counting this attempt's own reservation."""
+    now = store.now()
+    limits = (chat.MAX_FAILURES_PER_NAME, chat.MAX_FAILURES_PER_ADDRESS)
+    for key, limit in zip(keys, limits, strict=True):
+        failures = await store.recent_login_failures(engine, key=key)
+        others = [failure.at for failure in failures if failure.id != reservation]
+        if len(others) >= limit:
+            raise TooManyAttempts(chat.retry_after(others[-limit], now))
+
+
+_in_line: dict[str, asyncio.Lock] = {}
+_waiting: Counter[str] = Counter()
+
+
+@asynccontextmanager
+async def _one_at_a_time(key: str) -> AsyncIterator[None]:
+    """Sign-ins with one throttle key take turns in this process, so that two at once cannot
+    count each other's reservation and both be refused. (Across processes the count alone
+    keeps the limit.) The lock lives while anyone holds or awaits it."""
+    lock = _in_line.setdefault(key, asyncio.Lock())
+    _waiting[key] += 1
+    try:
+        async with lock:
+            yield
+    finally:
+        _waiting[key] -= 1
+        if not _waiting[key]:
+            del _waiting[key], _in_line[key]
+
+
 async def _authenticate(request: Request, username: str, password: str) -> User:
-    """The user these credentials name; Unauthorized or TooManyAttempts otherwise."""
+    """The user these credentials name; Unauthorized, TooManyAttempts or Busy otherwise.
+
+    A password is checked only once its attempt is counted as failed (a reservation, made in
+    the hashing turn that checks it) and the count is within the limits; a right password
+    takes the count back. However many guesses arrive at once, in however many processes, the
+    k-th reservation sees at least k, so no more than the limit are ever checked.
+    """
     engine = request.app.state.db.engine
     keys = chat.throttle_keys(username, _client_address(request))
-    limits = (chat.MAX_FAILURES_PER_NAME, chat.MAX_FAILURES_PER_ADDRESS)
-    now = store.now()
-    for key, limit in zip(keys, limits, strict=True):
-        failures = await store.recent_failures(engine, key=key)
-        if len(failures) >= limit:
-            raise TooManyAttempts(chat.retry_after(failures[-limit], now))
-    user = await store.get_user_by_name(engine, username=username)
-    if not await auth.password_matches(user.password_hash if user else None, password):
-        await store.record_login_failure(engine, keys=keys)
-        raise Unauthorized(BAD_CREDENTIALS)
-    assert user is not None
-    await store.clear_failures(engine, key=keys[0])
+    async with _one_at_a_time(keys[0]):
+        await _refuse_if_throttled(engine, keys)  # before queuing for a turn
+        user = await store.get_user_by_name(engine, username=username)
+        async with auth.hashing_turn():
+            reservation = await store.reserve_login_failure(engine, keys=keys)
+            try:
+                await _refuse_if_throttled(engine, keys, reservation=reservation)
+            except TooManyAttempts:
+                await store.forget_login_failure(engine, failure_id=reservation)
+                raise
+            if not await auth.password_matches(user.password_hash if user else None, password):
+                raise Unauthorized(BAD_CREDENTIALS)  # the reservation stays: it was a failure
+            assert user is not None
+            await store.clear_failures(engine, key=keys[0])  # the reservation among them
     if auth.needs_rehash(user.password_hash):
         await store.set_password_hash(
             engine, user=user, password_hash=await auth.hash_password(password)

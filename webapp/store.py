@@ -153,21 +153,6 @@ async def is_revoked(engine: AIOEngine, *, jti: str) -> bool:
     return await _find_one(engine, RevokedToken, {"jti": jti}) is not None
 
 
-async def record_login_failure(engine: AIOEngine, *, keys: Sequence[str]) -> None:
-    await _insert(engine, LoginFailure(keys=list(keys), at=now()))
-
-
-async def recent_failures(engine: AIOEngine, *, key: str) -> list[datetime]:
-    """When the failures counted against key in the last minute happened, oldest first."""
-    failures = await _find(
-        engine,
-        LoginFailure,
-        {"keys": key, "at": {"$gte": now() - LOGIN_WINDOW}},
-        sort=[("at", 1)],
-    )
-    return [failure.at for failure in failures]
-
-
 async def clear_failures(engine: AIOEngine, *, key: str) -> None:
     await engine.get_collection(LoginFailure).delete_many({"keys": key})
 
@@ -357,3 +342,27 @@ async def unread_counts(engine: AIOEngine, *, user: User) -> dict[str, int]:
         }
     )
     return counts
+
+
+# Limits: sign-in failures reserved before the check
+
+
+async def reserve_login_failure(engine: AIOEngine, *, keys: Sequence[str]) -> ObjectId:
+    """Counts a sign-in as failed before its password is checked; forget_login_failure (or
+    clear_failures) takes it back when the password was right."""
+    failure = await _insert(engine, LoginFailure(keys=list(keys), at=now()))
+    return failure.id
+
+
+async def forget_login_failure(engine: AIOEngine, *, failure_id: ObjectId) -> None:
+    await engine.get_collection(LoginFailure).delete_one({"_id": failure_id})
+
+
+async def recent_login_failures(engine: AIOEngine, *, key: str) -> list[LoginFailure]:
+    """The failures (reserved ones included) counted against key in the window, oldest first."""
+    return await _find(
+        engine,
+        LoginFailure,
+        {"keys": key, "at": {"$gte": now() - LOGIN_WINDOW}},
+        sort=[("at", 1)],
+    )
