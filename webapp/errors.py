@@ -58,6 +58,10 @@ class TooManyAttempts(ChatError):
         self.retry_after = retry_after
 
 
+class PostingTooFast(TooManyAttempts):
+    message = "You are sending messages too fast. Try again in {seconds} seconds."
+
+
 class Busy(TooManyAttempts):
     """Every core has been hashing passwords for as long as a request waits its turn (a
     TooManyAttempts for its Retry-After, but 503)."""

@@ -8,6 +8,7 @@ database"), and find() is what MongoDB serves best from an index anyway.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -16,12 +17,13 @@ from odmantic import AIOEngine, Model, ObjectId
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, is_username, username_key
-from webapp.errors import NameTaken
+from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, POSTING, PUBLIC, Rate, is_username, username_key
+from webapp.errors import NameTaken, PostingTooFast
 from webapp.models import (
     LoginFailure,
     Message,
     Presence,
+    RateLimit,
     ReadMarker,
     RevokedToken,
     Typing,
@@ -366,3 +368,41 @@ async def recent_login_failures(engine: AIOEngine, *, key: str) -> list[LoginFai
         {"keys": key, "at": {"$gte": now() - LOGIN_WINDOW}},
         sort=[("at", 1)],
     )
+
+
+# Limits: the posting rate
+
+
+async def _count_event(engine: AIOEngine, *, key: str, rate: Rate) -> int | None:
+    """Counts one event against key's rate, atomically in any number of processes: None when
+    it is admitted, else the seconds to wait (and nothing is counted).
+
+    The rule is chat.Rate.admit, written as conditional updates of the one number it keeps:
+    after a pause (the common case, or the first time) the tat starts again from now, in one
+    round trip; within a burst it moves on by one interval, in two, unless it is too far ahead.
+    """
+    collection = engine.get_collection(RateLimit)
+    for _ in range(3):
+        now = time.time()
+        with contextlib.suppress(DuplicateKeyError):  # it is there, and ahead of now
+            restart = {"$set": {"tat": now + rate.interval}}
+            await collection.update_one({"_id": key, "tat": {"$lt": now}}, restart, upsert=True)
+            return None
+        within = {"$gte": now, "$lte": now + rate.tolerance}
+        moved = await collection.update_one(
+            {"_id": key, "tat": within}, {"$inc": {"tat": rate.interval}}
+        )
+        if moved.matched_count:
+            return None
+        doc = await collection.find_one({"_id": key})
+        if doc is not None and rate.admit(doc["tat"], now) is None:
+            return rate.retry_after(doc["tat"], now)
+        # another request moved it in between: look again
+    return 1  # still moving after three looks: come back in a second
+
+
+async def count_post(engine: AIOEngine, *, user_id: str) -> None:
+    """One more message from this user; PostingTooFast (and nothing counted) beyond POSTING."""
+    wait = await _count_event(engine, key=f"post:{user_id}", rate=POSTING)
+    if wait is not None:
+        raise PostingTooFast(wait)
