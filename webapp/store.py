@@ -350,8 +350,8 @@ async def unread_counts(engine: AIOEngine, *, user: User) -> dict[str, int]:
 
 
 async def reserve_login_failure(engine: AIOEngine, *, keys: Sequence[str]) -> ObjectId:
-    """Counts a sign-in as failed before its password is checked; forget_login_failure (or
-    clear_failures) takes it back when the password was right."""
+    """Counts a sign-in as failed before its password is checked: forget_login_failure takes
+    it back from an attempt refused unchecked, clear_failures from a right password."""
     failure = await _insert(engine, LoginFailure(keys=list(keys), at=now()))
     return failure.id
 
