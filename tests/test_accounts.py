@@ -6,6 +6,7 @@ fails on purpose connects from its own loopback address (127.x.y.z) and cannot t
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import re
@@ -265,6 +266,102 @@ def test_wrong_password_and_unknown_user_look_the_same(member: Person) -> None:
     assert set(wrong_api.json()) == {"error"}
 
 
+def test_a_lookalike_of_a_name_is_nobody(make_person: MakePerson) -> None:
+    """A Kelvin sign lower-cases to "k" in Unicode; names are ASCII, so it names nobody."""
+    kate = make_person(username=unique_name("kate"))
+    lookalike = "\u212a" + kate.username[1:]
+    address = fresh_address()
+    unknown = sign_in(kate.base_url, unique_name("nobody"), PASSWORD, address)
+    response = sign_in(kate.base_url, lookalike, PASSWORD, address)
+    assert response.status_code == 401
+    assert not session_cookie_headers(response)
+    assert alert(response.text) == alert(unknown.text)
+    api = api_token(kate.base_url, lookalike, PASSWORD, address)
+    assert api.status_code == 401
+    assert set(api.json()) == {"error"}
+    assert kate.client.get(f"/dm/{lookalike}").status_code == 404
+    assert sign_in(kate.base_url, kate.username.upper(), PASSWORD, address).status_code == 303
+
+
+# Signed in already
+
+
+def assert_revoked(base_url: str, cookie: str) -> None:
+    with httpx.Client(base_url=base_url, cookies={"session": cookie}, timeout=10) as c:
+        events = c.get("/events", headers={"Accept": "text/event-stream"})
+        assert events.status_code == 401
+        home = c.get("/")
+        assert home.status_code == 303
+        assert home.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize("form", ["/login", "/register"])
+def test_a_signed_in_person_can_switch_accounts(make_person: MakePerson, form: str) -> None:
+    alice = make_person()
+    old_cookie = alice.cookie
+    page = alice.client.get(form)
+    assert page.status_code == 200
+    assert f'action="{form}"' in page.text
+
+    if form == "/login":
+        bob = make_person()
+        name, sub = bob.username, claims_of(bob.cookie)["sub"]
+    else:
+        name, sub = unique_name("switch"), None
+    response = alice.client.post(form, data={"username": name, "password": PASSWORD})
+    assert response.status_code == 303, response.text
+    [set_cookie] = session_cookie_headers(response)
+    new_cookie = alice.client.cookies["session"]
+    assert set_cookie.startswith(f"session={new_cookie};")
+    assert claims_of(new_cookie)["sub"] != claims_of(old_cookie)["sub"]
+    if sub is not None:
+        assert claims_of(new_cookie)["sub"] == sub
+    home = alice.client.get("/")
+    assert home.status_code == 200
+    assert name in home.text
+    assert_revoked(alice.base_url, old_cookie)
+
+
+@pytest.mark.parametrize("form", ["/login", "/register"])
+def test_a_failed_switch_keeps_the_session(make_person: MakePerson, form: str) -> None:
+    alice = make_person()
+    # A taken name, or one that is nobody's.
+    name, status = (alice.username, 409) if form == "/register" else (unique_name("nobody"), 401)
+    with client(alice.base_url, fresh_address()) as c:
+        c.cookies.set("session", alice.cookie)
+        for origin, expected in ((alice.base_url, status), ("https://evil.example", 403)):
+            response = c.post(
+                form, data={"username": name, "password": NEW_PASSWORD}, headers={"Origin": origin}
+            )
+            assert response.status_code == expected, response.text
+            assert not session_cookie_headers(response)
+        # Even the right password is refused from another site.
+        response = c.post(
+            "/login",
+            data={"username": alice.username, "password": PASSWORD},
+            headers={"Origin": "https://evil.example"},
+        )
+        assert response.status_code == 403
+        assert not session_cookie_headers(response)
+    assert alice.username in alice.client.get("/").text
+    assert alice.post_public(f"still here {secrets.token_hex(4)}").status_code == 201
+
+
+def test_api_token_ignores_the_session_cookie(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    with client(alice.base_url, fresh_address()) as c:
+        c.cookies.set("session", alice.cookie)
+        response = c.post("/api/token", data={"username": bob.username, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        assert claims_of(response.json()["access_token"])["sub"] == claims_of(bob.cookie)["sub"]
+        assert not response.headers.get_list("set-cookie")
+        wrong = c.post("/api/token", data={"username": bob.username, "password": NEW_PASSWORD})
+        assert wrong.status_code == 401
+        assert set(wrong.json()) == {"error"}
+    assert alice.username in alice.client.get("/").text
+    assert alice.post_public(f"still signed in {secrets.token_hex(4)}").status_code == 201
+
+
 # Signing out
 
 
@@ -406,6 +503,9 @@ BAD_TOKENS: dict[str, Callable[[str, str], str]] = {
     "wrong secret": lambda sub, real: _forge(sub, key="not the server's secret " + "z" * 40),
     "wrong audience": lambda sub, real: _forge(sub, aud="someone-else"),
     "unknown user": lambda sub, real: _forge("65f0c0ffee0000000000dead"),
+    "exp past the last datetime": lambda sub, real: _forge(sub, exp=10**12),
+    "exp past any timestamp": lambda sub, real: _forge(sub, exp=10**30),
+    "exp a numeric string": lambda sub, real: _forge(sub, exp=str(int(time.time()) + 3600)),
     "garbage": lambda sub, real: "garbage",
 }
 
@@ -506,6 +606,124 @@ def test_a_right_password_resets_the_count(make_person: MakePerson) -> None:
             assert response.status_code == 401, (round_, attempt)
         response = sign_in(someone.base_url, someone.username, PASSWORD, address)
         assert response.status_code == 303, round_
+
+
+async def post_at_once(
+    requests: list[tuple[str, str, dict[str, str]]], address: str
+) -> list[httpx.Response]:
+    """Sends these (base URL, path, form) requests all at once from `address`."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(timeout=60, transport=transport, limits=limits) as ac:
+        return await asyncio.gather(
+            *(ac.post(base_url + path, data=data) for base_url, path, data in requests)
+        )
+
+
+@pytest.mark.parametrize("who", ["a user", "nobody"])
+async def test_guesses_sent_at_once_are_checked_five_at_most(
+    make_person: MakePerson, second_server: AppServer, who: str
+) -> None:
+    someone = make_person()
+    name = someone.username if who == "a user" else unique_name("nobody")
+    address = fresh_address()
+    servers = [someone.base_url, second_server.url]  # two processes, one count
+    guesses = [
+        (servers[i % 2], "/login", {"username": name, "password": f"guess {i} password"})
+        for i in range(30)
+    ]
+    responses = await post_at_once(guesses, address)
+    checked = [r for r in responses if r.status_code == 401]
+    assert 1 <= len(checked) <= 5
+    for response in responses:
+        assert response.status_code in (401, 429)
+        assert not session_cookie_headers(response)
+        if response.status_code == 429:
+            assert 1 <= int(response.headers["retry-after"]) <= 60
+            assert "Too many" in alert(response.text)
+    # Rarely, the last few at once refuse each other: the limit is reached one by one.
+    for attempt in range(5 - len(checked)):
+        response = sign_in(someone.base_url, name, f"late guess {attempt}", address)
+        assert response.status_code in (401, 429)
+        if response.status_code == 429:
+            break
+    assert sign_in(someone.base_url, name, "one more guess", address).status_code == 429
+
+    # The right password waits for the window too; another name from there does not.
+    if who == "a user":
+        assert sign_in(someone.base_url, name, PASSWORD, address).status_code == 429
+        assert api_token(second_server.url, name, PASSWORD, address).status_code == 429
+    other = make_person()
+    assert sign_in(other.base_url, other.username, PASSWORD, address).status_code == 303
+
+
+async def test_right_passwords_at_once_are_never_throttled(make_person: MakePerson) -> None:
+    someone = make_person()
+    address = fresh_address()
+    for attempt in range(4):
+        response = sign_in(someone.base_url, someone.username, f"mistyped {attempt}", address)
+        assert response.status_code == 401
+    sign_ins = [(someone.base_url, "/login", {"username": someone.username, "password": PASSWORD})]
+    responses = await post_at_once(sign_ins * 8, address)
+    assert [r.status_code for r in responses] == [303] * 8
+    # Their reservations were taken back, and the count begins again.
+    for attempt in range(5):
+        response = sign_in(someone.base_url, someone.username, f"mistyped {attempt}", address)
+        assert response.status_code == 401, attempt
+    assert sign_in(someone.base_url, someone.username, PASSWORD, address).status_code == 429
+
+
+# Bursts
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the most it ever was) of a process, in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB$", status, re.M)
+    assert match, status
+    return int(match.group(1))
+
+
+async def test_a_burst_of_sign_ups_and_sign_ins_stays_small(
+    mongo_uri: str, tmp_path: Path, db: Database[dict[str, object]]
+) -> None:
+    """Each password hash takes 19 MiB: dozens at once must queue for a core, not all run."""
+    with AppServer(mongo_uri, data_dir=tmp_path) as server:
+        assert server.process is not None
+        taken, regular = unique_name("taken"), unique_name("regular")
+        with client(server.url) as c:  # warm up: the first of everything loads code
+            for name in (taken, regular):
+                response = c.post("/register", data={"username": name, "password": PASSWORD})
+                assert response.status_code == 303
+            assert sign_in(server.url, regular, PASSWORD, "127.0.0.1").status_code == 303
+        before = memory_kib(server.process.pid, "VmRSS")
+
+        transport = httpx.AsyncHTTPTransport(local_address=fresh_address())
+        limits = httpx.Limits(max_connections=None)
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=60, transport=transport, limits=limits
+        ) as ac:
+
+            async def post(path: str, username: str, password: str) -> int:
+                data = {"username": username, "password": password}
+                return (await ac.post(path, data=data)).status_code
+
+            newcomers = [unique_name("new") for _ in range(8)]
+            statuses = await asyncio.gather(
+                *(post("/register", taken.upper(), NEW_PASSWORD) for _ in range(48)),
+                *(post("/register", name, PASSWORD) for name in newcomers),
+                *(post("/login", regular, PASSWORD) for _ in range(24)),
+            )
+        assert statuses[:48] == [409] * 48
+        assert statuses[48:] == [303] * 32
+        assert db["user"].count_documents({"username_key": taken.lower()}) == 1
+        grown_mib = (memory_kib(server.process.pid, "VmHWM") - before) / 1024
+        assert grown_mib < 150, f"{grown_mib:.0f} MiB more at the peak"
+
+        for name in newcomers:
+            assert api_token(server.url, name, PASSWORD, fresh_address()).status_code == 200
+        assert api_token(server.url, taken, PASSWORD, fresh_address()).status_code == 200
+        assert api_token(server.url, taken, NEW_PASSWORD, fresh_address()).status_code == 401
 
 
 def test_production_cookie_is_secure(mongo_uri: str, tmp_path: Path) -> None:

@@ -68,6 +68,39 @@ def test_names_differing_only_in_case_share_a_key() -> None:
     assert chat.username_key("carol") != chat.username_key("carol_")
 
 
+LOOKALIKES = [
+    # (case, a name that is not ASCII, the ASCII name it could be mistaken for)
+    ("Kelvin sign", "\u212aate", "kate"),
+    ("Kelvin sign inside", "mi\u212ae", "mike"),
+    ("dotted capital I", "\u0130van", "ivan"),
+    ("long s", "\u017fam", "sam"),
+    ("full-width letters", "\uff4b\uff41\uff54\uff45", "kate"),
+    ("Cyrillic a", "k\u0430te", "kate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "ascii_name"),
+    [case[1:] for case in LOOKALIKES],
+    ids=[case[0] for case in LOOKALIKES],
+)
+def test_only_ascii_names_are_names(name: str, ascii_name: str) -> None:
+    assert chat.is_username(ascii_name)
+    assert chat.is_username(ascii_name.upper())
+    assert not chat.is_username(name)
+    assert chat.username_key(name) != chat.username_key(ascii_name)
+    assert chat.throttle_keys(name, "10.0.0.1") != chat.throttle_keys(ascii_name, "10.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("abc", True), ("  Bob_1 ", True), ("ab", False), ("a" * 33, False), ("a b c", False),
+     ("abc\n", True), ("abc\x00", False), ("", False)],
+)  # fmt: skip
+def test_is_username(value: str, valid: bool) -> None:
+    assert chat.is_username(value) is valid
+
+
 # Passwords
 
 
@@ -273,6 +306,69 @@ def test_retry_after_covers_the_rest_of_the_window() -> None:
         oldest = NOW - timedelta(seconds=tenths / 10)
         wait = chat.retry_after(oldest, NOW)
         assert NOW + timedelta(seconds=wait) >= oldest + chat.LOGIN_WINDOW, tenths
+
+
+# The posting rate
+
+T0 = 1_800_000_000.0  # a time of the right size: rounding at epoch seconds matters
+RATE_CASES = [
+    # (case, tat, seconds after T0, admitted, the tat after it)
+    ("first ever", None, 0.0, True, T0 + 0.1),
+    ("after a pause", T0 - 60, 0.0, True, T0 + 0.1),
+    ("just due", T0, 0.0, True, T0 + 0.1),
+    ("a little ahead", T0 + 1, 0.0, True, T0 + 1.1),
+    ("at the tolerance", T0 + 2.9, 0.0, True, T0 + 3.0),
+    ("past the tolerance", T0 + 3.0, 0.0, False, None),
+    ("far past it", T0 + 60, 0.0, False, None),
+    ("past it, later due", T0 + 3.0, 0.1, True, T0 + 3.1),
+]
+
+
+@pytest.mark.parametrize(
+    ("tat", "later", "admitted", "after"),
+    [case[1:] for case in RATE_CASES],
+    ids=[case[0] for case in RATE_CASES],
+)
+def test_posting_rate_admits(
+    tat: float | None, later: float, admitted: bool, after: float | None
+) -> None:
+    new_tat = chat.POSTING.admit(tat, T0 + later)
+    assert (new_tat is not None) is admitted
+    if after is not None:
+        assert new_tat == pytest.approx(after, abs=1e-6)
+
+
+def burst(rate: chat.Rate, times: list[float]) -> list[bool]:
+    """Which of posts at these times are admitted, the tat carried from one to the next."""
+    tat, admitted = None, []
+    for now in times:
+        new_tat = rate.admit(tat, now)
+        admitted.append(new_tat is not None)
+        tat = new_tat if new_tat is not None else tat
+    return admitted
+
+
+def test_posting_rate_takes_a_burst_of_thirty_at_once() -> None:
+    assert burst(chat.POSTING, [T0] * 31) == [True] * 30 + [False]
+
+
+def test_posting_rate_admits_ten_a_second_for_ever_after_a_burst() -> None:
+    paced = [T0 + (n + 1) * 0.1 for n in range(600)]  # a minute at 10 a second
+    assert burst(chat.POSTING, [T0] * 30 + paced) == [True] * 630
+
+
+def test_posting_rate_refuses_eleven_a_second_once_the_burst_is_spent() -> None:
+    admitted = burst(chat.POSTING, [T0 + n / 11 for n in range(11 * 60)])
+    assert all(admitted[:30])
+    assert not all(admitted)
+    assert sum(admitted) <= 30 + 10 * 60
+
+
+@pytest.mark.parametrize(("ahead", "wait"), [(3.0, 1), (3.5, 1), (3.95, 2), (10.0, 8), (62.9, 60)])
+def test_posting_rate_retry_after(ahead: float, wait: int) -> None:
+    assert chat.POSTING.admit(T0 + ahead, T0) is None
+    assert chat.POSTING.retry_after(T0 + ahead, T0) == wait
+    assert chat.POSTING.admit(T0 + ahead, T0 + wait) is not None  # waiting is enough
 
 
 def test_errors_are_chat_errors_with_their_status() -> None:

@@ -6,6 +6,7 @@ its cases as subtests over them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.support import Person, message_id
+from tests.support import AppServer, Person, message_id
 
 MakePerson = Callable[..., Person]
 Db = Database[dict[str, object]]
@@ -234,8 +235,9 @@ def test_htmx_gets_a_fragment_and_a_browser_the_page(
 def test_pages_of_fifty_with_load_older(pair: tuple[Person, Person]) -> None:
     alice, bob = pair
     sent = []
-    for n in range(55):
-        response = alice.post_dm(bob.username, f"numbered {n:02d}")
+    for n in range(55):  # taking turns, each within a burst of the posting limit
+        sender, peer = (alice, bob) if n % 2 == 0 else (bob, alice)
+        response = sender.post_dm(peer.username, f"numbered {n:02d}")
         assert response.status_code == 201, response.text
         sent.append(message_id(response.text))
 
@@ -613,3 +615,122 @@ def test_changes_without_csrf_token_are_refused(
         assert response.status_code == 403
         assert ids_in(read(person, notes)) == [msg_id]
         assert count_stored(db, forged) == 0
+
+
+# The posting limit: 10 a second per user, bursts of up to 30
+
+
+@pytest.fixture(scope="module")
+def second_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """Another app process on the same database."""
+    with AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("second")) as server:
+        yield server
+
+
+async def post_at_once(
+    base_url: str, token: str, path: str, texts: list[str]
+) -> list[httpx.Response]:
+    """These messages posted all at once by a script (Bearer token)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=None)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=30, limits=limits
+    ) as c:
+        return await asyncio.gather(*(c.post(path, data={"body": text}) for text in texts))
+
+
+def all_ids(someone: Person, path: str) -> list[str]:
+    """Every message of a conversation, following "Load older" to the first page."""
+    ids: list[str] = []
+    url = path
+    while True:
+        html = read(someone, url)
+        ids = ids_in(html) + ids
+        older = re.search(r'<a class="load-older" href="([^"]+)"', html)
+        if not older:
+            return ids
+        url = older.group(1).replace("&amp;", "&")
+
+
+def assert_refused_for_now(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["retry-after"]) <= 3
+    assert response.headers["content-type"].startswith("application/json")
+    assert set(response.json()) == {"error"}
+    assert "too fast" in response.json()["error"]
+
+
+def assert_stored_exactly(someone: Person, path: str, responses: list[httpx.Response]) -> None:
+    """The conversation holds the posts answered 201, and none of those refused."""
+    posted = [message_id(r.text) for r in responses if r.status_code == 201]
+    assert sorted(all_ids(someone, path)) == sorted(posted)
+
+
+async def test_posting_faster_than_the_limit_is_refused(person: Person) -> None:
+    token, notes = person.token(), dm(person.username)
+    burst = await post_at_once(person.base_url, token, notes, [f"burst {n}" for n in range(30)])
+    assert [r.status_code for r in burst] == [201] * 30
+    responses = list(burst)
+    for batch in range(6):  # ten more at once, until the limit answers
+        more = await post_at_once(
+            person.base_url, token, notes, [f"more {batch} {n}" for n in range(10)]
+        )
+        responses += more
+        if any(r.status_code != 201 for r in more):
+            break
+    refused = [r for r in responses if r.status_code != 201]
+    assert refused, "never refused"
+    for response in refused:
+        assert_refused_for_now(response)
+    assert_stored_exactly(person, notes, responses)
+
+
+async def test_a_sender_at_ten_a_second_is_never_refused(person: Person) -> None:
+    token, notes = person.token(), dm(person.username)
+    burst = await post_at_once(person.base_url, token, notes, [f"burst {n}" for n in range(30)])
+    assert [r.status_code for r in burst] == [201] * 30
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=person.base_url, headers=headers, timeout=30) as c:
+        for n in range(20):  # two seconds, each post a tenth of a second after the last
+            await asyncio.sleep(0.1)
+            response = await c.post(notes, data={"body": f"paced {n}"})
+            assert response.status_code == 201, (n, response.text)
+
+
+async def test_two_processes_share_the_limit(person: Person, second_server: AppServer) -> None:
+    token, notes = person.token(), dm(person.username)
+    first = await post_at_once(person.base_url, token, notes, [f"first {n}" for n in range(30)])
+    assert [r.status_code for r in first] == [201] * 30
+    # Had each process a limit of its own, all of these would pass.
+    second = await post_at_once(second_server.url, token, notes, [f"second {n}" for n in range(30)])
+    refused = [r for r in second if r.status_code != 201]
+    assert refused
+    for response in refused:
+        assert_refused_for_now(response)
+    assert_stored_exactly(person, notes, first + second)
+
+
+async def test_edits_count_as_posts(person: Person) -> None:
+    token, notes = person.token(), dm(person.username)
+    msg_id = message_id(person.send("POST", notes, {"body": "to be edited"}).text)
+    headers = {"Authorization": f"Bearer {token}"}
+    admitted, refused = [], []
+    async with httpx.AsyncClient(base_url=person.base_url, headers=headers, timeout=30) as c:
+        for batch in range(8):  # ten edits at once, until the limit answers
+            texts = [f"edit {batch} {n}" for n in range(10)]
+            responses = await asyncio.gather(
+                *(c.patch(f"/messages/{msg_id}", data={"body": text}) for text in texts)
+            )
+            for text, response in zip(texts, responses, strict=True):
+                if response.status_code == 200:
+                    admitted.append(text)
+                else:
+                    assert_refused_for_now(response)
+                    refused.append(text)
+            if refused:
+                break
+    assert refused, "never refused"
+    assert len(admitted) >= 29  # the rest of a burst of 30, after the post
+    body = re.search(r'<p class="body">([^<]*)</p>', element(read(person, notes), msg_id))
+    assert body, "no body"
+    assert body.group(1) in admitted  # a refused edit changed nothing

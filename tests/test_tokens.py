@@ -156,7 +156,31 @@ def _non_string_jti() -> str:
     return jwt.encode(_claims(jti=["a", "b"]), SECRET, algorithm="HS256")
 
 
+def _signed(**changes: object) -> Callable[[], str]:
+    """A token rightly signed for the right audience, with these claims changed."""
+    return lambda: jwt.encode(_claims(**changes), SECRET, algorithm="HS256")
+
+
+FAR_FUTURE = int(time.time()) + 3600
+
+# Rightly signed, but a claim is not what the server issues.
+MALFORMED_CLAIMS: list[tuple[str, Callable[[], str]]] = [
+    ("exp past the last datetime", _signed(exp=10**12)),
+    ("exp past any timestamp", _signed(exp=10**30)),
+    ("exp a numeric string", _signed(exp=str(FAR_FUTURE))),
+    ("exp a float", _signed(exp=FAR_FUTURE + 0.5)),
+    ("exp infinite", _signed(exp=float("inf"))),
+    ("exp true", _signed(exp=True)),
+    ("iat a numeric string", _signed(iat=str(int(time.time())))),
+    ("iat a float", _signed(iat=time.time())),
+    ("iat true", _signed(iat=True)),
+    ("iat negative", _signed(iat=-5)),
+    ("empty sub", _signed(sub="")),
+    ("empty jti", _signed(jti="")),
+]
+
 BAD_TOKENS: list[tuple[str, Callable[[], str]]] = [
+    *MALFORMED_CLAIMS,
     ("tampered signature", _tampered_signature),
     ("tampered payload", _tampered_payload),
     ("expired a day ago", _expired),

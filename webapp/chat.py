@@ -1,9 +1,13 @@
-"""The rules of the chat, as pure functions: names, passwords, message text, conversations."""
+"""The rules of the chat, as pure functions: names, passwords, message text, conversations,
+limits."""
 
 from __future__ import annotations
 
+import math
 import re
+import string
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from webapp.errors import BadRequest, PayloadTooLarge
@@ -28,8 +32,18 @@ def clean_username(value: str) -> str:
     return value
 
 
+def is_username(value: str) -> bool:
+    """Whether value (spaces around it aside) can be someone's name: only those are looked up."""
+    return USERNAME_RE.fullmatch(value.strip()) is not None
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def username_key(username: str) -> str:
-    return username.strip().lower()
+    """What names are unique by: ASCII letters lower-cased and nothing else folded (str.lower
+    would make the Kelvin sign a "k")."""
+    return username.strip().translate(_ASCII_LOWER)
 
 
 def check_password(value: str) -> str:
@@ -108,3 +122,34 @@ def retry_after(oldest_failure: datetime, now: datetime) -> int:
     """Seconds until the oldest failure in the window stops counting (1 to 60)."""
     remaining = (oldest_failure + LOGIN_WINDOW - now).total_seconds()
     return max(1, min(int(LOGIN_WINDOW.total_seconds()), int(remaining) + 1))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate limit by the generic cell rate algorithm: one event every `interval` seconds
+    sustained, and up to `burst` at once. All it keeps is one number, the theoretical arrival
+    time (tat): when the next event would be due had all so far come evenly spaced."""
+
+    interval: float
+    burst: int
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of now the tat may be for one more event to be admitted: burst - 1
+        intervals, and a millisecond so that rounding never refuses the last of a burst."""
+        return self.interval * (self.burst - 1) + 0.001
+
+    def admit(self, tat: float | None, now: float) -> float | None:
+        """The tat after one more event at `now` (None: the first), or None to refuse it."""
+        if tat is None or tat < now:
+            return now + self.interval
+        if tat > now + self.tolerance:
+            return None
+        return tat + self.interval
+
+    def retry_after(self, tat: float, now: float) -> int:
+        """Whole seconds (at least 1) until an event refused at `now` would be admitted."""
+        return max(1, math.ceil(tat - self.tolerance - now))
+
+
+POSTING = Rate(interval=0.1, burst=30)  # per user: 10 messages a second, 30 at once

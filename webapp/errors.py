@@ -39,13 +39,32 @@ class Conflict(ChatError):
     status_code = 409
 
 
+class NameTaken(Conflict):
+    message = "That username is taken."
+
+
 class PayloadTooLarge(ChatError):
     status_code = 413
 
 
 class TooManyAttempts(ChatError):
+    """Refused for now: the answer says when to come back (Retry-After, in seconds)."""
+
     status_code = 429
+    message = "Too many failed sign-ins. Try again in {seconds} seconds."
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many failed sign-ins. Try again in {retry_after} seconds.")
+        super().__init__(self.message.format(seconds=retry_after))
         self.retry_after = retry_after
+
+
+class PostingTooFast(TooManyAttempts):
+    message = "You are sending messages too fast. Try again in {seconds} seconds."
+
+
+class Busy(TooManyAttempts):
+    """Every core has been hashing passwords for as long as a request waits its turn (a
+    TooManyAttempts for its Retry-After, but 503)."""
+
+    status_code = 503
+    message = "The server is busy. Try again in {seconds} seconds."

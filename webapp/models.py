@@ -112,3 +112,14 @@ class ReadMarker(Model):
         "collection": "read_markers",
         "indexes": lambda: [Index(ReadMarker.user_id, ReadMarker.unread)],
     }
+
+
+class RateLimit(Model):
+    """How fast someone is going (chat.Rate); id "<what>:<user id>", as "post:<user id>"."""
+
+    id: str = Field(primary_field=True)
+    # The theoretical arrival time, in seconds since the epoch: a number, not a date, since
+    # it is written with $set and $inc (README, "The embedded database").
+    tat: float
+
+    model_config = {"collection": "rate_limits"}

@@ -8,6 +8,7 @@ database"), and find() is what MongoDB serves best from an index anyway.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -17,13 +18,23 @@ from odmantic import Model
 from pymongo import ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from webapp.chat import LOGIN_WINDOW, PAGE_SIZE, PUBLIC, TYPING_REPEAT_SECS, username_key
+from webapp.chat import (
+    LOGIN_WINDOW,
+    PAGE_SIZE,
+    POSTING,
+    PUBLIC,
+    TYPING_REPEAT_SECS,
+    Rate,
+    is_username,
+    username_key,
+)
 from webapp.database import Db
-from webapp.errors import Conflict
+from webapp.errors import NameTaken, PostingTooFast
 from webapp.models import (
     LoginFailure,
     Message,
     Presence,
+    RateLimit,
     ReadMarker,
     RevokedToken,
     Typing,
@@ -94,10 +105,14 @@ async def create_user(db: Db, *, username: str, password_hash: str) -> User:
     try:
         return await _insert(db, user)
     except DuplicateKeyError:
-        raise Conflict("That username is taken.") from None
+        raise NameTaken() from None
 
 
 async def get_user_by_name(db: Db, *, username: str) -> User | None:
+    """The user of that name, ignoring ASCII case; None, without a query, for a name that
+    nobody can have."""
+    if not is_username(username):
+        return None
     return await _find_one(db, User, {"username_key": username_key(username)})
 
 
@@ -147,21 +162,6 @@ async def revoke_token(db: Db, *, jti: str, expires_at: datetime) -> None:
 
 async def is_revoked(db: Db, *, jti: str) -> bool:
     return await _find_one(db, RevokedToken, {"jti": jti}) is not None
-
-
-async def record_login_failure(db: Db, *, keys: Sequence[str]) -> None:
-    await _insert(db, LoginFailure(keys=list(keys), at=now()))
-
-
-async def recent_failures(db: Db, *, key: str) -> list[datetime]:
-    """When the failures counted against key in the last minute happened, oldest first."""
-    failures = await _find(
-        db,
-        LoginFailure,
-        {"keys": key, "at": {"$gte": now() - LOGIN_WINDOW}},
-        sort=[("at", 1)],
-    )
-    return [failure.at for failure in failures]
 
 
 async def clear_failures(db: Db, *, key: str) -> None:
@@ -378,3 +378,65 @@ async def unread_counts(db: Db, *, user: User) -> dict[str, int]:
         }
     )
     return counts
+
+
+# Limits: sign-in failures reserved before the check
+
+
+async def reserve_login_failure(db: Db, *, keys: Sequence[str]) -> ObjectId:
+    """Counts a sign-in as failed before its password is checked: forget_login_failure takes
+    it back from an attempt refused unchecked, clear_failures from a right password."""
+    failure = await _insert(db, LoginFailure(keys=list(keys), at=now()))
+    return failure.id
+
+
+async def forget_login_failure(db: Db, *, failure_id: ObjectId) -> None:
+    await db[LoginFailure.__collection__].delete_one({"_id": failure_id})
+
+
+async def recent_login_failures(db: Db, *, key: str) -> list[LoginFailure]:
+    """The failures (reserved ones included) counted against key in the window, oldest first."""
+    return await _find(
+        db,
+        LoginFailure,
+        {"keys": key, "at": {"$gte": now() - LOGIN_WINDOW}},
+        sort=[("at", 1)],
+    )
+
+
+# Limits: the posting rate
+
+
+async def _count_event(db: Db, *, key: str, rate: Rate) -> int | None:
+    """Counts one event against key's rate, atomically in any number of processes: None when
+    it is admitted, else the seconds to wait (and nothing is counted).
+
+    The rule is chat.Rate.admit, written as conditional updates of the one number it keeps:
+    after a pause (the common case, or the first time) the tat starts again from now, in one
+    round trip; within a burst it moves on by one interval, in two, unless it is too far ahead.
+    """
+    collection = db[RateLimit.__collection__]
+    for _ in range(3):
+        now = time.time()
+        with contextlib.suppress(DuplicateKeyError):  # it is there, and ahead of now
+            restart = {"$set": {"tat": now + rate.interval}}
+            await collection.update_one({"_id": key, "tat": {"$lt": now}}, restart, upsert=True)
+            return None
+        within = {"$gte": now, "$lte": now + rate.tolerance}
+        moved = await collection.update_one(
+            {"_id": key, "tat": within}, {"$inc": {"tat": rate.interval}}
+        )
+        if moved.matched_count:
+            return None
+        doc = await collection.find_one({"_id": key})
+        if doc is not None and rate.admit(doc["tat"], now) is None:
+            return rate.retry_after(doc["tat"], now)
+        # another request moved it in between: look again
+    return 1  # still moving after three looks: come back in a second
+
+
+async def count_post(db: Db, *, user_id: str) -> None:
+    """One more message from this user; PostingTooFast (and nothing counted) beyond POSTING."""
+    wait = await _count_event(db, key=f"post:{user_id}", rate=POSTING)
+    if wait is not None:
+        raise PostingTooFast(wait)

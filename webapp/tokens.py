@@ -42,7 +42,8 @@ def issue_session_token(
 
 
 def read_session_token(token: str, *, secret: str) -> SessionClaims:
-    """The claims of a valid token; InvalidToken for a bad signature, algorithm, audience or age."""
+    """The claims of a valid token; InvalidToken for a bad signature, algorithm, audience or age,
+    or a malformed claim."""
     try:
         payload = jwt.decode(
             token,
@@ -53,11 +54,24 @@ def read_session_token(token: str, *, secret: str) -> SessionClaims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    if not isinstance(payload["sub"], str) or not isinstance(payload["jti"], str):
+    sub, jti = payload["sub"], payload["jti"]
+    if not (isinstance(sub, str) and sub and isinstance(jti, str) and jti):
         raise InvalidToken("malformed claims")
-    return SessionClaims(
-        payload["sub"], payload["jti"], datetime.fromtimestamp(payload["exp"], UTC)
-    )
+    _timestamp(payload["iat"])
+    return SessionClaims(sub, jti, _timestamp(payload["exp"]))
+
+
+def _timestamp(claim: object) -> datetime:
+    """A time claim as we issue it: whole seconds since the epoch, as a time; else InvalidToken.
+
+    PyJWT lets through what int() accepts (numeric strings, booleans, huge numbers).
+    """
+    if type(claim) is not int or claim < 0:
+        raise InvalidToken("malformed time claim")
+    try:
+        return datetime.fromtimestamp(claim, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidToken("time claim out of range") from None
 
 
 def _csrf_serializer(secret: str) -> URLSafeTimedSerializer:

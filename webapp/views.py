@@ -150,12 +150,14 @@ async def post_message(request: Request) -> Response:
     form = await checked_form(request)
     db = request.app.state.db
     conversation = await _conversation(db, me, request.path_params.get("username"))
+    body = chat.clean_body(str(form.get("body", "")))
+    await store.count_post(db, user_id=me.identity)  # PostingTooFast past chat.POSTING
     message = await store.create_message(
         db,
         conversation=conversation.key,
         participants=conversation.participants,
         sender=me.user,
-        body=chat.clean_body(str(form.get("body", ""))),
+        body=body,
     )
     if _is_plain_form_post(request):
         return RedirectResponse(f"{conversation.page_url}#msg-{message.id}", status_code=303)
@@ -204,7 +206,9 @@ async def edit_message(request: Request) -> Response:
     form = await checked_form(request)
     message = await _own_message(request)
     body = chat.clean_body(str(form.get("body", "")))
-    message = await store.edit_message(request.app.state.db, message=message, body=body)
+    db = request.app.state.db
+    await store.count_post(db, user_id=message.sender_id)  # edits count as posts
+    message = await store.edit_message(db, message=message, body=body)
     return await _after_change(request, message)
 
 
