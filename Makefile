@@ -5,15 +5,24 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup run test lint bench browser clean
+.PHONY: setup run test lint bench browser lock clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The tested versions, from the lock; the project itself on top, without resolving again.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# Rewrites requirements.lock from pyproject.toml's ranges (the newest versions they admit).
+lock:
+	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --extra dev --strip-extras --no-header \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	rm -rf .lock-venv
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -30,6 +39,7 @@ run: setup
 # running, which the asyncio tests must not share.
 test: setup browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy webapp
 	$(BIN)/pytest -m "not browser"
 	$(BIN)/pytest -m browser
 
@@ -39,6 +49,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy webapp
 
 clean:
 	rm -rf $(VENV) node_modules

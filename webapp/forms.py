@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from webapp.errors import BadRequest, ChatError
@@ -49,4 +49,4 @@ async def read_form(request: Request) -> FormData:
         )
     except UnicodeDecodeError:
         raise BadRequest(NOT_UTF8) from None
-    return FormData(fields)
+    return FormData(list[tuple[str, str | UploadFile]](fields))
