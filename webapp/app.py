@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp import accounts, settings, stream, views
+from webapp import accounts, server, settings, stream, views
 from webapp.auth import SessionBackend
 from webapp.database import open_database
 from webapp.errors import ChatError, TooManyAttempts, Unauthorized
@@ -76,6 +76,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.db = app.state.connection.db
     app.state.hub = Hub(app.state.db)
     await app.state.hub.start()
+    server.on_exit(app.state.hub.end_streams)
     try:
         yield
     finally:

@@ -313,6 +313,11 @@ class Hub:
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="hub:watchdog"))
 
+    def end_streams(self) -> None:
+        """Ends every open stream (the server is stopping): each finishes its response."""
+        for stream in self.all_streams():
+            stream.close()
+
     async def stop(self) -> None:
         """Stops following the database and says goodbye for this process's streams."""
         for task in self._tasks:

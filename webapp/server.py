@@ -17,7 +17,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -135,6 +138,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_SECS, self.transport.close)
         else:
             self.transport.close()
+
+
+def on_exit(callback: Callable[[], None]) -> None:
+    """Calls `callback` in the event loop as soon as the server is told to stop (SIGINT or
+    SIGTERM), before it waits for open requests to finish.
+
+    Event streams never finish by themselves: told nothing, they would hold the graceful
+    shutdown until its timeout, and then be cancelled mid-write. The server's own handlers
+    (installed before the app starts) still run after the callback is scheduled.
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(callback)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> None:
