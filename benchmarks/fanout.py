@@ -496,7 +496,8 @@ async def scenario_fanout(bench: Bench) -> None:
     tally, posts, percents = await public_messages(bench, section, sizes.fanout_messages)
     summary = tally.summary()
     bench.figures += latency_figures(section, summary, p50=p50, p99=p99)
-    bench.add(section, "p99 POST latency", percentile([p.ms for p in posts], 99), "ms")
+    answered = [p.ms for p in posts if p.message_id]
+    bench.add(section, "p99 POST latency", percentile(answered, 99), "ms")
     bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
     add_cpu_rows(bench, section, percents)
     print(f"fan-out to {count}: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
@@ -598,6 +599,7 @@ def stream_steps(sizes: Sizes, selected: set[str]) -> list[int]:
 async def register(bench: Bench, count: int, *, sign_in: bool) -> None:
     sizes, server = bench.sizes, bench.apps[0]
     senders = math.ceil(max(sizes.fanout_rate, 1.0) / PACED_ACCOUNT_RATE)
+    print(f"registering {count + senders} accounts, {REGISTER_CONCURRENCY} at a time")
     started = time.monotonic()
     everyone = await register_accounts(
         "127.0.0.1",
@@ -734,14 +736,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def report(bench: Bench, args: argparse.Namespace, run_info: dict[str, object]) -> None:
-    """Prints the table (setup rows first) and writes the JSON."""
+    """Prints the table, a section's rows together (setup first), and writes the JSON."""
     title = (
         f"chat fan-out benchmark: {bench.db.label}, {os.cpu_count()} CPUs, "
-        f"load {run_info['load_at_start']} at the start, {run_info['seconds']:.0f} s in all"
+        f"load {run_info['load_at_start']} at the start and {run_info['load_at_end']} at the "
+        f"end, {run_info['seconds']:.0f} s in all"
     )
-    setup = [f for f in bench.figures if f.section == "setup"]
+    sections = ["setup", *dict.fromkeys(f.section for f in bench.figures)]
+    grouped = sorted(bench.figures, key=lambda f: sections.index(f.section))  # stable
     print()
-    print(table(setup + [f for f in bench.figures if f.section != "setup"], title))
+    print(table(grouped, title))
     write_json(args.json, bench.figures, run_info)
 
 
@@ -781,6 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"the benchmark could not run: {exc}", file=sys.stderr)
         return 1
     run_info["seconds"] = round(time.monotonic() - started, 1)
+    run_info["load_at_end"] = load_average()
     run_info["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     report(bench, args, run_info)
     print("\n".join(notes))
