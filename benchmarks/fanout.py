@@ -1,19 +1,19 @@
 """Fan-out benchmark: delivery latency to many open streams, memory, idle cost and posting.
 
-    .venv/bin/python -m benchmarks.fanout            # everything, full size (under 5 minutes)
+    .venv/bin/python -m benchmarks.fanout            # everything, full size
     .venv/bin/python -m benchmarks.fanout --quick    # small sizes, for development
     .venv/bin/python -m benchmarks.fanout --only fanout,idle --streams 100,500
 
 It starts an embedded nx-27017 in a temporary folder (or uses MONGODB_URI, with a scratch
 database dropped at the end) and the app as the Procfile's `web:` line starts it, registers
-the accounts it needs (each stream is its own account, reused from one scenario to the next)
-and measures, in this order:
+the accounts it needs (each stream is its own account, reused from one scenario to the next;
+registering signs an account in, and its session token serves as its Bearer token, or with
+--sign-in one from POST /api/token) and measures, in this order:
 
 - the floor: insert_one -> a collection change stream, on the database alone (no app yet);
 - posting: 20 concurrent senders for 10 s, each over several accounts so that none nears the
   per-user posting limit: posts/s and POST latency;
-- then with 100, 500, 1,000 and 2,000 streams open in turn (opened 50 at a time, and each time
-  left until the presence events of their opening have died down):
+- then with 100, 500, 1,000 and 2,000 streams open in turn (opened 50 at a time):
   - 100: the app's memory (VmRSS), idle CPU of the app and the database for 10 s, and
     fan-out of 200 public messages at 20/s to every stream;
   - 500: a second app process on the same database with 500 streams of its own; public
@@ -22,7 +22,13 @@ and measures, in this order:
   - 1,000: memory again (so the cost of one more idle stream), fan-out, and 500
     direct-message pairs at 50 messages/s in all (each message reaches its sender's stream
     and the other's);
-  - 2,000: fan-out.
+  - 2,000: fan-out;
+- last, how long the app takes to stop after SIGTERM with its streams open.
+
+Before each measurement the app is left to catch up: until, for a second, no event has arrived
+and the app and the database have used little CPU (at most 20 s; the table says how long it
+took, or that it did not come). A run takes about 5 minutes when the app keeps up; every wait
+is bounded, so a slow app makes it longer but never hangs it.
 
 A delivery's latency runs from just before its POST is written (time.time_ns()) to the
 kernel's receive timestamp of the read that completed the event on the reader's socket
@@ -88,8 +94,9 @@ READER_PROCESSES = 2
 REGISTER_CONCURRENCY = 8
 OPEN_BATCH = 50  # streams opened at a time
 OPEN_TIMEOUT_SECS = 20.0  # for one batch to get its ": connected"
-QUIET_SECS = 1.0  # no event for this long: the churn of streams opening has died down
-SETTLE_SECS = 10.0  # the longest wait for that (the run must fit in 5 minutes)
+QUIET_SECS = 1.0  # no event (and little CPU) for this long: the app has caught up
+SETTLE_SECS = 20.0  # the longest wait for that
+BUSY_PERCENT = 15.0  # app and database CPU, in % of a core, below which they count as quiet
 DRAIN_SECS = 10.0  # after the last post: what has not arrived by then is lost
 WARM_UP_SECS = 3.0  # the longest wait for the warm-up message
 POLL_SECS = 0.25
@@ -249,16 +256,31 @@ class Bench:
         self.untimed_reads += report.untimed_reads
         return report
 
+    def server_cpu_seconds(self) -> float:
+        """CPU time used so far by the running app processes and the database together."""
+        pids = [a.pid for a in self.apps if a.running] + [self.db.pid]
+        return sum(cpu_seconds(pid) or 0.0 for pid in pids if pid)
+
     async def settle(self) -> tuple[float, bool]:
-        """Waits (at most SETTLE_SECS) until, for QUIET_SECS, no event has arrived and the
-        benchmark has opened, closed or posted nothing; returns the wait and whether it did."""
+        """Waits (at most SETTLE_SECS) until, for the last QUIET_SECS, no event has arrived,
+        the benchmark has opened, closed or posted nothing, and the app and the database have
+        used at most BUSY_PERCENT of a core (a hub catching up sends nothing for a while);
+        returns the wait and whether it came."""
         started = time.monotonic()
+        samples = [(started, self.server_cpu_seconds())]  # (when, CPU seconds so far)
         while True:
             await self.poll()
-            quiet_for = (time.time_ns() - max(self.last_event_ns, self.last_stir_ns)) / 1e9
-            waited = time.monotonic() - started
-            if quiet_for >= QUIET_SECS or waited >= SETTLE_SECS:
-                return waited, quiet_for >= QUIET_SECS
+            now = time.monotonic()
+            samples.append((now, self.server_cpu_seconds()))
+            window = [(t, cpu) for t, cpu in samples if t >= now - QUIET_SECS - POLL_SECS]
+            (first_t, first_cpu), (last_t, last_cpu) = window[0], window[-1]
+            busy = (last_cpu - first_cpu) / max(last_t - first_t, 1e-9) * 100
+            silent_for = (time.time_ns() - max(self.last_event_ns, self.last_stir_ns)) / 1e9
+            quiet = (
+                silent_for >= QUIET_SECS and last_t - first_t >= QUIET_SECS and busy <= BUSY_PERCENT
+            )
+            if quiet or now - started >= SETTLE_SECS:
+                return now - started, quiet
             await asyncio.sleep(POLL_SECS)
 
     async def settle_row(self, section: str, name: str) -> None:
@@ -301,7 +323,7 @@ class Bench:
         if failed:
             reasons = "; ".join(sorted(set(failed.values())))
             self.add(section, "  streams that failed to open", len(failed), reasons[:80])
-        await self.settle_row(section, f"  then quiet ({QUIET_SECS:g} s without an event) after")
+        await self.settle_row(section, "  then quiet after")
         print(f"{len(self.open)} streams open ({len(wanted) - len(failed)} new in {opened:.1f}s)")
 
     # Posting
@@ -420,6 +442,7 @@ async def scenario_posting(bench: Bench) -> None:
     groups = [bench.accounts[s * per : (s + 1) * per] for s in range(sizes.posting_senders)]
     posts = [p for batch in await asyncio.gather(*(sender(g) for g in groups)) for p in batch]
     percents = window.percent()
+    bench.last_stir_ns = time.time_ns()
     elapsed = (max((p.answered_ns for p in posts), default=started) - started) / 1e9
     good = [p.ms for p in posts if p.message_id]
     bench.add(section, "posts/s", len(good) / elapsed if elapsed else None, "", ">= 600")
@@ -427,6 +450,7 @@ async def scenario_posting(bench: Bench) -> None:
     bench.add(section, "p99 POST latency", percentile(good, 99), "ms", "<= 60 ms")
     bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
     add_cpu_rows(bench, section, percents)
+    await bench.settle_row(section, "the app quiet again after")
     print(f"posting: {len(good)} posts in {elapsed:.1f}s")
 
 
@@ -643,6 +667,18 @@ async def run(bench: Bench, selected: set[str], *, sign_in: bool) -> None:
             await scenario_two_processes(bench)
         if "dm" in selected and count == 2 * sizes.dm_pairs:
             await scenario_dm(bench)
+    await stop_apps(bench)
+
+
+async def stop_apps(bench: Bench) -> None:
+    """Stops the apps with their streams still open, as a deploy does, timing each SIGTERM."""
+    for number, server in enumerate(bench.apps):
+        if server.running:
+            streams = sum(n == number for n in bench.open.values())
+            started = time.monotonic()
+            await asyncio.to_thread(bench.stop_app, number)
+            name = f"{server.name} stopped after SIGTERM, {streams:,} streams open"
+            bench.add("the run", name, time.monotonic() - started, "s", "<= 10 s")
 
 
 # Running it
