@@ -1,18 +1,46 @@
-"""Fan-out benchmark: one sender, many open event streams, and what an idle server costs.
+"""Fan-out benchmark: delivery latency to many open streams, memory, idle cost and posting.
 
-    .venv/bin/python -m benchmarks.fanout [--listeners 50] [--messages 20] [--idle-seconds 5]
-                                          [--processes 1|2]
+    .venv/bin/python -m benchmarks.fanout            # everything, full size
+    .venv/bin/python -m benchmarks.fanout --quick    # small sizes, for development
+    .venv/bin/python -m benchmarks.fanout --only fanout,idle --streams 100,500
 
-Starts an embedded database (or uses MONGODB_URI, with a scratch database dropped at the end)
-and one or two app processes on 127.0.0.1, registers the listeners and opens one Server-Sent
-Events stream each (Bearer tokens), then a sender posts public messages one after another.
-For every (listener, message) pair it measures the time from the POST being sent to that
-listener reading the event, and counts missing and duplicated deliveries. Last, with the
-streams still open and nothing posted, it samples the CPU time of the app and database
-processes. It prints figures only: it never judges them, and it exits 0 when it ran.
+It starts an embedded nx-27017 in a temporary folder (or uses MONGODB_URI, with a scratch
+database dropped at the end) and the app as the Procfile's `web:` line starts it, registers
+the accounts it needs (each stream is its own account, reused from one scenario to the next;
+registering signs an account in, and its session token serves as its Bearer token, or with
+--sign-in one from POST /api/token) and measures, in this order:
 
-Latencies are measured on the client side, in this one process: with many listeners they
-include this process's own time to read and parse every stream (its CPU is shown too).
+- the floor: insert_one -> a collection change stream, on the database alone (no app yet);
+- posting: 20 concurrent senders for 10 s, each over several accounts so that none nears the
+  per-user posting limit: posts/s and POST latency;
+- then with 100, 500, 1,000 and 2,000 streams open in turn (opened 50 at a time):
+  - 100: the app's memory (VmRSS), idle CPU of the app and the database for 10 s, and
+    fan-out of 200 public messages at 20/s to every stream;
+  - 500: a second app process on the same database with 500 streams of its own; public
+    messages posted to the first are timed through each (the second's crossed processes);
+    then the second one's streams close and it stops;
+  - 1,000: memory again (so the cost of one more idle stream), fan-out, and 500
+    direct-message pairs at 50 messages/s in all (each message reaches its sender's stream
+    and the other's);
+  - 2,000: fan-out;
+- last, how long the app takes to stop after SIGTERM with its streams open.
+
+Before each measurement the app is left to catch up: until, for a second, no event has arrived
+and the app and the database have used little CPU (at most 20 s; the table says how long it
+took, or that it did not come). A run takes about 5 minutes when the app keeps up; every wait
+is bounded, so a slow app makes it longer but never hangs it.
+
+A delivery's latency runs from just before its POST is written (time.time_ns()) to the
+kernel's receive timestamp of the read that completed the event on the reader's socket
+(SO_TIMESTAMPNS, the same clock). The streams are read by separate reader processes
+(benchmarks/readers.py), whose CPU is shown beside the figures. A (stream, message) pair not
+delivered within 10 s of the last post is lost; one delivered twice is doubled.
+
+`--quick` runs the same at small sizes, `--only` picks scenarios. It prints progress, then
+one table of figures beside their targets, and writes the same figures as JSON (it prints the
+path). It never judges the figures: it exits 0 when it ran, 1 when it could not (or gave up
+after --max-minutes, printing what it had). Every process it starts is stopped on the way
+out, after an error or Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -22,428 +50,720 @@ import asyncio
 import contextlib
 import math
 import os
-import resource
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit
 
-import httpx
-from pymongo import MongoClient
+from benchmarks import floor
+from benchmarks.clients import (
+    Account,
+    Pool,
+    Post,
+    RequestFailed,
+    dm_path,
+    post_message,
+    public_path,
+    register_accounts,
+)
+from benchmarks.figures import Figure, Tally, latency_figures, percentile, table, write_json
+from benchmarks.readers import Readers, ReaderStuck, Report, StreamSpec
+from benchmarks.stack import (
+    ROOT,
+    App,
+    Database,
+    app,
+    cpu_seconds,
+    database,
+    load_average,
+    log_problems,
+    procfile_web_command,
+    raise_open_files_limit,
+    rss_kb,
+)
 
-from tests.support import AppServer, Person, message_id, open_stream, unique_name
-from webapp.embedded_db import EmbeddedDatabase
+SCENARIOS = ("floor", "posting", "memory", "idle", "fanout", "dm", "two")
+JSON_PATH = ROOT / "data" / "bench" / "fanout-latest.json"
+READER_PROCESSES = 2
+REGISTER_CONCURRENCY = 8
+OPEN_BATCH = 50  # streams opened at a time
+OPEN_TIMEOUT_SECS = 20.0  # for one batch to get its ": connected"
+QUIET_SECS = 1.0  # no event (and little CPU) for this long: the app has caught up
+SETTLE_SECS = 20.0  # the longest wait for that
+BUSY_PERCENT = 15.0  # app and database CPU, in % of a core, below which they count as quiet
+DRAIN_SECS = 10.0  # after the last post: what has not arrived by then is lost
+WARM_UP_SECS = 3.0  # the longest wait for the warm-up message
+POLL_SECS = 0.25
+PACED_ACCOUNT_RATE = 5.0  # posts/s per account for paced senders (the limit: 10/s sustained)
+BURST_ACCOUNT_RATE = 8.0  # posts/s per account at most, for the posting scenario
+POSTING_ACCOUNTS_PER_SENDER = 10  # so one sender may reach 80 posts/s
+MAX_IN_FLIGHT = 64  # paced posts waiting for an answer at once; beyond, the pace slips
+MEMORY = "memory: VmRSS of the app process"
 
-MAX_LISTENERS = 500  # each stream is a socket at both ends; the open-files limit is 20,000
-OPEN_BATCH = 25  # streams opened at once
-QUIET_SECS = 1.0  # no presence event for this long: the connection churn has settled
-SETTLE_LIMIT_SECS = 30.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+@dataclass(frozen=True)
+class Sizes:
+    fanout_streams: tuple[int, ...] = (100, 1000, 2000)
+    fanout_messages: int = 200
+    fanout_rate: float = 20.0
+    dm_pairs: int = 500
+    dm_messages: int = 500
+    dm_rate: float = 50.0
+    two_process_streams: int = 1000
+    two_process_messages: int = 200
+    memory_streams: tuple[int, int] = (100, 1000)
+    idle_streams: int = 100
+    idle_secs: float = 10.0
+    posting_senders: int = 20
+    posting_secs: float = 10.0
+    floor_hops: int = 200
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    fanout_streams=(50, 100),
+    fanout_messages=40,
+    dm_pairs=50,
+    dm_messages=100,
+    two_process_streams=100,
+    two_process_messages=40,
+    memory_streams=(50, 100),
+    idle_streams=50,
+    idle_secs=3.0,
+    posting_senders=10,
+    posting_secs=3.0,
+    floor_hops=50,
+)
+
+
+# CPU over a window
 
 
 @dataclass
-class Listener:
-    index: int
-    server: int  # index of the app process it streams from
-    token: str = ""
-    arrivals: dict[str, list[float]] = field(default_factory=dict)  # message id -> read at
-    other_events: int = 0
-    connected: bool = False
-    ended: str = ""  # why the stream stopped before the end, if it did
-    settled: asyncio.Event = field(default_factory=asyncio.Event)  # connected or failed
+class CpuWindow:
+    """CPU time of some processes from the moment this is made; 100% is one core."""
 
+    pids: Mapping[str, int | None]
+    started: float = field(default_factory=time.monotonic)
+    start: dict[str, float | None] = field(default_factory=dict)
 
-@dataclass
-class Clock:
-    last_other_event: float = field(default_factory=time.perf_counter)
+    def __post_init__(self) -> None:
+        self.start = {label: _cpu(pid) for label, pid in self.pids.items()}
 
-
-@dataclass
-class Watched:
-    """A process whose CPU time is sampled."""
-
-    label: str
-    pid: int
-
-
-@dataclass
-class Results:
-    register_secs: float = 0.0
-    open_secs: float = 0.0
-    settle_secs: float = 0.0
-    other_events: int = 0
-    post_ms: list[float] = field(default_factory=list)
-    post_failures: list[str] = field(default_factory=list)
-    sent: list[tuple[str, float]] = field(default_factory=list)  # message id, POST sent at
-    deliver_secs: float = 0.0
-    busy_cpu: dict[str, float | None] = field(default_factory=dict)
-    busy_secs: float = 0.0
-    idle_cpu: dict[str, float | None] = field(default_factory=dict)
-    idle_secs: float = 0.0
-    load_before: str = ""
-
-
-# CPU time from /proc
-
-
-def cpu_ticks(pid: int) -> int | None:
-    """utime + stime of a process, in clock ticks; None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-
-
-def load_average() -> str:
-    """The machine's 1-minute load average: other work skews every figure here."""
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
-def sample(watched: Sequence[Watched]) -> tuple[float, dict[str, int | None]]:
-    return time.perf_counter(), {w.label: cpu_ticks(w.pid) for w in watched}
-
-
-def cpu_percent(
-    before: tuple[float, dict[str, int | None]], after: tuple[float, dict[str, int | None]]
-) -> dict[str, float | None]:
-    wall = after[0] - before[0]
-    percent: dict[str, float | None] = {}
-    for label, start in before[1].items():
-        end = after[1].get(label)
-        if start is None or end is None or wall <= 0:
-            percent[label] = None
-        else:
-            percent[label] = (end - start) / CLK_TCK / wall * 100
-    return percent
-
-
-# Statistics
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-# The clients
-
-
-def register(base_url: str) -> str:
-    """Registers a listener and returns its API token (its cookie client is closed)."""
-    with Person.register(base_url, unique_name("fan")) as someone:
-        return someone.token()
-
-
-async def register_all(listeners: list[Listener], urls: list[str], concurrency: int) -> None:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(listener: Listener) -> None:
-        async with gate:
-            listener.token = await asyncio.to_thread(register, urls[listener.server])
-
-    await asyncio.gather(*(one(listener) for listener in listeners))
-
-
-async def listen(listener: Listener, base_url: str, clock: Clock, read_secs: float) -> None:
-    """Holds one stream open and notes when each event is read, until cancelled."""
-    try:
-        async with open_stream(base_url, token=listener.token) as stream:
-            listener.connected = True
-            listener.settled.set()
-            while True:
-                event = await stream.next(timeout=read_secs)
-                now = time.perf_counter()
-                if event.event == "message":
-                    listener.arrivals.setdefault(message_id(event.data), []).append(now)
-                else:
-                    listener.other_events += 1
-                    clock.last_other_event = now
-    except (ConnectionError, TimeoutError, httpx.HTTPError, AssertionError) as exc:
-        listener.ended = f"{type(exc).__name__}: {exc}"[:200]
-    finally:
-        listener.settled.set()
-
-
-def delivered_all(listeners: Sequence[Listener], ids: Sequence[str]) -> bool:
-    return all(
-        all(mid in listener.arrivals for mid in ids)
-        for listener in listeners
-        if listener.connected and not listener.ended
-    )
-
-
-async def run(
-    args: argparse.Namespace, urls: list[str], watched: list[Watched], results: Results
-) -> list[Listener]:
-    listeners = [Listener(i, i % len(urls)) for i in range(args.listeners)]
-    clock = Clock()
-    tasks: list[asyncio.Task[None]] = []
-    sender: Person | None = None
-    try:
-        started = time.perf_counter()
-        sender = await asyncio.to_thread(Person.register, urls[0], unique_name("sender"))
-        await register_all(listeners, urls, args.concurrency)
-        results.register_secs = time.perf_counter() - started
-        print(f"registered {len(listeners) + 1} users in {results.register_secs:.1f}s")
-
-        started = time.perf_counter()
-        for first in range(0, len(listeners), OPEN_BATCH):
-            batch = listeners[first : first + OPEN_BATCH]
-            for listener in batch:
-                url = urls[listener.server]
-                tasks.append(asyncio.create_task(listen(listener, url, clock, args.max_seconds)))
-            await asyncio.gather(*(listener.settled.wait() for listener in batch))
-        results.open_secs = time.perf_counter() - started
-        opened = sum(listener.connected for listener in listeners)
-        print(f"opened {opened}/{len(listeners)} streams in {results.open_secs:.1f}s")
-
-        # Every stream that opens tells every other stream: let that die down first.
-        started = clock.last_other_event = time.perf_counter()
-        while time.perf_counter() - started < SETTLE_LIMIT_SECS:
-            if time.perf_counter() - clock.last_other_event >= QUIET_SECS:
-                break
-            await asyncio.sleep(0.1)
-        results.settle_secs = time.perf_counter() - started
-        results.other_events = sum(listener.other_events for listener in listeners)
-        print(
-            f"connection churn settled in {results.settle_secs:.1f}s "
-            f"({results.other_events} non-message events read)"
-        )
-
-        # Warm-up posts (cold code paths, first writes): delivered, then left out of the figures.
-        for n in range(args.warmup):
-            response = await asyncio.to_thread(sender.post_public, f"warm-up {n}")
-            if response.status_code == 201:
-                warm_id = message_id(response.text)
-                started = time.perf_counter()
-                while time.perf_counter() - started < args.settle:
-                    if delivered_all(listeners, [warm_id]):
-                        break
-                    await asyncio.sleep(0.01)
-            await asyncio.sleep(args.interval)
-
-        results.load_before = load_average()
-        busy_from = sample(watched)
-        for n in range(args.messages):
-            sent_at = time.perf_counter()
-            try:
-                response = await asyncio.to_thread(sender.post_public, f"fan-out {n}")
-            except httpx.HTTPError as exc:
-                results.post_failures.append(f"{type(exc).__name__}: {exc}"[:200])
-                await asyncio.sleep(args.interval)
-                continue
-            answered_at = time.perf_counter()
-            results.post_ms.append((answered_at - sent_at) * 1000)
-            if response.status_code == 201:
-                results.sent.append((message_id(response.text), sent_at))
+    def percent(self) -> dict[str, float | None]:
+        wall = time.monotonic() - self.started
+        result: dict[str, float | None] = {}
+        for label, pid in self.pids.items():
+            before, after = self.start[label], _cpu(pid)
+            if before is None or after is None or wall <= 0:
+                result[label] = None
             else:
-                results.post_failures.append(f"{response.status_code} {response.text[:100]}")
-            await asyncio.sleep(max(0.0, args.interval - (answered_at - sent_at)))
-        print(f"posted {len(results.sent)}/{args.messages} messages")
-
-        ids = [mid for mid, _ in results.sent]
-        started = time.perf_counter()
-        while time.perf_counter() - started < args.settle:
-            if delivered_all(listeners, ids):
-                break
-            await asyncio.sleep(0.01)
-        results.deliver_secs = time.perf_counter() - started
-        busy_to = sample(watched)
-        results.busy_cpu = cpu_percent(busy_from, busy_to)
-        results.busy_secs = busy_to[0] - busy_from[0]
-
-        # Idle: streams open, nothing posted. Late duplicates still get counted meanwhile.
-        print(f"idling {args.idle_seconds:g}s with {opened} streams open")
-        idle_from = sample(watched)
-        await asyncio.sleep(args.idle_seconds)
-        idle_to = sample(watched)
-        results.idle_cpu = cpu_percent(idle_from, idle_to)
-        results.idle_secs = idle_to[0] - idle_from[0]
-        return listeners
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if sender is not None:
-            sender.close()
+                result[label] = (after - before) / wall * 100
+        return result
 
 
-# The report
+def _cpu(pid: int | None) -> float | None:
+    return cpu_seconds(pid) if pid else None
 
 
-def report(
-    args: argparse.Namespace, listeners: list[Listener], watched: list[Watched], results: Results
-) -> None:
-    latencies: dict[int, list[float]] = {server: [] for server in range(args.processes)}
-    missing = duplicates = 0
-    for listener in listeners:
-        for mid, sent_at in results.sent:
-            reads = listener.arrivals.get(mid, [])
-            if not reads:
-                missing += 1
-                continue
-            duplicates += len(reads) - 1
-            latencies[listener.server].append((reads[0] - sent_at) * 1000)
-    everything = [ms for values in latencies.values() for ms in values]
-    pairs = len(listeners) * len(results.sent)
-    ended = [listener for listener in listeners if listener.ended]
-
-    rows: list[tuple[str, Sequence[float]]] = [
-        ("POST latency (ms)", results.post_ms),
-        ("delivery latency (ms)", everything),
-    ]
-    if args.processes > 1:
-        rows += [
-            (f"  via app #{server + 1}" + (" (the sender's)" if server == 0 else ""), values)
-            for server, values in latencies.items()
-        ]
-
-    print()
-    print(
-        f"== fan-out: {len(listeners)} listeners on {args.processes} app process(es), "
-        f"{len(results.sent)} messages every {args.interval:g}s, {args.database}, "
-        f"{os.cpu_count()} CPUs, load {results.load_before} =="
+def cpu_text(percents: Mapping[str, float | None]) -> str:
+    return ", ".join(
+        f"{label} {'?' if value is None else f'{value:.0f}%'}" for label, value in percents.items()
     )
-    print(f"{'':28}{'p50':>9}{'p95':>9}{'max':>9}{'n':>7}")
-    for label, values in rows:
-        print(
-            f"{label:28}{fmt(percentile(values, 50)):>9}{fmt(percentile(values, 95)):>9}"
-            f"{fmt(max(values) if values else None):>9}{len(values):>7}"
+
+
+# The benchmark's state
+
+
+@dataclass
+class Bench:
+    """The running processes, the accounts, the open streams, and the figures so far."""
+
+    sizes: Sizes
+    stack: contextlib.ExitStack
+    scratch: Path
+    db: Database
+    readers: Readers
+    secret_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(24))
+    apps: list[App] = field(default_factory=list)
+    pools: list[Pool] = field(default_factory=list)  # for posting, one per app
+    accounts: list[Account] = field(default_factory=list)
+    senders: list[Account] = field(default_factory=list)  # paced public posts; no stream
+    open: dict[int, int] = field(default_factory=dict)  # stream (account) index -> app number
+    figures: list[Figure] = field(default_factory=list)
+    tally: Tally | None = None  # the scenario being measured
+    last_event_ns: int = 0  # when the newest event arrived
+    last_stir_ns: int = 0  # when the benchmark last opened, closed or posted something
+    warm: bool = False  # a message has been delivered through app #1 already
+    ended: list[tuple[int, str]] = field(default_factory=list)
+    reconnects: int = 0
+    untimed_reads: int = 0
+
+    def add(
+        self,
+        section: str,
+        name: str,
+        value: float | int | str | None,
+        unit: str = "",
+        target: str = "",
+    ) -> None:
+        self.figures.append(Figure(section, name, value, unit, target))
+
+    def start_app(self) -> App:
+        number = len(self.apps) + 1
+        server = self.stack.enter_context(
+            app(
+                f"app #{number}",
+                mongo_uri=self.db.uri,
+                data_dir=self.scratch / f"app{number}",
+                secret_key=self.secret_key,  # one key: the tokens work on every process
+            )
         )
-    exactly_once = missing == 0 and duplicates == 0 and pairs == len(listeners) * args.messages
-    print(
-        f"deliveries: {len(everything)}/{pairs} pairs read, missing {missing}, "
-        f"duplicates {duplicates}, POST failures {len(results.post_failures)}, "
-        f"streams ended early {len(ended)} -> "
-        + ("every listener got every message exactly once" if exactly_once else "NOT exactly once")
+        self.apps.append(server)
+        self.pools.append(Pool("127.0.0.1", server.port))
+        return server
+
+    def stop_app(self, number: int) -> None:
+        """Stops an app process (its streams closed first); its figures stay."""
+        self.pools[number].close()
+        self.apps[number].stop()
+
+    def cpu_window(self, *, readers: bool = True) -> CpuWindow:
+        pids: dict[str, int | None] = {a.name: a.pid for a in self.apps if a.running}
+        if self.db.pid:
+            pids["db"] = self.db.pid
+        if readers:
+            pids.update((f"reader {n + 1}", pid) for n, pid in enumerate(self.readers.pids))
+            pids["sender"] = os.getpid()
+        return CpuWindow(pids)
+
+    # Reading the readers
+
+    async def poll(self) -> Report:
+        """Takes the readers' news: deliveries go to the scenario being measured."""
+        report = await asyncio.to_thread(self.readers.report)
+        if self.tally is not None:
+            self.tally.add(report.deliveries)
+        self.last_event_ns = max(self.last_event_ns, report.last_event_ns)
+        self.ended += report.ended
+        self.reconnects += report.reconnects
+        self.untimed_reads += report.untimed_reads
+        return report
+
+    def server_cpu_seconds(self) -> float:
+        """CPU time used so far by the running app processes and the database together."""
+        pids = [a.pid for a in self.apps if a.running] + [self.db.pid]
+        return sum(cpu_seconds(pid) or 0.0 for pid in pids if pid)
+
+    async def settle(self) -> tuple[float, bool]:
+        """Waits (at most SETTLE_SECS) until, for the last QUIET_SECS, no event has arrived,
+        the benchmark has opened, closed or posted nothing, and the app and the database have
+        used at most BUSY_PERCENT of a core (a hub catching up sends nothing for a while);
+        returns the wait and whether it came."""
+        started = time.monotonic()
+        samples = [(started, self.server_cpu_seconds())]  # (when, CPU seconds so far)
+        while True:
+            await self.poll()
+            now = time.monotonic()
+            samples.append((now, self.server_cpu_seconds()))
+            window = [(t, cpu) for t, cpu in samples if t >= now - QUIET_SECS - POLL_SECS]
+            (first_t, first_cpu), (last_t, last_cpu) = window[0], window[-1]
+            busy = (last_cpu - first_cpu) / max(last_t - first_t, 1e-9) * 100
+            silent_for = (time.time_ns() - max(self.last_event_ns, self.last_stir_ns)) / 1e9
+            quiet = (
+                silent_for >= QUIET_SECS and last_t - first_t >= QUIET_SECS and busy <= BUSY_PERCENT
+            )
+            if quiet or now - started >= SETTLE_SECS:
+                return now - started, quiet
+            await asyncio.sleep(POLL_SECS)
+
+    async def settle_row(self, section: str, name: str) -> None:
+        """Settles, and says in a row how long that took."""
+        secs, quiet = await self.settle()
+        self.add(section, name, secs if quiet else f"not within {SETTLE_SECS:g} s", "s" * quiet)
+
+    # Streams
+
+    async def open_streams(self, indexes: Sequence[int], app_number: int = 0) -> dict[int, str]:
+        """Opens one stream per account, OPEN_BATCH at a time; returns why any failed."""
+        port = self.apps[app_number].port
+        failed: dict[int, str] = {}
+        for first in range(0, len(indexes), OPEN_BATCH):
+            batch = indexes[first : first + OPEN_BATCH]
+            specs = [StreamSpec(i, self.accounts[i].token, port) for i in batch]
+            connected, bad = await asyncio.to_thread(self.readers.open, specs, OPEN_TIMEOUT_SECS)
+            self.open.update((index, app_number) for index in connected)
+            failed.update(bad)
+            self.last_stir_ns = time.time_ns()
+            await self.poll()
+        return failed
+
+    async def close_streams(self, indexes: Sequence[int]) -> None:
+        await asyncio.to_thread(self.readers.close, list(indexes))
+        for index in indexes:
+            self.open.pop(index, None)
+        self.last_stir_ns = time.time_ns()
+
+    async def streams_at(self, count: int) -> None:
+        """Opens streams on app #1 until `count` are open (accounts 0, 1, ...), then settles."""
+        wanted = [i for i in range(count) if i not in self.open]
+        if not wanted:
+            return
+        section = "setup"
+        started = time.monotonic()
+        failed = await self.open_streams(wanted)
+        opened = time.monotonic() - started
+        self.add(section, f"open {len(wanted):,} streams, to {count:,}", opened, "s")
+        if failed:
+            reasons = "; ".join(sorted(set(failed.values())))
+            self.add(section, "  streams that failed to open", len(failed), reasons[:80])
+        await self.settle_row(section, "  then quiet after")
+        print(f"{len(self.open)} streams open ({len(wanted) - len(failed)} new in {opened:.1f}s)")
+
+    # Posting
+
+    async def post_paced(
+        self, jobs: Sequence[tuple[str, Account]], rate: float, pool: Pool
+    ) -> list[Post]:
+        """Posts job k (path, author) at start + k / rate, whether or not earlier ones answered."""
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        gate = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+        async def one(k: int, path: str, author: Account) -> Post:
+            await asyncio.sleep(max(0.0, start + k / rate - loop.time()))
+            async with gate:
+                return await post_message(pool, path, author.token, f"bench {k} {time.time_ns()}")
+
+        return list(await asyncio.gather(*(one(k, p, a) for k, (p, a) in enumerate(jobs))))
+
+    async def measure(
+        self,
+        post: Callable[[], Awaitable[list[Post]]],
+        recipients: Callable[[int], frozenset[int]],
+        drain_secs: float = DRAIN_SECS,
+    ) -> tuple[Tally, list[Post], dict[str, float | None]]:
+        """Runs the posts, then waits for the deliveries (up to `drain_secs` after the last
+        post was sent): the tally, the posts, and the CPU used meanwhile."""
+        tally = self.tally = Tally()
+        window = self.cpu_window()
+        try:
+            posts = await post()
+            for k, sent in enumerate(posts):
+                if sent.message_id:
+                    tally.expect(sent.message_id, sent.sent_ns, recipients(k))
+            last_sent_ns = max((p.sent_ns for p in posts), default=time.time_ns())
+            self.last_stir_ns = max(p.answered_ns for p in posts) if posts else time.time_ns()
+            tally.deadline_ns = last_sent_ns + int(drain_secs * 1e9)
+            await self.poll()
+            while tally.missing() and time.time_ns() < tally.deadline_ns:
+                await asyncio.sleep(POLL_SECS)
+                await self.poll()
+            return tally, posts, window.percent()
+        finally:
+            self.tally = None
+
+    async def warm_up(self, author: Account, recipients: frozenset[int]) -> None:
+        """One message first, left out of the figures: cold code paths, first writes."""
+        await self.measure(
+            lambda: self.post_paced([(public_path(), author)], 1.0, self.pools[0]),
+            lambda _k: recipients,
+            WARM_UP_SECS,
+        )
+
+
+# Scenarios
+
+
+def post_failures(posts: Sequence[Post]) -> str:
+    failed = [p for p in posts if not p.message_id]
+    if not failed:
+        return "0"
+    kinds = sorted({p.error.split(" ", 1)[0] for p in failed})
+    return f"{len(failed)} ({', '.join(kinds)})"
+
+
+def readers_cpu(percents: Mapping[str, float | None]) -> str:
+    shares = [v for label, v in percents.items() if label.startswith("reader")]
+    return " + ".join("?" if v is None else f"{v:.0f}%" for v in shares) + " of a core"
+
+
+def server_cpu(percents: Mapping[str, float | None]) -> str:
+    return cpu_text({k: v for k, v in percents.items() if not k.startswith(("reader", "sender"))})
+
+
+def add_cpu_rows(bench: Bench, section: str, percents: Mapping[str, float | None]) -> None:
+    bench.add(section, "CPU: app and database", server_cpu(percents))
+    bench.add(section, "CPU: the readers' processes", readers_cpu(percents))
+    sender = percents.get("sender")
+    shown = "?" if sender is None else f"{sender:.0f}% of a core"
+    bench.add(section, "CPU: the sender (this process)", shown)
+
+
+async def scenario_floor(bench: Bench) -> None:
+    section = "floor: insert_one -> watch() on the database alone"
+    values = await floor.insert_to_watch_ms(bench.db.uri, bench.sizes.floor_hops)
+    bench.add(section, "p50 hop", percentile(values, 50), "ms")
+    bench.add(section, "p99 hop", percentile(values, 99), "ms")
+    bench.add(section, "hops measured", len(values), f"of {bench.sizes.floor_hops}")
+    print(f"floor: {len(values)} hops, p50 {percentile(values, 50) or 0:.2f} ms")
+
+
+async def scenario_posting(bench: Bench) -> None:
+    """Closed-loop senders, each cycling over its own accounts, none over BURST_ACCOUNT_RATE."""
+    sizes = bench.sizes
+    section = f"posting: {sizes.posting_senders} concurrent senders for {sizes.posting_secs:g} s"
+    loop = asyncio.get_running_loop()
+    stop_at = loop.time() + sizes.posting_secs
+    per = POSTING_ACCOUNTS_PER_SENDER
+
+    async def sender(mine: Sequence[Account]) -> list[Post]:
+        pool = Pool("127.0.0.1", bench.apps[0].port)
+        next_ok = [0.0] * len(mine)
+        posts: list[Post] = []
+        try:
+            while loop.time() < stop_at:
+                k = len(posts) % len(mine)
+                await asyncio.sleep(max(0.0, next_ok[k] - loop.time()))
+                next_ok[k] = loop.time() + 1 / BURST_ACCOUNT_RATE
+                posts.append(await post_message(pool, public_path(), mine[k].token, "posting"))
+        finally:
+            pool.close()
+        return posts
+
+    window = bench.cpu_window()
+    started = time.time_ns()
+    groups = [bench.accounts[s * per : (s + 1) * per] for s in range(sizes.posting_senders)]
+    posts = [p for batch in await asyncio.gather(*(sender(g) for g in groups)) for p in batch]
+    percents = window.percent()
+    bench.last_stir_ns = time.time_ns()
+    elapsed = (max((p.answered_ns for p in posts), default=started) - started) / 1e9
+    good = [p.ms for p in posts if p.message_id]
+    bench.add(section, "posts/s", len(good) / elapsed if elapsed else None, "", ">= 600")
+    bench.add(section, "p50 POST latency", percentile(good, 50), "ms")
+    bench.add(section, "p99 POST latency", percentile(good, 99), "ms", "<= 60 ms")
+    bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
+    add_cpu_rows(bench, section, percents)
+    await bench.settle_row(section, "the app quiet again after")
+    print(f"posting: {len(good)} posts in {elapsed:.1f}s")
+
+
+def memory_row(bench: Bench, label: str) -> int | None:
+    """The app's VmRSS now, as a row; in KiB."""
+    pid = bench.apps[0].pid
+    rss = rss_kb(pid) if pid else None
+    bench.add(MEMORY, label, rss / 1024 if rss else None, "MiB")
+    return rss
+
+
+async def scenario_memory(bench: Bench, streams: int, baseline: list[tuple[int, int]]) -> None:
+    """VmRSS with this many idle streams; with two such rows, the cost of one more stream."""
+    rss = memory_row(bench, f"with {streams:,} idle streams")
+    if rss is None:
+        return
+    baseline.append((streams, rss))
+    if len(baseline) == 2:
+        (few, rss_few), (many, rss_many) = baseline
+        per_stream = (rss_many - rss_few) / (many - few)
+        bench.add(MEMORY, "per extra idle stream", per_stream, "KiB", "<= 12 KB")
+
+
+async def scenario_idle(bench: Bench) -> None:
+    sizes = bench.sizes
+    section = f"idle: {len(bench.open):,} streams open, nothing posted, {sizes.idle_secs:g} s"
+    window = bench.cpu_window(readers=False)
+    await asyncio.sleep(sizes.idle_secs)
+    percents = window.percent()
+    await bench.poll()
+    known = [v for v in percents.values() if v is not None]
+    bench.add(section, "CPU: app + database", sum(known), "% of a core", "<= 1%")
+    bench.add(section, "CPU: each", cpu_text(percents))
+
+
+QUIET_BEFORE = "quiet before the first post after"
+
+
+async def public_messages(
+    bench: Bench, section: str, messages: int
+) -> tuple[Tally, list[Post], dict[str, float | None]]:
+    """Public messages at the fan-out rate, round-robin over the senders, to every open stream.
+
+    First the app is left to settle; a first message through a process is a warm-up, left out.
+    """
+    await bench.settle_row(section, QUIET_BEFORE)
+    streams = frozenset(bench.open)
+    if not bench.warm or any(number > 0 for number in bench.open.values()):
+        await bench.warm_up(bench.senders[0], streams)
+        bench.warm = True
+    jobs = [(public_path(), bench.senders[k % len(bench.senders)]) for k in range(messages)]
+    rate = bench.sizes.fanout_rate
+    return await bench.measure(
+        lambda: bench.post_paced(jobs, rate, bench.pools[0]), lambda _k: streams
     )
-    for failure in results.post_failures[:5]:
-        print(f"  POST failed: {failure}")
-    for listener in ended[:5]:
-        print(f"  listener {listener.index} ended: {listener.ended}")
 
-    print(f"{'CPU %':28}{'busy':>9}{'idle':>9}")
-    for w in watched:
-        label = f"{w.label} (pid {w.pid})"
-        busy, idle = results.busy_cpu.get(w.label), results.idle_cpu.get(w.label)
-        print(f"{label:28}{fmt(busy):>9}{fmt(idle):>9}")
-    print(
-        f"(busy: {results.busy_secs:.1f}s from the first POST to the last delivery; "
-        f"idle: {results.idle_secs:.1f}s with the streams open and nothing posted; "
-        "100% = one core)"
+
+async def scenario_fanout(bench: Bench) -> None:
+    sizes = bench.sizes
+    count = len(bench.open)
+    targets = {1000: ("<= 13 ms", "<= 28 ms"), 2000: ("", "<= 60 ms")}
+    p50, p99 = targets.get(count, ("", ""))
+    section = (
+        f"fan-out to {count:,} streams: {sizes.fanout_messages} public messages "
+        f"at {sizes.fanout_rate:g}/s"
     )
-    print(
-        f"setup: register {results.register_secs:.1f}s, open streams {results.open_secs:.1f}s, "
-        f"churn settled {results.settle_secs:.1f}s ({results.other_events} presence events)"
+    tally, posts, percents = await public_messages(bench, section, sizes.fanout_messages)
+    summary = tally.summary()
+    bench.figures += latency_figures(section, summary, p50=p50, p99=p99)
+    answered = [p.ms for p in posts if p.message_id]
+    bench.add(section, "p99 POST latency", percentile(answered, 99), "ms")
+    bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
+    add_cpu_rows(bench, section, percents)
+    print(f"fan-out to {count}: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
+
+
+async def scenario_dm(bench: Bench) -> None:
+    """Pair p is accounts 2p and 2p + 1; message k goes one way or the other in pair k % P."""
+    sizes = bench.sizes
+    pairs = sizes.dm_pairs
+    section = (
+        f"direct messages: {pairs} pairs ({2 * pairs:,} streams), {sizes.dm_messages} "
+        f"messages at {sizes.dm_rate:g}/s in all"
     )
 
+    def ends(k: int) -> tuple[Account, Account]:
+        pair, backwards = k % pairs, (k // pairs) % 2
+        first, second = bench.accounts[2 * pair], bench.accounts[2 * pair + 1]
+        return (second, first) if backwards else (first, second)
 
-# Processes
+    await bench.settle_row(section, QUIET_BEFORE)
+    jobs = [(dm_path(ends(k)[1].username), ends(k)[0]) for k in range(sizes.dm_messages)]
+    tally, posts, percents = await bench.measure(
+        lambda: bench.post_paced(jobs, sizes.dm_rate, bench.pools[0]),
+        lambda k: frozenset(account.index for account in ends(k)),
+    )
+    summary = tally.summary()
+    bench.figures += latency_figures(section, summary, p99="<= 28 ms")
+    bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
+    add_cpu_rows(bench, section, percents)
+    print(f"direct messages: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
 
 
-def scratch_database(uri: str) -> tuple[str, str]:
-    """MONGODB_URI with a fresh database name in its path (options kept), and that name."""
-    name = f"chat_bench_{secrets.token_hex(4)}"
-    return urlsplit(uri)._replace(path=f"/{name}").geturl(), name
+async def scenario_two_processes(bench: Bench) -> None:
+    """The streams open on app #1 (where the posts go), and as many again on a second app
+    process; afterwards the second one's streams close and it stops."""
+    sizes = bench.sizes
+    first = len(bench.open)
+    second = await asyncio.to_thread(bench.start_app)
+    failed = await bench.open_streams(range(first, 2 * first), 1)
+    print(f"{second.name} started, {first - len(failed)} streams on it")
+    section = (
+        f"two app processes on one database, {len(bench.open):,} streams, half on each: "
+        f"{sizes.two_process_messages} messages at {sizes.fanout_rate:g}/s posted to app #1"
+    )
+    if failed:
+        bench.add(section, "streams that failed to open on app #2", len(failed))
+    tally, posts, percents = await public_messages(bench, section, sizes.two_process_messages)
+    by_app = [frozenset(i for i, n in bench.open.items() if n == number) for number in (0, 1)]
+    same, cross = tally.summary(by_app[0]), tally.summary(by_app[1])
+    bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
+    add_cpu_rows(bench, section, percents)
+    bench.figures += latency_figures(f"{section}; via app #1 (same process)", same)
+    bench.figures += latency_figures(
+        f"{section}; via app #2 (cross-process)", cross, p99="<= 100 ms"
+    )
+    print(f"two processes: cross-process p99 {cross.p99 or 0:.0f} ms, lost {cross.lost}")
+
+    await bench.close_streams(sorted(by_app[1]))
+    await bench.settle()  # app #2 says goodbye for its streams before it stops
+    await asyncio.to_thread(bench.stop_app, 1)
 
 
-def drop_database(uri: str, name: str) -> None:
-    client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
-    try:
-        client.drop_database(name)
-    finally:
-        client.close()
+# The plan
+
+
+def accounts_needed(sizes: Sizes, selected: set[str]) -> int:
+    counts = [0]
+    if "fanout" in selected:
+        counts += sizes.fanout_streams
+    if "dm" in selected:
+        counts.append(2 * sizes.dm_pairs)
+    if "two" in selected:
+        counts.append(sizes.two_process_streams)  # the second half streams from app #2
+    if "memory" in selected:
+        counts += sizes.memory_streams
+    if "idle" in selected:
+        counts.append(sizes.idle_streams)
+    if "posting" in selected:
+        counts.append(sizes.posting_senders * POSTING_ACCOUNTS_PER_SENDER)
+    return max(counts)
+
+
+def stream_steps(sizes: Sizes, selected: set[str]) -> list[int]:
+    """The numbers of open streams the scenarios run at, in the order they are reached."""
+    steps: set[int] = set()
+    if "fanout" in selected:
+        steps.update(sizes.fanout_streams)
+    if "dm" in selected:
+        steps.add(2 * sizes.dm_pairs)
+    if "memory" in selected:
+        steps.update(sizes.memory_streams)
+    if "idle" in selected:
+        steps.add(sizes.idle_streams)
+    if "two" in selected:
+        steps.add(sizes.two_process_streams // 2)
+    return sorted(steps)
+
+
+async def register(bench: Bench, count: int, *, sign_in: bool) -> None:
+    sizes, server = bench.sizes, bench.apps[0]
+    senders = math.ceil(max(sizes.fanout_rate, 1.0) / PACED_ACCOUNT_RATE)
+    print(f"registering {count + senders} accounts, {REGISTER_CONCURRENCY} at a time")
+    started = time.monotonic()
+    everyone = await register_accounts(
+        "127.0.0.1",
+        server.port,
+        count + senders,
+        prefix="b",
+        concurrency=REGISTER_CONCURRENCY,
+        sign_in=sign_in,
+    )
+    bench.accounts, bench.senders = everyone[:count], everyone[count:]
+    secs = time.monotonic() - started
+    how = " (each also signed in at /api/token)" if sign_in else ""
+    bench.add("setup", f"register {len(everyone):,} accounts{how}", secs, "s")
+    print(f"registered {len(everyone)} accounts in {secs:.1f}s")
+
+
+async def run(bench: Bench, selected: set[str], *, sign_in: bool) -> None:
+    sizes = bench.sizes
+    if "floor" in selected:
+        await scenario_floor(bench)
+    await asyncio.to_thread(bench.start_app)
+    if "memory" in selected:
+        memory_row(bench, "right after start")
+    await register(bench, accounts_needed(sizes, selected), sign_in=sign_in)
+    if "memory" in selected:
+        memory_row(
+            bench, f"after registering {len(bench.accounts) + len(bench.senders):,} accounts"
+        )
+    if "posting" in selected:
+        await scenario_posting(bench)
+    memory: list[tuple[int, int]] = []
+    for count in stream_steps(sizes, selected):
+        await bench.streams_at(count)
+        if "memory" in selected and count in sizes.memory_streams:
+            await scenario_memory(bench, count, memory)
+        if "idle" in selected and count == sizes.idle_streams:
+            await scenario_idle(bench)
+        if "fanout" in selected and count in sizes.fanout_streams:
+            await scenario_fanout(bench)
+        if "two" in selected and count == sizes.two_process_streams // 2:
+            await scenario_two_processes(bench)
+        if "dm" in selected and count == 2 * sizes.dm_pairs:
+            await scenario_dm(bench)
+    await stop_apps(bench)
+
+
+async def stop_apps(bench: Bench) -> None:
+    """Stops the apps with their streams still open, as a deploy does, timing each SIGTERM."""
+    for number, server in enumerate(bench.apps):
+        if server.running:
+            streams = sum(n == number for n in bench.open.values())
+            started = time.monotonic()
+            await asyncio.to_thread(bench.stop_app, number)
+            name = f"{server.name} stopped after SIGTERM, {streams:,} streams open"
+            bench.add("the run", name, time.monotonic() - started, "s", "<= 10 s")
+
+
+# Running it
+
+
+def finish(bench: Bench, logs_to: Path) -> list[str]:
+    """Rows about the run as a whole; keeps the apps' logs beside the JSON (the scratch folder
+    goes) and returns a short account of the lines in them that report a problem."""
+    section = "the run"
+    reasons = "; ".join(sorted({reason for _, reason in bench.ended}))
+    bench.add(section, "streams the server ended (then reopened)", len(bench.ended), reasons[:70])
+    bench.add(section, "reopened", bench.reconnects)
+    bench.add(section, "reads without a kernel timestamp", bench.untimed_reads)
+    notes = []
+    logs_to.mkdir(parents=True, exist_ok=True)
+    logs = [(s.name, s.log_path, f"app{n}.log") for n, s in enumerate(bench.apps, 1)]
+    if bench.db.log_path is not None:
+        logs.append(("the database", bench.db.log_path, "database.log"))
+    for name, path, file_name in logs:
+        kept = logs_to / file_name
+        with contextlib.suppress(OSError):
+            shutil.copyfile(path, kept)
+        problems = log_problems(path)
+        bench.add(section, f"{name}: log lines with errors or warnings", len(problems))
+        if problems:
+            notes.append(f"{name} log ({kept}): {len(problems)} lines with problems; the first:")
+            notes += [f"  {line[:160]}" for line in dict.fromkeys(problems[:200])][:8]
+    return notes
 
 
 @contextlib.contextmanager
-def servers(args: argparse.Namespace, scratch: Path) -> Iterator[tuple[list[str], list[Watched]]]:
-    """The database and app processes; every one started is stopped on the way out."""
-    watched: list[Watched] = []
+def benchmark(sizes: Sizes, readers: int) -> Iterator[Bench]:
+    """The scratch folder, the database and the readers; apps join the stack as they start."""
     with contextlib.ExitStack() as stack:
-        external = os.environ.get("MONGODB_URI", "")
-        if external:
-            uri, name = scratch_database(external)
-            stack.callback(drop_database, uri, name)
-            args.database = "MONGODB_URI"
-        else:
-            db = EmbeddedDatabase(scratch / "db", database="chat_bench")
-            stack.callback(db.stop)  # before start: a Ctrl-C while it starts stops it too
-            db.start()
-            uri = db.uri
-            assert db._process is not None
-            watched.append(Watched("nx-27017", db._process.pid))
-            args.database = "embedded nx-27017"
-        env = {"SECRET_KEY": "bench-" + secrets.token_hex(24), "APP_ENV": "development"}
-        urls = []
-        for n in range(args.processes):
-            data_dir = scratch / f"app{n + 1}"
-            data_dir.mkdir()
-            app = AppServer(uri, data_dir=data_dir, env=env)  # one key: tokens work on both
-            stack.callback(app.stop)
-            app.start()  # its error carries the log
-            assert app.process is not None
-            urls.append(app.url)
-            watched.insert(n, Watched(f"app #{n + 1}", app.process.pid))
-        watched.append(Watched("benchmark client", os.getpid()))
+        scratch = Path(
+            stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="chat-bench-", ignore_cleanup_errors=True)
+            )
+        )
+        db = stack.enter_context(database(scratch))
+        pool = Readers(readers)
+        stack.callback(pool.stop)  # after the apps (they join the stack later): no reconnecting
+        bench = Bench(sizes, stack, scratch, db, pool)
         try:
-            yield urls, watched
-        except Exception:  # an interrupt needs no logs
-            for n in range(args.processes):
-                log = (scratch / f"app{n + 1}").glob("uvicorn-*.log")
-                for path in log:
-                    tail = path.read_text(errors="replace")[-1500:]
-                    print(f"--- app #{n + 1} log (tail) ---\n{tail}", file=sys.stderr)
+            yield bench
+        except Exception:  # the logs go with the scratch folder; an interrupt needs none
+            for server in bench.apps:
+                print(f"--- {server.name} log (tail) ---\n{server.log_tail()}", file=sys.stderr)
             raise
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.fanout", description=__doc__.split("\n\n")[0]
+        prog="python -m benchmarks.fanout", description=(__doc__ or "").split("\n\n")[0]
     )
-    parser.add_argument("--listeners", type=int, default=50, help="open streams (max 500)")
-    parser.add_argument("--messages", type=int, default=20, help="public messages to post")
-    parser.add_argument("--interval", type=float, default=0.25, help="seconds between posts")
-    parser.add_argument("--idle-seconds", type=float, default=5.0, help="idle CPU window")
-    parser.add_argument("--processes", type=int, choices=(1, 2), default=1, help="app processes")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for development")
     parser.add_argument(
-        "--warmup", type=int, default=1, help="messages posted first and left out of the figures"
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"scenarios, comma-separated: {', '.join(SCENARIOS)}",
     )
+    parser.add_argument("--streams", help="fan-out sizes, comma-separated (e.g. 100,500)")
+    parser.add_argument("--messages", type=int, help="messages per fan-out")
     parser.add_argument(
-        "--settle", type=float, default=10.0, help="max seconds to wait for the last deliveries"
+        "--sign-in",
+        action="store_true",
+        help="take each account's token from POST /api/token, not from registering (slower)",
     )
+    parser.add_argument("--readers", type=int, default=READER_PROCESSES, help="reader processes")
+    parser.add_argument("--json", type=Path, default=JSON_PATH, help="where to write the figures")
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="registrations in flight at once"
-    )
-    parser.add_argument(
-        "--max-seconds", type=float, default=600.0, help="give up after this long in all"
+        "--max-minutes", type=float, default=20.0, help="give up after this long (a hang)"
     )
     args = parser.parse_args(argv)
-    if args.listeners > MAX_LISTENERS:
-        print(f"--listeners capped at {MAX_LISTENERS}")
-    args.listeners = max(1, min(args.listeners, MAX_LISTENERS))
-    args.messages = max(1, min(args.messages, 1000))
-    args.interval = max(0.0, args.interval)
-    args.warmup = max(0, min(args.warmup, 10))
-    args.idle_seconds = max(0.0, min(args.idle_seconds, 120.0))
-    args.concurrency = max(1, min(args.concurrency, 16))
+    args.selected = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = args.selected - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    sizes = QUICK if args.quick else FULL
+    if args.streams:
+        sizes = replace(sizes, fanout_streams=tuple(int(n) for n in args.streams.split(",")))
+    if args.messages:
+        sizes = replace(sizes, fanout_messages=args.messages, two_process_messages=args.messages)
+    args.sizes = sizes
+    args.readers = max(2, args.readers)
     return args
 
 
@@ -451,34 +771,62 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does
 
 
+def report(bench: Bench, args: argparse.Namespace, run_info: dict[str, object]) -> None:
+    """Prints the table, a section's rows together (setup first), and writes the JSON."""
+    title = (
+        f"chat fan-out benchmark: {bench.db.label}, {os.cpu_count()} CPUs, "
+        f"load {run_info['load_at_start']} at the start and {run_info['load_at_end']} at the "
+        f"end, {run_info['seconds']:.0f} s in all"
+    )
+    sections = ["setup", *dict.fromkeys(f.section for f in bench.figures)]
+    grouped = sorted(bench.figures, key=lambda f: sections.index(f.section))  # stable
+    print()
+    print(table(grouped, title))
+    write_json(args.json, bench.figures, run_info)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    results = Results()
+    raise_open_files_limit()
+    started = time.monotonic()
+    run_info: dict[str, object] = {
+        "app_command": procfile_web_command(),
+        "cpus": os.cpu_count(),
+        "load_at_start": load_average(),
+        "quick": args.quick,
+        "scenarios": sorted(args.selected),
+        "sizes": asdict(args.sizes),
+    }
 
-    async def bounded(urls: list[str], watched: list[Watched]) -> list[Listener]:
-        async with asyncio.timeout(args.max_seconds):
-            return await run(args, urls, watched, results)
+    async def bounded(bench: Bench) -> None:
+        async with asyncio.timeout(args.max_minutes * 60):
+            await run(bench, args.selected, sign_in=args.sign_in)
 
+    status = 0
     try:
-        with (
-            tempfile.TemporaryDirectory(
-                prefix="chat-fanout-", ignore_cleanup_errors=True
-            ) as scratch,
-            servers(args, Path(scratch)) as (urls, watched),
-        ):
-            listeners = asyncio.run(bounded(urls, watched))
+        with benchmark(args.sizes, args.readers) as bench:
+            print(f"database: {bench.db.label}; app: {run_info['app_command']}")
+            run_info["database"] = bench.db.label
+            try:
+                asyncio.run(bounded(bench))
+            except TimeoutError:
+                print(f"gave up after {args.max_minutes:g} minutes", file=sys.stderr)
+                status = 1
+            notes = finish(bench, args.json.parent)
     except KeyboardInterrupt:
         print("interrupted; every process started was stopped", file=sys.stderr)
         return 130
-    except TimeoutError:
-        print(f"gave up after --max-seconds {args.max_seconds:g}", file=sys.stderr)
+    except (RequestFailed, ReaderStuck, RuntimeError) as exc:
+        print(f"the benchmark could not run: {exc}", file=sys.stderr)
         return 1
-    report(args, listeners, watched, results)
-    return 0
+    run_info["seconds"] = round(time.monotonic() - started, 1)
+    run_info["load_at_end"] = load_average()
+    run_info["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    report(bench, args, run_info)
+    print("\n".join(notes))
+    print(f"figures as JSON: {args.json}")
+    return status
 
 
 if __name__ == "__main__":
