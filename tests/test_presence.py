@@ -175,6 +175,22 @@ def test_away_message_over_200_characters_is_refused(person: Person) -> None:
     assert 'value="short and sweet"' in page.text
 
 
+@pytest.mark.parametrize(
+    "content",
+    [{}, {"content": b"away_message=hi", "headers": {"Content-Type": "text/plain"}}],
+    ids=["no field", "not a form"],
+)
+def test_away_without_an_away_message_changes_nothing(
+    person: Person, content: dict[str, object]
+) -> None:
+    person.send("POST", "/away", {"away_message": "kept"})
+    headers = {"X-CSRF-Token": person.csrf, "HX-Request": "true"}
+    headers.update(content.pop("headers", {}))  # type: ignore[arg-type]
+    response = person.client.post("/away", headers=headers, **content)  # type: ignore[arg-type]
+    assert response.status_code in (400, 415)
+    assert 'value="kept"' in person.client.get("/").text
+
+
 def test_away_without_csrf_is_refused(person: Person) -> None:
     response = person.client.post("/away", data={"away_message": "forged"})
     assert response.status_code == 403

@@ -104,6 +104,32 @@ async def test_many_small_headers_count_in_all(app_server: AppServer) -> None:
     assert_still_serving(app_server)
 
 
+async def test_a_big_body_does_not_count_as_the_next_requests_headers(
+    app_server: AppServer,
+) -> None:
+    """On a kept-alive connection, the bytes of a body are never counted as headers."""
+    # Read in pieces of MAX_HEADER_BYTES: the first holds the head, the second is all body
+    # and ends the request. Were that piece counted, the connection would be refused.
+    head = (
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %05d\r\n\r\n"
+    )
+    length = 2 * MAX_HEADER_BYTES - len(head % 0)
+    body = b"username=someone&password=" + b"p" * (length - 26)
+    reader, writer = await asyncio.open_connection(*address(app_server.url))
+    try:
+        writer.write(head % length + body)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(PATIENCE_SECS):
+            assert status(await read_response(reader)) == 401  # no such account
+            assert status(await read_response(reader)) == 200
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
 async def test_a_refused_post_stores_nothing(person: Person) -> None:
     """Headers over the limit on a post that would otherwise be accepted: refused, not kept."""
     text = "oversized-headers-" + secrets.token_hex(6)

@@ -77,8 +77,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             room = MAX_HEADER_BYTES - self._header_bytes
             piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
             self._headers_ended = False
+            in_headers = self._awaiting_headers  # not in a body that may end in this piece
             HttpToolsProtocol.data_received(self, piece)
-            if self._awaiting_headers and not self._headers_ended:
+            if in_headers and self._awaiting_headers and not self._headers_ended:
                 self._count_header_bytes(len(piece))
 
     def _count_header_bytes(self, count: int) -> None:

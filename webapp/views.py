@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from webapp import chat, store
 from webapp.auth import SignedInUser, checked_form, signed_in
 from webapp.database import Db
-from webapp.errors import Conflict, Forbidden, NotFound
+from webapp.errors import BadRequest, Conflict, Forbidden, NotFound
 from webapp.models import Message, User
 from webapp.sidebar import build_sidebar
 from webapp.templating import templates
@@ -40,7 +40,8 @@ async def _conversation(db: Db, me: SignedInUser, username: str | None) -> Conve
         return PUBLIC_ROOM
     peer = await store.get_user_by_name(db, username=username)
     if peer is None:
-        raise NotFound(f"There is no user called {username}.")
+        named = username if chat.is_username(username) else "by that name"
+        raise NotFound(f"There is no user called {named}.")
     ids = sorted({me.identity, str(peer.id)})
     return Conversation(
         chat.dm_conversation(str(me.user.id), str(peer.id)),
@@ -244,6 +245,8 @@ async def post_typing(request: Request) -> Response:
 async def set_away(request: Request) -> Response:
     me = signed_in(request)
     form = await checked_form(request)
+    if "away_message" not in form:  # an empty one clears it; none at all is a mistake
+        raise BadRequest("Send an away message (an empty one clears it).")
     away = chat.clean_away(str(form.get("away_message", "")))
     await store.set_away(request.app.state.db, user=me.user, away_message=away)
     if _is_plain_form_post(request):
