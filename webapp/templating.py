@@ -8,7 +8,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 from starlette.requests import Request
-from starlette.routing import Router
+from starlette.routing import Mount, Route, Router
 from starlette.templating import Jinja2Templates
 
 from webapp import settings
@@ -57,19 +57,24 @@ def _globals(request: Request) -> dict[str, Any]:
     }
 
 
-_router: Router | None = None
+_routes: dict[str, Route | Mount] = {}  # by name
 
 
 def use_routes(router: Router) -> None:
     """The app's routes, for url_for in templates rendered with or without a request."""
-    global _router
-    _router = router
+    _routes.clear()
+    for route in router.routes:
+        if isinstance(route, Route | Mount) and route.name:
+            _routes[route.name] = route
 
 
 def url_for(name: str, /, **path_params: Any) -> str:
-    """A path, not an absolute URL: right behind any proxy, whatever scheme it speaks."""
-    assert _router is not None, "templating.use_routes was not called"
-    return str(_router.url_path_for(name, **path_params))
+    """A path, not an absolute URL: right behind any proxy, whatever scheme it speaks.
+
+    The route is found by its name at once: a message alone links to three, and asking the
+    router would try every route in turn.
+    """
+    return str(_routes[name].url_path_for(name, **path_params))
 
 
 templates = Jinja2Templates(directory=settings.ROOT / "templates", context_processors=[_globals])
