@@ -142,4 +142,4 @@ def create_app() -> Starlette:
     return app
 
 
-app = stream.KeepRawSend(create_app())
+app = create_app()

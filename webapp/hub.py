@@ -44,6 +44,7 @@ WATCHDOG_SECS = 1.0
 MAX_STREAMS_PER_USER = 20  # the 21st closes that user's oldest
 RING_SIZE = 5000  # recent message changes kept for replay
 USER_CACHE_SIZE = 10_000  # users kept in memory for the request path
+PEOPLE_BATCH_SECS = 0.5  # presence and away changes are announced together, this often
 AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
 BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
 STOP_TIMEOUT_SECS = 3
@@ -53,10 +54,12 @@ SortKey = tuple[int, str]
 
 
 class Stream:
-    """One open GET /events: who it is for, and the bytes waiting for its socket.
+    """One open GET /events: who it is for, and how bytes reach its socket.
 
-    The hub offers bytes; the stream's own task (stream.py) takes them in one chunk and writes
-    them. Offers with an id at or before `after` were replayed already and are dropped.
+    The hub offers bytes. When the server lends the connection's transport (webapp/server.py),
+    an offer is written to it at once, as one chunk of the response: no task wakes for it.
+    Otherwise the stream's own task (stream.py) takes what is pending in one piece and sends
+    it. Offers with an id at or before `after` were replayed already and are dropped.
     """
 
     __slots__ = (
@@ -72,6 +75,7 @@ class Stream:
         "sending_since",
         "stalled",
         "task",
+        "transport",
         "user_id",
     )
 
@@ -85,6 +89,7 @@ class Stream:
         self.stalled = False
         self.sending_since: float | None = None  # set while its socket is being written
         self.task: asyncio.Task[Any] | None = None
+        self.transport: asyncio.WriteTransport | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         # Live offers kept aside until the replay is written (see release).
@@ -101,6 +106,12 @@ class Stream:
         if self._held is not None:
             self._held.append((key, data))
             return
+        if self.transport is not None:
+            if self.transport.get_write_buffer_size() > PENDING_LIMIT_BYTES:
+                self.cut_off()  # too far behind: it reconnects and catches up
+            else:  # one chunk of the response's chunked body
+                self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            return
         self._pending.append(data)
         self._pending_bytes += len(data)
         if self._pending_bytes > PENDING_LIMIT_BYTES:
@@ -116,6 +127,18 @@ class Stream:
         self.after = after
         for key, data in held:
             self.offer(data, key)
+
+    def cut_off(self) -> None:
+        """Drops the connection at once, whatever its socket still holds."""
+        if self.transport is not None:
+            self.transport.abort()
+        self.close()
+
+    def backlog(self) -> int:
+        """Bytes written but not yet taken by the socket."""
+        if self.transport is not None:
+            return self.transport.get_write_buffer_size()
+        return self._pending_bytes
 
     def close(self) -> None:
         """Ends the stream: nothing more is written, and its task finishes."""
@@ -209,6 +232,10 @@ class Hub:
         # after start is always announced.
         self._away: dict[str, str] = {}
         self._users: OrderedDict[str, User] = OrderedDict()  # kept current by the user feed
+        # People whose entries are announced together, soon (see _announce_people).
+        self._unsettled: set[str] = set()
+        self._changed_people: dict[str, User] = {}
+        self._settling: asyncio.Task[None] | None = None
 
     # Streams come and go
 
@@ -322,6 +349,8 @@ class Hub:
         """Stops following the database and says goodbye for this process's streams."""
         for task in self._tasks:
             task.cancel()
+        if self._settling is not None:
+            self._settling.cancel()
         if self._tasks:  # bounded, so that nothing can hold up the process's exit
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECS)
         self._tasks.clear()
@@ -360,6 +389,11 @@ class Hub:
                 since_keepalive = 0.0
             stalled_since = loop.time() - settings.STREAM_SEND_TIMEOUT_SECS
             for stream in self.all_streams():
+                if stream.transport is not None:  # written at once: is anything stuck?
+                    if not stream.backlog():
+                        stream.sending_since = None
+                    elif stream.sending_since is None:
+                        stream.sending_since = loop.time()
                 started = stream.sending_since
                 if started is not None and started < stalled_since:
                     self.cut_stalled(stream)
@@ -371,7 +405,9 @@ class Hub:
         log.warning("Closing a stream of user %s: its socket took nothing", stream.user_id)
         stream.stalled = True
         self.disconnect(stream)
-        if stream.task is not None:
+        if stream.transport is not None:
+            stream.cut_off()  # its task then finishes by itself
+        elif stream.task is not None:
             stream.task.cancel()
 
     async def _watch(self, feed: Feed) -> None:
@@ -435,7 +471,7 @@ class Hub:
             doc = await store.get_by_id(self.db, feed.model, object_id=change["documentKey"]["_id"])
         notice = feed.to_event(change, doc)
         if isinstance(notice, PresenceChange):
-            await self._on_presence(notice)
+            self._on_presence(notice)
         elif isinstance(notice, UserChange):
             self._on_user(notice)
         elif isinstance(notice, Revocation):
@@ -460,15 +496,11 @@ class Hub:
             for stream in self._streams[user_id]:
                 stream.offer(data, key)
 
-    async def _on_presence(self, change: PresenceChange) -> None:
+    def _on_presence(self, change: PresenceChange) -> None:
         if not change.opened and (stream := self._by_presence.get(change.presence_id)):
             stream.close()  # closed to make room for a newer stream of the same user
-        online = await store.is_online(self.db, user_id=change.user_id)
-        if online != (change.user_id in self.online):
-            (self.online.add if online else self.online.discard)(change.user_id)
-            user = await store.get_user(self.db, user_id=change.user_id)
-            if user is not None:
-                self.deliver(PersonEvent(user, online))
+        self._unsettled.add(change.user_id)
+        self._settle_people()
 
     def _on_user(self, change: UserChange) -> None:
         user = change.user
@@ -477,4 +509,38 @@ class Hub:
             self._remember(user)
         if self._away.get(user_id) != user.away_message:  # a new person, or a new away message
             self._away[user_id] = user.away_message
-            self.deliver(PersonEvent(user, user_id in self.online))
+            self._changed_people[user_id] = user
+            self._settle_people()
+
+    def _settle_people(self) -> None:
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.create_task(self._announce_people())
+
+    async def _announce_people(self) -> None:
+        """Every short while, whoever came, went or changed their away message since then:
+        one query for who of them is online, and one batch of entries for every stream.
+
+        Streams open and close by the hundred when a deploy restarts or a crowd arrives; each
+        change on its own would wake every stream.
+        """
+        while self._unsettled or self._changed_people:
+            await asyncio.sleep(PEOPLE_BATCH_SECS)
+            unsettled, self._unsettled = self._unsettled, set()
+            changed, self._changed_people = self._changed_people, {}
+            try:
+                online = await store.online_among(self.db, user_ids=unsettled)
+            except PyMongoError as exc:
+                log.warning("Could not tell who is online: %s", exc)
+                self._unsettled |= unsettled
+                self._changed_people = changed | self._changed_people
+                continue
+            for user_id in unsettled:
+                if (user_id in online) != (user_id in self.online):
+                    (self.online.add if user_id in online else self.online.discard)(user_id)
+                    if user_id not in changed and (user := await self.user(user_id)):
+                        changed[user_id] = user
+            if changed:
+                people = [PersonEvent(user, uid in self.online) for uid, user in changed.items()]
+                data = b"".join(wire.encode_event(person).shared for person in people)
+                for stream in self.all_streams():
+                    stream.offer(data)

@@ -37,6 +37,7 @@ HEADER_TIMEOUT_SECS = 10.0  # from the connection, or a request's first bytes, t
 # the refusal reaches it instead of being lost to a reset connection.
 LINGER_SECS = 2.0
 GRACEFUL_SHUTDOWN_SECS = 5
+TRANSPORT = "webapp.transport"  # a scope extension: the connection's transport
 APP = "webapp.app:app"
 PROTOCOL = "webapp.server:BoundedHttpToolsProtocol"
 
@@ -96,6 +97,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._stop_header_timer()
         HttpToolsProtocol.on_headers_complete(self)
+        # The app's event streams write their chunks to the transport themselves (stream.py).
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[TRANSPORT] = self.transport
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)

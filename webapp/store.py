@@ -298,9 +298,14 @@ async def online_user_ids(db: Db) -> set[str]:
     return {p.user_id for p in present}
 
 
-async def is_online(db: Db, *, user_id: str) -> bool:
-    filter = {"user_id": user_id, "expires_at": {"$gte": now()}}
-    return await db[Presence.__collection__].find_one(filter) is not None
+async def online_among(db: Db, *, user_ids: Iterable[str]) -> set[str]:
+    """Those of these users with an open stream in any process."""
+    ids = list(user_ids)
+    if not ids:
+        return set()
+    filter = {"user_id": {"$in": ids}, "expires_at": {"$gte": now()}}
+    cursor = db[Presence.__collection__].find(filter, {"user_id": 1})
+    return {doc["user_id"] async for doc in cursor}
 
 
 # Typing notices

@@ -7,9 +7,11 @@ stream itself; then it goes live. A message event's id is its change's resume to
 follow commit order in every process; a live event at or before the last one replayed is
 dropped. A cursor that cannot be replayed gets one `reload` event instead.
 
-The response is a lean ASGI one: the stream's task waits for the bytes the hub offers and
-writes them as they are, straight to the server (`KeepRawSend`); one process-wide task sends
-keep-alives and closes sockets that stall (hub.Hub._watchdog).
+The response is a lean ASGI one. Its start (with the security headers) and its end pass
+through the middleware as usual; in between, the hub writes each event's bytes straight to the
+connection's transport, which the server lends the app (webapp/server.py), so that an event
+costs each stream one write and no task. One process-wide task sends keep-alives and closes
+sockets that stall (hub.Hub._watchdog).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 
 from pymongo.errors import PyMongoError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from webapp import feeds, nx_compat, store, wire
 from webapp.auth import SignedInUser, signed_in
@@ -28,10 +30,10 @@ from webapp.database import Db
 from webapp.feeds import MessageEvent
 from webapp.hub import Hub, SortKey, Stream
 from webapp.models import Message
+from webapp.server import TRANSPORT
 
 MAX_REPLAY = 5000  # changes; a cursor further behind gets `reload`
 _CURSOR_RE = re.compile(r"nx:\d{1,18}|[0-9A-Fa-f]{2,4096}")
-RAW_SEND = "chat.raw_send"
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -132,16 +134,16 @@ class EventStreamResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = self.request.app.state.hub
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        raw_send = scope.get(RAW_SEND, send)
         stream = await hub.connect(self.me.identity, self.me.claims.jti)
         stream.task = asyncio.current_task()
+        stream.transport = scope.get("extensions", {}).get(TRANSPORT)
         listener = asyncio.ensure_future(_until_disconnect(receive))
         listener.add_done_callback(lambda _: stream.close())
         loop = asyncio.get_running_loop()
 
         async def write(chunk: bytes, more: bool = True) -> None:
             stream.sending_since = loop.time()  # the watchdog closes a socket stuck here
-            await raw_send({"type": "http.response.body", "body": chunk, "more_body": more})
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
             stream.sending_since = None
 
         try:
@@ -165,19 +167,3 @@ async def stream_events(request: Request) -> EventStreamResponse:
     me = signed_in(request)
     cursor = request.headers.get("last-event-id") or request.query_params.get("after", "")
     return EventStreamResponse(request, me, cursor.strip())
-
-
-class KeepRawSend:
-    """Outermost: keeps the server's own `send` in the scope for the event streams.
-
-    A stream's start passes every middleware (which adds the security headers); its body,
-    written many times a second to many streams, goes straight to the server.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[RAW_SEND] = send
-        await self.app(scope, receive, send)
