@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 from typing import Any
 
 import uvicorn
@@ -29,6 +30,10 @@ MAX_HEADER_BYTES = 16 * 1024  # the request line and every header, in all
 # The kernel's send buffer per connection (left alone, it grows to megabytes for a client that
 # reads nothing): what a stalled event stream can hold before its writes wait, and it is cut.
 SEND_BUFFER_BYTES = 128 * 1024
+# Where a request finds its connection's reset: an event stream cut off for taking nothing ends
+# its connection at once. (A close would wait for ever to flush to a socket that takes nothing,
+# keeping it and its buffers.)
+ABORT = "chat.abort"
 HEADER_TIMEOUT_SECS = 10.0  # from the connection, or a request's first bytes, to its last header
 # After a refusal the rest of what the client sends is read and dropped for this long, so that
 # the refusal reaches it instead of being lost to a reset connection.
@@ -92,10 +97,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._stop_header_timer()
         HttpToolsProtocol.on_headers_complete(self)
+        self.scope[ABORT] = self._reset  # type: ignore[literal-required]
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)
         self._awaiting_headers = True
+
+    def _reset(self) -> None:
+        """Ends the connection at once with a reset: nothing still buffered is sent."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _stop_header_timer(self) -> None:
         if self._header_timer is not None:

@@ -28,6 +28,7 @@ from webapp.database import Db
 from webapp.feeds import MessageEvent
 from webapp.hub import Hub, SortKey, Stream
 from webapp.models import Message
+from webapp.server import ABORT
 
 MAX_REPLAY = 5000  # changes; a cursor further behind gets `reload`
 _CURSOR_RE = re.compile(r"nx:\d{1,18}|[0-9A-Fa-f]{2,4096}")
@@ -153,7 +154,10 @@ class EventStreamResponse:
         except asyncio.CancelledError:
             if not stream.stalled:
                 raise
-            # Cut off by the watchdog: the server closes the connection.
+            # Cut off by the watchdog: the connection is reset, since a close would wait for
+            # its socket to take what is still buffered.
+            if abort := scope.get(ABORT):
+                abort()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
