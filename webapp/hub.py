@@ -16,8 +16,11 @@ memory; an older cursor replays from the change stream itself (stream.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import socket
+import struct
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 PENDING_LIMIT_BYTES = 512 * 1024  # waiting for one stream's socket before it is cut off
 WATCHDOG_SECS = 1.0
 MAX_STREAMS_PER_USER = 20  # the 21st closes that user's oldest
-RING_SIZE = 5000  # recent message changes kept for replay
+RING_SIZE = settings.REPLAY_RING_SIZE  # recent message changes kept for replay
 USER_CACHE_SIZE = 10_000  # users kept in memory for the request path
 PEOPLE_BATCH_SECS = 0.5  # presence and away changes are announced together, this often
 AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
@@ -129,8 +132,16 @@ class Stream:
             self.offer(data, key)
 
     def cut_off(self) -> None:
-        """Drops the connection at once, whatever its socket still holds."""
+        """Drops the connection at once with a reset, whatever its socket still holds.
+
+        (A close, or an abort that lingers, would wait for ever to flush to a socket that
+        takes nothing, keeping it and its buffers.)
+        """
         if self.transport is not None:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
         self.close()
 

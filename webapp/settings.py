@@ -36,6 +36,9 @@ KEEPALIVE_SECS = 15  # well under the 55 s idle cut-off of Heroku-style routers
 PRESENCE_TTL_SECS: int = config("PRESENCE_TTL_SECS", cast=int, default=30)
 # An event stream whose socket takes nothing for this long is closed (and its user goes offline).
 STREAM_SEND_TIMEOUT_SECS: float = config("STREAM_SEND_TIMEOUT_SECS", cast=float, default=10.0)
+# Recent message changes each process keeps in memory, so that a reconnecting stream replays
+# from there; a cursor older than that replays from the database's change stream.
+REPLAY_RING_SIZE: int = config("REPLAY_RING_SIZE", cast=int, default=5000)
 
 
 def _development_secret() -> str:
