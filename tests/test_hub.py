@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from webapp import feeds, nx_compat, wire
@@ -232,20 +233,44 @@ def test_cannot_replay(cursor: str, position: str, unusable: bool) -> None:
 
 
 async def test_idle_pacer_pauses_longer_while_idle_and_wakes_on_write() -> None:
-    pacer = nx_compat.IdlePacer(await_secs=1.0)
+    pacer = nx_compat.IdlePacer(await_secs=1.0, collection="message")
     loop = asyncio.get_running_loop()
     started = loop.time()
     await pacer.pause_after_empty_batch(waited_secs=0.0)
     first = loop.time() - started
     assert first >= nx_compat.IDLE_PAUSES_SECS[0] * 0.9
-    # A write by this process ends the pause at once, however long it would have been.
+    # A write to its collection ends the pause at once, however long it would have been;
+    # a write to another collection does not.
     for _ in range(len(nx_compat.IDLE_PAUSES_SECS)):
         pacer._quick_empties += 1
     pause = asyncio.create_task(pacer.pause_after_empty_batch(waited_secs=0.0))
     await asyncio.sleep(0)
-    nx_compat.wake_on_write._wake()
+    nx_compat.wake_on_write.wake("presence")
+    await asyncio.sleep(0.05)
+    assert not pause.done()
+    nx_compat.wake_on_write.wake("message")
     await asyncio.wait_for(pause, timeout=0.5)
     # A real MongoDB that held the getMore for the await time is never paused.
     started = loop.time()
     await pacer.pause_after_empty_batch(waited_secs=1.0)
     assert loop.time() - started < nx_compat.IDLE_PAUSES_SECS[0]
+
+
+async def test_peers_on_one_embedded_server_hear_each_others_writes(mongo_uri: str) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    db = client.get_default_database()
+    one, two = nx_compat.Peers(), nx_compat.Peers()
+    try:
+        await one.join(db)
+        await two.join(db)  # two finds one listed; one learns of two at its next round
+        woken = nx_compat.wake_on_write.new_event("typing")
+        two.tell("typing")
+        await asyncio.wait_for(woken.wait(), timeout=5)
+        listed = {doc["_id"] async for doc in db[nx_compat.PEERS_COLLECTION].find()}
+        assert {one._id, two._id} <= listed
+    finally:
+        await one.leave(db)
+        await two.leave(db)
+        listed = {doc["_id"] async for doc in db[nx_compat.PEERS_COLLECTION].find()}
+        assert not {one._id, two._id} & listed
+        await client.close()

@@ -346,6 +346,8 @@ class Hub:
                 asyncio.create_task(self._watch(feed), name=f"hub:{feed.collection}")
             )
         await asyncio.gather(*(ready.wait() for ready in self._ready.values()))
+        if any(map(nx_compat.is_nx_token, self._positions.values())):
+            await nx_compat.join_peers(self.db)  # other processes on this embedded server
         # Read after the streams are open, so no change falls between the two.
         self.online = await store.online_user_ids(self.db)
         self._tasks.append(asyncio.create_task(self._keep_presence(), name="hub:presence"))
@@ -367,6 +369,7 @@ class Hub:
         self._tasks.clear()
         for stream in self.all_streams():
             self.disconnect(stream)
+        await nx_compat.leave_peers(self.db)
         if self._cleanups:
             await asyncio.wait(self._cleanups, timeout=STOP_TIMEOUT_SECS)
 
@@ -424,7 +427,7 @@ class Hub:
     async def _watch(self, feed: Feed) -> None:
         """Follow one collection for ever, resuming after the last change handled."""
         collection = feed.collection
-        pacer = nx_compat.IdlePacer(AWAIT_SECS, longest=nx_compat.longest_pause(collection))
+        pacer = nx_compat.IdlePacer(AWAIT_SECS, collection=collection)
         loop = asyncio.get_running_loop()
         failures = 0
         while True:

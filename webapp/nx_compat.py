@@ -5,8 +5,9 @@ database"), the difference is handled here and nowhere else:
 
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
   so a follower must pause between empty batches or it spins. On MongoDB the server waits
-  and `pause_after_empty_batch` never sleeps. The pause ends early when this process writes
-  (`WakeOnWrite`); another process's write is seen within the longest pause.
+  and `pause_after_empty_batch` never sleeps. The pause ends early when this process writes to
+  the collection (`WakeOnWrite`), or when another app process on the same server says it did
+  (`Peers`: a datagram on loopback, since nx-27017 is only ever on this machine).
 - After a restart it serves empty batches for cursors it no longer knows, and records changes
   only once someone watches again: followers reopen when the server returns (`ServerReturns`).
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
@@ -20,15 +21,21 @@ import asyncio
 import contextlib
 import re
 import sys
+import time
+from typing import Any
 
 from pymongo import monitoring
+from pymongo.errors import PyMongoError
 from pymongo.server_type import SERVER_TYPE
 
 _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
-IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)  # after 1, 2, 3... quick empty batches
-# Another process's message waits for this process's pause: keep that one short.
-LONGEST_PAUSE_SECS = {"message": 0.06}
+# After 1, 2, 3... quick empty batches. Writes end a pause at once (WakeOnWrite, Peers), so
+# the longest one only bounds how late a change nobody announced is seen.
+IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+PEERS_COLLECTION = "nx_peers"
+PEER_REFRESH_SECS = 5.0
+PEER_LAPSE_SECS = 3 * PEER_REFRESH_SECS
 
 
 def token_sort_key(data: str) -> tuple[int, str]:
@@ -51,10 +58,6 @@ def replay_limit(cursor: str) -> int:
     return RETAINED_CHANGES if is_nx_token(cursor) else sys.maxsize
 
 
-def longest_pause(collection: str) -> float:
-    return LONGEST_PAUSE_SECS.get(collection, IDLE_PAUSES_SECS[-1])
-
-
 def cannot_replay(cursor: str, position: str) -> bool:
     """True when nx-27017 would silently replay the wrong thing from `cursor`.
 
@@ -70,40 +73,124 @@ def cannot_replay(cursor: str, position: str) -> bool:
 
 
 class WakeOnWrite(monitoring.CommandListener):
-    """Hears this process's own writes, so a pausing follower asks again at once.
+    """Hears writes, so that a pausing follower of the written collection asks again at once.
 
-    The pause only delays the question; the change itself still arrives through the change
-    stream, like any other process's. Pymongo calls listeners from its own threads.
+    This process's writes are heard through the driver; other app processes on the same
+    embedded server tell this one of theirs with a datagram (`Peers`). The pause only delays
+    the question: the change itself still arrives through the change stream.
     """
 
     WRITES = frozenset({"insert", "update", "delete", "findAndModify"})
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: set[asyncio.Event] = set()
+        self._events: dict[str, set[asyncio.Event]] = {}
+        self._writing: dict[int, str] = {}  # request id -> the collection it writes
+        self.peers: Peers | None = None
 
-    def new_event(self) -> asyncio.Event:
+    def new_event(self, collection: str) -> asyncio.Event:
         self._loop = asyncio.get_running_loop()
         event = asyncio.Event()
-        self._events.add(event)
+        self._events.setdefault(collection, set()).add(event)
         return event
 
-    def _wake(self) -> None:
-        for event in self._events:
+    def wake(self, collection: str) -> None:
+        for event in self._events.get(collection, ()):
             event.set()
 
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        if event.command_name in self.WRITES and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake)
+    def _wrote(self, collection: str) -> None:
+        self.wake(collection)
+        if self.peers is not None:
+            self.peers.tell(collection)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        pass
+        if event.command_name in self.WRITES:
+            self._writing[event.request_id] = str(event.command.get(event.command_name, ""))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        collection = self._writing.pop(event.request_id, None)
+        if collection and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wrote, collection)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        self._writing.pop(event.request_id, None)
 
 
 wake_on_write = WakeOnWrite()
+
+
+class Peers(asyncio.DatagramProtocol):
+    """The other app processes on this embedded server, each told of every write.
+
+    nx-27017 listens on loopback only, so whoever shares it is on this machine. Each process
+    binds a UDP port on 127.0.0.1 and lists it in PEERS_COLLECTION (refreshed every few
+    seconds); a write sends each listed peer one datagram naming the collection, and the peer's
+    follower of that collection asks again at once, as for its own writes. A real MongoDB
+    waits in getMore itself and needs none of this.
+    """
+
+    def __init__(self) -> None:
+        self._transport: asyncio.DatagramTransport | None = None
+        self._others: list[tuple[str, int]] = []
+        self._id = ""
+        self._task: asyncio.Task[None] | None = None
+
+    async def join(self, db: Any) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0)
+        )
+        self._transport = transport
+        host, port = transport.get_extra_info("sockname")[:2]
+        self._id = f"{host}:{port}"
+        await self._list(db, port)
+        self._task = asyncio.create_task(self._keep_listed(db, port), name="nx:peers")
+
+    async def _list(self, db: Any, port: int) -> None:
+        peers = db[PEERS_COLLECTION]
+        now = time.time()  # a number, not a date: see _update in store.py
+        listing = {"_id": self._id, "port": port, "seen": now}  # _id too: nx-27017 needs it
+        await peers.replace_one({"_id": self._id}, listing, upsert=True)
+        cursor = peers.find({"seen": {"$gt": now - PEER_LAPSE_SECS}})
+        self._others = [
+            ("127.0.0.1", doc["port"]) async for doc in cursor if doc["_id"] != self._id
+        ]
+
+    async def _keep_listed(self, db: Any, port: int) -> None:
+        while True:
+            await asyncio.sleep(PEER_REFRESH_SECS)
+            # A failed round is tried again at the next; meanwhile the pauses bound the delay.
+            with contextlib.suppress(PyMongoError):
+                await self._list(db, port)
+
+    def tell(self, collection: str) -> None:
+        if self._transport is not None:
+            for address in self._others:
+                self._transport.sendto(collection.encode(), address)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        wake_on_write.wake(data.decode("ascii", "replace"))
+
+    async def leave(self, db: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        with contextlib.suppress(PyMongoError):
+            await db[PEERS_COLLECTION].delete_one({"_id": self._id})
+
+
+async def join_peers(db: Any) -> None:
+    """Start telling (and hearing from) the other processes on this embedded server."""
+    if wake_on_write.peers is None:
+        wake_on_write.peers = Peers()
+        await wake_on_write.peers.join(db)
+
+
+async def leave_peers(db: Any) -> None:
+    peers, wake_on_write.peers = wake_on_write.peers, None
+    if peers is not None:
+        await peers.leave(db)
 
 
 class ServerReturns(monitoring.ServerListener):
@@ -140,14 +227,14 @@ class IdlePacer:
     """Pauses after a change-stream batch that came back empty sooner than it should.
 
     The pause grows while nothing happens (so an idle server costs next to nothing) and ends
-    early when this process writes.
+    early when this process, or a peer on the same server, writes to the collection.
     """
 
-    def __init__(self, await_secs: float, *, longest: float = IDLE_PAUSES_SECS[-1]) -> None:
+    def __init__(self, await_secs: float, *, collection: str) -> None:
         self.await_secs = await_secs
-        self._pauses = tuple(min(pause, longest) for pause in IDLE_PAUSES_SECS)
+        self._pauses = IDLE_PAUSES_SECS
         self._quick_empties = 0
-        self._woken = wake_on_write.new_event()
+        self._woken = wake_on_write.new_event(collection)
 
     def busy(self) -> None:
         self._quick_empties = 0
