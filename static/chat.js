@@ -264,6 +264,7 @@
     else if (event.type === "read") setUnread(event.data, 0); // read here or in another tab
     else if (event.type === "typing") showTyping(event.data);
     else if (event.type === "reload") window.location.reload();
+    else if (event.type === "signed-out") window.location.assign("/login"); // in any tab
   });
 
   // --- Forms ------------------------------------------------------------------

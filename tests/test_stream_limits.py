@@ -53,6 +53,8 @@ async def test_signing_out_ends_open_streams_in_every_process(
                 headers={"Authorization": f"Bearer {credentials['token']}"},
             )
         assert out.status_code == 303
+        told = await events.next_named("signed-out")  # its page goes to the sign-in page
+        assert told.data == "signed out"
         await ended(events)  # in the other process too, within seconds
         bob.post_dm(alice.username, "after")
         assert not any("after" in e.data for e in events.events)

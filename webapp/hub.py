@@ -48,6 +48,8 @@ MAX_STREAMS_PER_USER = 20  # the 21st closes that user's oldest
 RING_SIZE = settings.REPLAY_RING_SIZE  # recent message changes kept for replay
 USER_CACHE_SIZE = 10_000  # users kept in memory for the request path
 PEOPLE_BATCH_SECS = 0.5  # presence and away changes are announced together, this often
+RECENT_PEOPLE_SECS = 10.0  # a new stream gets the entries announced this lately
+SIGNED_OUT_GRACE_SECS = 2.0  # a signed-out stream is closed after the page had time to leave
 AWAIT_SECS = 1.0  # how long the server may hold an empty getMore
 BACKOFF_SECS = (0.2, 0.5, 1.0, 2.0, 5.0)
 STOP_TIMEOUT_SECS = 3
@@ -75,6 +77,7 @@ class Stream:
         "jti",
         "opened_at",
         "presence_id",
+        "revoked",
         "sending_since",
         "stalled",
         "task",
@@ -89,6 +92,7 @@ class Stream:
         self.opened_at = store.now()
         self.after: SortKey | None = None
         self.closed = False
+        self.revoked = False
         self.stalled = False
         self.sending_since: float | None = None  # set while its socket is being written
         self.task: asyncio.Task[Any] | None = None
@@ -100,7 +104,7 @@ class Stream:
         self._wakeup: asyncio.Future[None] | None = None
 
     def offer(self, data: bytes, key: SortKey | None = None) -> None:
-        if self.closed:
+        if self.closed or self.revoked:
             return
         if key is not None and self.after is not None:
             if key <= self.after:
@@ -247,6 +251,7 @@ class Hub:
         self._unsettled: set[str] = set()
         self._changed_people: dict[str, User] = {}
         self._settling: asyncio.Task[None] | None = None
+        self._recent_people: deque[tuple[float, bytes]] = deque()
 
     # Streams come and go
 
@@ -257,6 +262,8 @@ class Hub:
         closes the oldest (here at once; elsewhere through the presence change stream).
         """
         stream = Stream(user_id, jti)
+        for data in self.recent_people():  # written first, once the stream goes live
+            stream.offer(data)
         mine = self._streams.setdefault(user_id, {})
         mine[stream] = None
         self._by_jti.setdefault(jti, set()).add(stream)
@@ -314,9 +321,6 @@ class Hub:
     def position(self) -> str:
         """The resume token of the newest message change seen: a cursor for a page just rendered."""
         return self._positions.get(Message.__collection__, "")
-
-    def streams_of(self, user_id: str) -> Iterable[Stream]:
-        return self._streams.get(user_id, {}).keys()
 
     async def user(self, user_id: str) -> User | None:
         """A user, from memory when seen lately: the user feed keeps these copies current."""
@@ -489,8 +493,11 @@ class Hub:
         elif isinstance(notice, UserChange):
             self._on_user(notice)
         elif isinstance(notice, Revocation):
+            loop = asyncio.get_running_loop()
             for stream in list(self._by_jti.get(notice.jti, ())):
-                stream.close()
+                stream.offer(wire.SIGNED_OUT)  # the page goes to the sign-in page itself
+                stream.revoked = True  # nothing more is written
+                loop.call_later(SIGNED_OUT_GRACE_SECS, stream.close)
         elif notice is not None:
             if isinstance(notice, MessageEvent):
                 self.ring.add(nx_compat.token_sort_key(notice.id), notice)
@@ -558,3 +565,12 @@ class Hub:
                 data = b"".join(wire.encode_event(person).shared for person in people)
                 for stream in self.all_streams():
                     stream.offer(data)
+                self._recent_people.append((asyncio.get_running_loop().time(), data))
+
+    def recent_people(self) -> list[bytes]:
+        """The batches of entries announced lately: a page rendered just before one of them
+        went out, and whose stream opened just after, learns of it from these."""
+        now = asyncio.get_running_loop().time()
+        while self._recent_people and self._recent_people[0][0] < now - RECENT_PEOPLE_SECS:
+            self._recent_people.popleft()
+        return [data for _, data in self._recent_people]

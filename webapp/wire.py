@@ -19,6 +19,7 @@ from webapp.templating import render_shared
 RETRY_MS = 2000  # how long a browser waits before it reconnects
 CONNECTED = ServerSentEvent(comment="connected", retry=RETRY_MS).encode()
 KEEPALIVE = ServerSentEvent(comment="keep-alive").encode()
+SIGNED_OUT = ServerSentEvent(data="signed out", event="signed-out").encode()
 
 
 def encode(data: str, *, event: str, id: str | None = None) -> bytes:

@@ -50,6 +50,21 @@ def test_register_sign_out_and_sign_in(new_page: NewPage) -> None:
     expect(page.get_by_text(f"Signed in as {username}")).to_be_visible()
 
 
+def test_signing_out_sends_the_other_tabs_to_the_sign_in_page(
+    new_page: NewPage, person: Person
+) -> None:
+    first, second = new_page(person), new_page(person)  # one session, two tabs
+    for tab in (first, second):
+        tab.goto("/")
+        expect_chat_page(tab)
+    expect(
+        second.get_by_role("list", name="Online users").get_by_role("link", name=person.username)
+    ).to_be_visible()  # its stream is open
+    first.get_by_role("button", name="Sign out").click()
+    expect_sign_in_page(first)
+    expect_sign_in_page(second)  # told by its own event stream
+
+
 def test_wrong_password_shows_an_error(
     new_page: NewPage, make_person: Callable[..., Person], console_log: ConsoleLog
 ) -> None:
