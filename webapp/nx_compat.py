@@ -32,7 +32,7 @@ _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
 # After 1, 2, 3... quick empty batches. Writes end a pause at once (WakeOnWrite, Peers), so
 # the longest one only bounds how late a change nobody announced is seen.
-IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 PEERS_COLLECTION = "nx_peers"
 PEER_REFRESH_SECS = 5.0
 PEER_LAPSE_SECS = 3 * PEER_REFRESH_SECS
