@@ -24,7 +24,7 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from webapp import feeds, nx_compat, store, wire
+from webapp import chat, feeds, nx_compat, store, wire
 from webapp.auth import SignedInUser, signed_in
 from webapp.database import Db
 from webapp.feeds import MessageEvent
@@ -46,15 +46,20 @@ class CannotReplay(Exception):
 
 
 def may_see(event: MessageEvent, user_id: str) -> bool:
-    users = feeds.audience(event).users
-    return users is None or user_id in users
+    message = event.message
+    return chat.may_read(message.conversation, message.participants, user_id)
+
+
+def _replayable(cursor: str, position: str) -> bool:
+    """A cursor of this stream: well formed, and not one the embedded server would misread."""
+    return bool(_CURSOR_RE.fullmatch(cursor)) and not nx_compat.cannot_replay(cursor, position)
 
 
 async def replay_messages(
     db: Db, *, cursor: str, position: str, user_id: str
 ) -> list[MessageEvent]:
     """The message changes after `cursor` that this user may see, read from the change stream."""
-    if not _CURSOR_RE.fullmatch(cursor) or nx_compat.cannot_replay(cursor, position):
+    if not _replayable(cursor, position):
         raise CannotReplay("not a cursor of this stream")
     limit = min(MAX_REPLAY, nx_compat.replay_limit(cursor))
     changes = []
@@ -85,7 +90,7 @@ async def replay_messages(
 
 def replay_from_ring(hub: Hub, *, cursor: str, user_id: str) -> list[MessageEvent] | None:
     """The same as replay_messages, from memory; None when the ring does not reach back."""
-    if not _CURSOR_RE.fullmatch(cursor) or nx_compat.cannot_replay(cursor, hub.position):
+    if not _replayable(cursor, hub.position):
         return None
     key = nx_compat.token_sort_key(cursor)
     if not hub.ring.covers(key):
