@@ -149,11 +149,17 @@ class Stream:
             self.transport.abort()
         self.close()
 
-    def backlog(self) -> int:
-        """Bytes written but not yet taken by the socket."""
+    def stuck_since(self, now: float) -> float | None:
+        """Since when its socket has taken nothing it was given (None: it keeps up).
+
+        A stream's own task marks its sends; a transport's backlog is looked at here.
+        """
         if self.transport is not None:
-            return self.transport.get_write_buffer_size()
-        return self._pending_bytes
+            if not self.transport.get_write_buffer_size():
+                self.sending_since = None
+            elif self.sending_since is None:
+                self.sending_since = now
+        return self.sending_since
 
     def close(self) -> None:
         """Ends the stream: nothing more is written, and its task finishes."""
@@ -405,14 +411,10 @@ class Hub:
             keepalive = since_keepalive >= settings.KEEPALIVE_SECS
             if keepalive:
                 since_keepalive = 0.0
-            stalled_since = loop.time() - settings.STREAM_SEND_TIMEOUT_SECS
+            now = loop.time()
+            stalled_since = now - settings.STREAM_SEND_TIMEOUT_SECS
             for stream in self.all_streams():
-                if stream.transport is not None:  # written at once: is anything stuck?
-                    if not stream.backlog():
-                        stream.sending_since = None
-                    elif stream.sending_since is None:
-                        stream.sending_since = loop.time()
-                started = stream.sending_since
+                started = stream.stuck_since(now)
                 if started is not None and started < stalled_since:
                     self.cut_stalled(stream)
                 elif keepalive:
