@@ -38,6 +38,12 @@ def request_with_headers(total: int, *, line: bytes = b"GET /healthz HTTP/1.1\r\
     return request
 
 
+async def hang_up(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
 async def exchange(url: str, data: bytes) -> bytes:
     """Sends `data` (while reading, so a refusal mid-way is seen) and reads until the server
     closes the connection."""
@@ -55,9 +61,7 @@ async def exchange(url: str, data: bytes) -> bytes:
         sending.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await sending
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+        await hang_up(writer)
 
 
 async def read_response(reader: asyncio.StreamReader) -> bytes:
@@ -125,9 +129,7 @@ async def test_a_big_body_does_not_count_as_the_next_requests_headers(
             assert status(await read_response(reader)) == 401  # no such account
             assert status(await read_response(reader)) == 200
     finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+        await hang_up(writer)
 
 
 async def test_a_refused_post_stores_nothing(person: Person) -> None:
@@ -214,9 +216,7 @@ async def test_a_body_that_dribbles_is_cut_off(person: Person) -> None:
         dribbling.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await dribbling
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+        await hang_up(writer)
     assert status(response) == 408
     assert b"connection: close" in response.lower()
     assert sent < len(body)  # cut off mid-body, not at its end
