@@ -111,6 +111,21 @@ async def test_signing_in_shows_online_once_across_tabs(
         assert "last seen" in page
 
 
+async def test_a_new_stream_learns_of_people_announced_just_before_it(
+    make_person: MakePerson,
+) -> None:
+    """A page rendered just before a presence batch went out, whose stream opened just after
+    it, still hears of it: a new stream starts with the batches of the last few seconds."""
+    alice, bob, carol = make_person(), make_person(), make_person()
+    async with (
+        open_stream(alice.base_url, token=alice.token()) as alice_events,
+        open_stream(bob.base_url, token=bob.token()),
+    ):
+        await person_event(alice_events, bob.username, status="online")  # it went out
+        async with open_stream(carol.base_url, token=carol.token()) as carol_events:
+            await person_event(carol_events, bob.username, status="online")
+
+
 async def test_presence_crosses_processes(
     make_person: MakePerson, quick_expiry_servers: tuple[AppServer, AppServer]
 ) -> None:
