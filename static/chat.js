@@ -207,6 +207,90 @@
     note.hidden = !away;
   }
 
+  // --- Rooms and their members ---------------------------------------------------
+
+  // Places `entry` in `list` by `attr` (ignoring case), replacing `old` if there is one.
+  function placeSorted(list, entry, attr, old) {
+    if (old) old.remove();
+    const name = (entry.getAttribute(attr) || "").toLowerCase();
+    const after = Array.from(list.children).find(function (other) {
+      return (other.getAttribute(attr) || "").toLowerCase() > name;
+    });
+    if (after) htmx.swap(after, entry.outerHTML, swapSpec("beforebegin"));
+    else htmx.swap(list, entry.outerHTML, swapSpec("beforeend"));
+  }
+
+  // A group room's entry: new in your sidebar (you were added) or renamed. Its count stays.
+  function placeRoom(html) {
+    const root = chatRoot();
+    const entry = parseFragment(html);
+    const list = document.getElementById("rooms");
+    if (!root || !entry || !entry.id || !list) return;
+    const link = entry.querySelector("a");
+    const old = document.getElementById(entry.id);
+    const oldBadge = old && old.querySelector(".badge");
+    const badge = entry.querySelector(".badge");
+    if (oldBadge && badge) {
+      badge.textContent = oldBadge.textContent;
+      badge.hidden = oldBadge.hidden;
+      badge.setAttribute("aria-label", oldBadge.getAttribute("aria-label") || "");
+    }
+    placeSorted(list, entry, "data-name", old);
+    if (link.dataset.conversation === root.dataset.conversation) {
+      const title = document.getElementById("conversation-title");
+      const topic = document.getElementById("room-topic");
+      const name = entry.dataset.name;
+      if (title && title.textContent !== name) {
+        document.title = document.title.replace(title.textContent, name);
+        title.textContent = name;
+      }
+      if (topic) {
+        topic.textContent = link.dataset.topic || "";
+        topic.hidden = !link.dataset.topic;
+      }
+    }
+    markCurrent();
+    updateTitle();
+  }
+
+  // Someone joined or left a room: its "Members" list, and if it was you who left, your
+  // sidebar and, when the room is open here, its page.
+  function placeMember(html) {
+    const root = chatRoot();
+    const entry = parseFragment(html);
+    if (!root || !entry || !entry.id) return;
+    const key = entry.dataset.conversation;
+    const here = key === root.dataset.conversation;
+    const list = document.getElementById("members");
+    const old = document.getElementById(entry.id);
+    if (entry.hasAttribute("data-left")) {
+      if (old) old.remove();
+      if (entry.dataset.userId !== root.dataset.meId) return;
+      const mine = document.querySelector('#rooms [data-conversation="' + CSS.escape(key) + '"]');
+      if (mine) mine.closest("li").remove();
+      updateTitle();
+      if (here) leftThisRoom();
+    } else if (here && entry.dataset.userId === root.dataset.meId && !document.getElementById("composer")) {
+      window.location.reload(); // added back to the room open here: it opens again
+    } else if (here && list) {
+      placeSorted(list, entry, "data-username", old);
+    }
+  }
+
+  function leftThisRoom() {
+    window.clearTimeout(readTimer); // nothing more is read here
+    readTimer = null;
+    document.querySelectorAll("#composer, #room-panel form, #log .load-older").forEach(
+      function (el) { el.remove(); }
+    );
+    const notice = document.createElement("p");
+    notice.className = "closed-notice";
+    notice.setAttribute("role", "status");
+    notice.textContent = "You are no longer a member of this room.";
+    const conversation = document.querySelector("main.conversation");
+    if (conversation) conversation.appendChild(notice);
+  }
+
   // --- Typing ---------------------------------------------------------------
 
   const TYPING_SHOW_MS = 6000;
@@ -263,6 +347,8 @@
     else if (event.type === "person") placePerson(event.data);
     else if (event.type === "read") setUnread(event.data, 0); // read here or in another tab
     else if (event.type === "typing") showTyping(event.data);
+    else if (event.type === "room") placeRoom(event.data);
+    else if (event.type === "member") placeMember(event.data);
     else if (event.type === "reload") window.location.reload();
     else if (event.type === "signed-out") window.location.assign("/login"); // in any tab
   });
@@ -311,6 +397,10 @@
     const elt = evt.detail.elt;
     if (!evt.detail.successful) return;
     clearError(elt);
+    if (elt.classList.contains("add-member") || elt.classList.contains("room-settings")) {
+      const field = elt.querySelector("input[name=username]");
+      if (field) field.value = "";
+    }
     if (elt.id === "composer") {
       placeMessage(evt.detail.xhr.responseText, false);
       lastTypingSent = 0;

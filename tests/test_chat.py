@@ -234,36 +234,57 @@ def test_clean_away_refuses_too_long(value: str) -> None:
 # Conversations
 
 
-def test_dm_conversation_is_symmetric() -> None:
+def test_dm_key_is_symmetric() -> None:
     a, b, c = "65f0000000000000000000aa", "65f0000000000000000000bb", "65f0000000000000000000cc"
-    assert chat.dm_conversation(a, b) == chat.dm_conversation(b, a)
-    assert chat.dm_conversation(a, b) != chat.dm_conversation(a, c)
-    assert chat.dm_conversation(a, b) != chat.dm_conversation(b, c)
-    assert chat.dm_conversation(a, b) != chat.PUBLIC
-    assert chat.dm_conversation(a, a) == f"dm:{a}:{a}"
-
-
-def test_dm_conversation_names_both_people() -> None:
-    key = chat.dm_conversation("u2", "u1")
-    assert key == "dm:u1:u2"
+    assert chat.dm_key(a, b) == chat.dm_key(b, a)
+    assert chat.dm_key(a, b) != chat.dm_key(a, c)
+    assert chat.dm_key(a, b) != chat.dm_key(b, c)
+    assert chat.dm_key(a, b) != chat.PUBLIC
+    assert chat.dm_key(a, a) == f"dm:{a}:{a}"
 
 
 @pytest.mark.parametrize(
-    ("conversation", "participants", "user", "allowed"),
+    ("key", "user", "peer"),
     [
-        (chat.PUBLIC, [], "anyone", True),
-        ("dm:a:b", ["a", "b"], "a", True),
-        ("dm:a:b", ["a", "b"], "b", True),
-        ("dm:a:b", ["a", "b"], "c", False),
-        ("dm:a:b", ["a", "b"], "", False),
-        ("dm:a:a", ["a"], "a", True),
-        ("dm:a:a", ["a"], "b", False),
-        # Reading rights come from the participants, not from the look of the key.
-        ("dm:a:c", ["a", "b"], "c", False),
+        ("dm:u1:u2", "u1", "u2"),
+        ("dm:u1:u2", "u2", "u1"),
+        ("dm:u1:u1", "u1", "u1"),  # notes to self
+        ("dm:u1:u2", "u3", None),  # not theirs
+        ("public", "u1", None),
+        ("65f0000000000000000000aa", "u1", None),  # a group room
     ],
 )
-def test_may_read(conversation: str, participants: list[str], user: str, allowed: bool) -> None:
-    assert chat.may_read(conversation, participants, user) is allowed
+def test_dm_peer(key: str, user: str, peer: str | None) -> None:
+    assert chat.dm_peer(key, user) == peer
+
+
+@pytest.mark.parametrize(
+    ("value", "cleaned"),
+    [
+        ("Plans", "Plans"),
+        ("  Weekend   plans \n", "Weekend plans"),
+        ("x" * 64, "x" * 64),
+        ("\u202eevil\u202c", "evil"),  # bidi overrides dropped
+        ("Ünïcødé 🎉", "Ünïcødé 🎉"),
+    ],
+)
+def test_room_names_are_cleaned(value: str, cleaned: str) -> None:
+    assert chat.clean_room_name(value) == cleaned
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\x00\x01", "x" * 65])
+def test_bad_room_names_are_refused(value: str) -> None:
+    with pytest.raises(BadRequest):
+        chat.clean_room_name(value)
+
+
+@pytest.mark.parametrize(("value", "ok"), [("", True), ("t" * 200, True), ("t" * 201, False)])
+def test_topics_are_at_most_200_characters(value: str, ok: bool) -> None:
+    if ok:
+        assert chat.clean_topic(value) == value
+    else:
+        with pytest.raises(BadRequest):
+            chat.clean_topic(value)
 
 
 # Throttling

@@ -14,40 +14,45 @@ import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from webapp import feeds, nx_compat, wire
 from webapp.feeds import (
     Audience,
+    MemberEvent,
+    MembershipChange,
+    MessageChange,
     MessageEvent,
     PersonEvent,
     PresenceChange,
     ReadEvent,
     Revocation,
+    RoomChange,
+    RoomEvent,
+    TypingChange,
     TypingEvent,
     UserChange,
 )
 from webapp.hub import PENDING_LIMIT_BYTES, Ring, Stream
-from webapp.models import Message, Presence, ReadMarker, RevokedToken, Typing, User
+from webapp.models import Membership, Message, Presence, RevokedToken, Room, Typing, User
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ALICE, BOB, CAROL = "a" * 24, "b" * 24, "c" * 24
+PUBLIC = Room(kind="public", key="public", name="Public room", created_at=NOW)
+DM = Room(kind="dm", key=f"dm:{ALICE}:{BOB}", members=[ALICE, BOB], created_at=NOW)
+NOTES = Room(kind="dm", key=f"dm:{ALICE}:{ALICE}", members=[ALICE], created_at=NOW)
+GROUP = Room(kind="group", key="g", name="Plans", owner_id=ALICE, created_at=NOW)
 
 
-def message(conversation: str, participants: list[str], body: str = "hi") -> Message:
+def message(room: Room = PUBLIC, body: str = "hi", sender: str = ALICE) -> Message:
     return Message(
-        conversation=conversation,
-        participants=participants,
-        sender_id=participants[0] if participants else ALICE,
+        room_id=str(room.id),
+        seq=1,
+        sender_id=sender,
         sender_name="alice",
         body=body,
         created_at=NOW,
     )
 
 
-def typing(conversation: str, participants: list[str]) -> Typing:
+def typing(room: Room) -> Typing:
     return Typing(
-        id=f"{ALICE}:{conversation}",
-        user_id=ALICE,
-        username="alice",
-        conversation=conversation,
-        participants=participants,
-        at=NOW,
+        id=f"{ALICE}:{room.id}", user_id=ALICE, username="alice", room_id=str(room.id), at=NOW
     )
 
 
@@ -55,37 +60,60 @@ USER = User(username="alice", username_key="alice", password_hash="x", created_a
 
 
 @pytest.mark.parametrize(
-    ("event", "expected"),
+    ("event", "members", "expected"),
     [
-        (MessageEvent("nx:1", message("public", [])), Audience(None)),
+        (MessageEvent("nx:1", message(), PUBLIC), [], Audience(None)),
+        (MessageEvent("nx:1", message(DM), DM), [ALICE, BOB], Audience(frozenset({ALICE, BOB}))),
+        (MessageEvent("nx:1", message(NOTES), NOTES), [ALICE], Audience(frozenset({ALICE}))),
+        # A group room's message reaches its members as they are now, whoever posted it.
+        (MessageEvent("nx:1", message(GROUP), GROUP), [ALICE, CAROL], Audience(frozenset({ALICE, CAROL}))),
+        (MessageEvent("nx:1", message(GROUP), GROUP), [], Audience(frozenset())),
+        (TypingEvent(typing(PUBLIC), PUBLIC), [], Audience(None, excluding=ALICE)),  # never the typist
         (
-            MessageEvent("nx:1", message(f"dm:{ALICE}:{BOB}", [ALICE, BOB])),
-            Audience(frozenset({ALICE, BOB})),
-        ),
-        (
-            MessageEvent("nx:1", message(f"dm:{ALICE}:{ALICE}", [ALICE])),
-            Audience(frozenset({ALICE})),
-        ),
-        (TypingEvent(typing("public", [])), Audience(None, excluding=ALICE)),  # never the typist
-        (
-            TypingEvent(typing(f"dm:{ALICE}:{BOB}", [ALICE, BOB])),
+            TypingEvent(typing(DM), DM),
+            [ALICE, BOB],
             Audience(frozenset({ALICE, BOB}), excluding=ALICE),
         ),
-        (ReadEvent(BOB, "public"), Audience(frozenset({BOB}))),  # only the reader's own tabs
-        (PersonEvent(USER, online=True), Audience(None)),
+        (TypingEvent(typing(GROUP), GROUP), [ALICE, BOB], Audience(frozenset({ALICE, BOB}), excluding=ALICE)),
+        (ReadEvent(BOB, GROUP), [ALICE, BOB], Audience(frozenset({BOB}))),  # the reader's own tabs
+        (RoomEvent(GROUP), [ALICE, BOB], Audience(frozenset({ALICE, BOB}))),  # renamed
+        (RoomEvent(GROUP, to=CAROL), [ALICE, CAROL], Audience(frozenset({CAROL}))),  # just added
+        # Whoever joined or left hears of it, with the members.
+        (MemberEvent(GROUP, CAROL, "carol", joined=False), [ALICE], Audience(frozenset({ALICE, CAROL}))),
+        (MemberEvent(GROUP, CAROL, "carol", joined=True), [ALICE, CAROL], Audience(frozenset({ALICE, CAROL}))),
+        (PersonEvent(USER, online=True), [], Audience(None)),
+    ],
+)  # fmt: skip
+def test_audience(event: feeds.Event, members: list[str], expected: Audience) -> None:
+    assert feeds.audience(event, members) == expected
+
+
+@pytest.mark.parametrize(
+    ("event", "room"),
+    [
+        (MessageEvent("nx:1", message(GROUP), GROUP), GROUP),
+        (TypingEvent(typing(GROUP), GROUP), GROUP),
+        (RoomEvent(GROUP), GROUP),
+        (MemberEvent(GROUP, BOB, "bob", joined=True), GROUP),
+        (RoomEvent(GROUP, to=BOB), None),  # to one person: nobody else is asked for
+        (ReadEvent(BOB, GROUP), None),
+        (PersonEvent(USER, online=True), None),
     ],
 )
-def test_audience(event: feeds.Event, expected: Audience) -> None:
-    assert feeds.audience(event) == expected
+def test_members_are_asked_for_only_when_the_audience_needs_them(
+    event: feeds.Event, room: Room | None
+) -> None:
+    assert feeds.members_needed(event) is room
 
 
 def change(operation: str, key: Any, resume: str = "nx:7") -> dict[str, Any]:
     return {"_id": {"_data": resume}, "operationType": operation, "documentKey": {"_id": key}}
 
 
-MARKER = ReadMarker(id=f"{BOB}:public", user_id=BOB, conversation="public", read_at=NOW)
 REVOKED = RevokedToken(jti="j1", expires_at=NOW)
-COUNTING = ReadMarker(id=f"{BOB}:dm:x", user_id=BOB, conversation="dm:x", read_at=NOW, unread=2)
+POSTED = message()
+TYPING = typing(DM)
+MEMBERSHIP = f"{GROUP.id}:{BOB}"
 
 
 @pytest.mark.parametrize(
@@ -95,16 +123,17 @@ COUNTING = ReadMarker(id=f"{BOB}:dm:x", user_id=BOB, conversation="dm:x", read_a
         (Presence, "delete", f"{BOB}:1f", None, PresenceChange(f"{BOB}:1f", BOB, opened=False)),
         (User, "update", ObjectId(), USER, UserChange(USER)),
         (User, "update", ObjectId(), None, None),  # gone before it was loaded
-        (ReadMarker, "update", MARKER.id, MARKER, ReadEvent(BOB, "public")),
-        (ReadMarker, "update", COUNTING.id, COUNTING, None),  # a DM counting up: not a read
-        (
-            RevokedToken,
-            "insert",
-            ObjectId(),
-            RevokedToken(jti="j1", expires_at=NOW),
-            Revocation("j1"),
-        ),
-        (Message, "insert", ObjectId(), None, None),
+        (Membership, "insert", MEMBERSHIP, None, MembershipChange(str(GROUP.id), BOB, "insert")),
+        (Membership, "update", MEMBERSHIP, None, MembershipChange(str(GROUP.id), BOB, "update")),
+        # Reading replaces nothing, but a replace is a read position moving too.
+        (Membership, "replace", MEMBERSHIP, None, MembershipChange(str(GROUP.id), BOB, "update")),
+        (Membership, "delete", MEMBERSHIP, None, MembershipChange(str(GROUP.id), BOB, "delete")),
+        (Room, "update", GROUP.id, GROUP, RoomChange(GROUP)),
+        (Room, "update", GROUP.id, None, None),
+        (Typing, "update", TYPING.id, TYPING, TypingChange(TYPING)),
+        (RevokedToken, "insert", ObjectId(), REVOKED, Revocation("j1")),
+        (Message, "insert", POSTED.id, POSTED, MessageChange("nx:7", POSTED)),
+        (Message, "insert", ObjectId(), None, None),  # deleted before it was loaded
     ],
 )
 def test_feeds_turn_changes_into_events(
@@ -113,16 +142,6 @@ def test_feeds_turn_changes_into_events(
     feed = next(f for f in feeds.FEEDS if f.model is model)
     assert operation in feed.operations
     assert feed.to_event(change(operation, key), doc) == expected
-
-
-def test_message_and_typing_feeds_carry_the_loaded_document() -> None:
-    posted = message("public", [])
-    event = feeds.MESSAGES.to_event(change("insert", posted.id, "nx:42"), posted)
-    assert isinstance(event, MessageEvent) and event.message is posted and event.id == "nx:42"
-    notice = typing("public", [])
-    typing_feed = next(f for f in feeds.FEEDS if f.model is Typing)
-    got = typing_feed.to_event(change("update", notice.id), notice)
-    assert isinstance(got, TypingEvent) and got.typing is notice
 
 
 def test_heartbeats_never_travel() -> None:
@@ -181,25 +200,25 @@ async def test_live_events_wait_for_the_replay_and_are_never_doubled() -> None:
 def test_ring_replays_after_a_cursor_it_covers() -> None:
     ring = Ring(size=3)
     ring.begin(key(10))
-    first, second = message("public", [], "one"), message("public", [], "two")
-    ring.add(key(11), MessageEvent("nx:11", first))
-    ring.add(key(12), MessageEvent("nx:12", second))
+    first, second = message(body="one"), message(body="two")
+    ring.add(key(11), MessageEvent("nx:11", first, PUBLIC))
+    ring.add(key(12), MessageEvent("nx:12", second, PUBLIC))
     edited = first.model_copy(update={"body": "one, edited"})
-    ring.add(key(13), MessageEvent("nx:13", edited))
+    ring.add(key(13), MessageEvent("nx:13", edited, PUBLIC))
     assert not ring.covers(key(9))
     replayed = ring.after(key(10))
     assert [event.id for _, event in replayed] == ["nx:11", "nx:12", "nx:13"]
     # Each replays the message as it is now, as a replay from the database does.
     assert [event.message.body for _, event in replayed] == ["one, edited", "two", "one, edited"]
     assert ring.after(key(13)) == []
-    ring.add(key(14), MessageEvent("nx:14", message("public", [], "three")))
+    ring.add(key(14), MessageEvent("nx:14", message(body="three"), PUBLIC))
     assert ring.start == key(11)  # the oldest fell out: cursors before it replay elsewhere
     assert not ring.covers(key(10)) and ring.covers(key(11))
 
 
 def test_a_message_is_encoded_once_per_audience() -> None:
-    posted = message(f"dm:{ALICE}:{BOB}", [ALICE, BOB], "<b>hello</b>")
-    encoded = wire.encode_event(MessageEvent("nx:5", posted))
+    posted = message(DM, "<b>hello</b>")
+    encoded = wire.encode_event(MessageEvent("nx:5", posted, DM))
     assert encoded.for_user(BOB) is encoded.for_user(CAROL)
     assert encoded.for_user(ALICE) is encoded.own
     assert b"id: nx:5\r\nevent: message\r\n" in encoded.shared
@@ -207,6 +226,18 @@ def test_a_message_is_encoded_once_per_audience() -> None:
     assert b">Edit</button>" in encoded.own and b">Edit</button>" not in encoded.shared
     for variant in (encoded.own, encoded.shared):
         assert b"csrf_token" not in variant  # shared fragments carry no session
+
+
+def test_a_member_entry_has_remove_buttons_in_the_owners_copy_only() -> None:
+    encoded = wire.encode_event(MemberEvent(GROUP, BOB, "bob", joined=True))
+    assert encoded.for_user(ALICE) is encoded.own  # Alice owns the room
+    assert encoded.for_user(BOB) is encoded.shared
+    assert b"Remove bob" in encoded.own and b"Remove" not in encoded.shared
+    assert b"data-left" not in encoded.shared
+    left = wire.encode_event(MemberEvent(GROUP, BOB, "bob", joined=False))
+    assert b"data-left" in left.shared and b"Remove" not in left.own
+    for variant in (encoded.own, encoded.shared):
+        assert b"csrf_token" not in variant
 
 
 @pytest.mark.parametrize(

@@ -343,10 +343,10 @@ def test_opening_a_read_conversation_writes_nothing(
     alice.client.get(f"/dm/{bob.username}")  # reads it
     client: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
     try:
-        markers = client.get_default_database().read_markers
+        markers = client.get_default_database().membership
         user = client.get_default_database().user.find_one({"username": alice.username})
         assert user is not None
-        query = {"user_id": str(user["_id"]), "unread": 0}
+        query = {"user_id": str(user["_id"])}
         before = list(markers.find(query))
         assert before
         alice.client.get(f"/dm/{bob.username}")  # nothing new: no write, no refresh for tabs
@@ -379,3 +379,34 @@ def test_nobody_can_set_presence_for_someone_else(make_person: MakePerson) -> No
     )
     assert entries[alice.username] == ""
     assert entries[mallory.username] == "hijacked"
+
+
+@pytest.fixture(scope="module")
+def crowded_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """A process that counts more than one person online as a crowd."""
+    env = {"LIVE_PRESENCE_LIMIT": "1", "PRESENCE_REFRESH_SECS": "3"}
+    with AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("crowd"), env=env) as server:
+        yield server
+
+
+async def test_in_a_crowd_presence_is_live_only_for_those_who_share_a_room(
+    make_person: MakePerson, crowded_server: AppServer
+) -> None:
+    """Past LIVE_PRESENCE_LIMIT online, Bob coming online reaches Alice (they share a DM) at
+    once, and Carol (who shares nothing with him) with the next slow refresh."""
+    url = crowded_server.url
+    alice, bob, carol = make_person(url), make_person(url), make_person(url)
+    assert alice.post_dm(bob.username, "hello").status_code == 201
+    async with (
+        open_stream(url, token=alice.token()) as alice_events,
+        open_stream(url, token=carol.token()) as carol_events,
+    ):
+        await person_event(alice_events, carol.username, status="online")  # a crowd of two
+        async with open_stream(url, token=bob.token()):
+            await person_event(alice_events, bob.username, status="online")
+            arrived = time.monotonic()
+            seen_by_carol = [entry_of(e.data) for e in carol_events.events if e.event == "person"]
+            online = {"username": bob.username, "status": "online"}
+            assert not [e for e in seen_by_carol if online.items() <= e.items()]  # not live
+            await person_event(carol_events, bob.username, status="online")
+            assert time.monotonic() - arrived > 1  # it came with the refresh, 3 s apart

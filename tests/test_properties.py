@@ -248,12 +248,34 @@ def conversation(world: World, someone: Person, where: str) -> Where:
     if where == "public":
         return Where("/rooms/public", chat.PUBLIC)
     peer = world.peer
-    return Where(f"/dm/{peer.username}", chat.dm_conversation(user_id(someone), user_id(peer)))
+    return Where(f"/dm/{peer.username}", chat.dm_key(user_id(someone), user_id(peer)))
 
 
-def conversation_state(world: World, someone: Person, where: Where) -> tuple[str, int]:
-    count = world.db["message"].count_documents({"conversation": where.key})
-    return listing(world, someone, where.messages), count
+def room_id(world: World, key: str) -> str | None:
+    """The id of the room of this key, if it has been made."""
+    room = world.db["room"].find_one({"key": key})
+    return str(room["_id"]) if room else None
+
+
+def key_of(world: World, message: Doc) -> str:
+    """The key of a stored message's room."""
+    room = world.db["room"].find_one({"_id": ObjectId(message["room_id"])})
+    assert room is not None, "a message of no room"
+    return str(room["key"])
+
+
+def readable_by(world: World, message: Doc, user: str) -> bool:
+    """Whether `user` may read this stored message: anyone in the public room, else members."""
+    room = world.db["room"].find_one({"_id": ObjectId(message["room_id"])})
+    assert room is not None, "a message of no room"
+    if room["kind"] == "public":
+        return True
+    return world.db["membership"].find_one({"_id": f"{room['_id']}:{user}"}) is not None
+
+
+def conversation_state(world: World, someone: Person, where: Where) -> tuple[str, int, int]:
+    count = world.db["message"].count_documents({"room_id": room_id(world, where.key)})
+    return listing(world, someone, where.messages), count, world.db["room"].count_documents({})
 
 
 def posted_id(response: httpx.Response) -> str:
@@ -536,7 +558,7 @@ def test_posting_any_body(world: World, where: str, body: str | None, via: str) 
     doc = world.db["message"].find_one({"_id": ObjectId(posted)})
     assert doc is not None
     assert doc["body"] == expected
-    assert doc["conversation"] == place.key
+    assert key_of(world, doc) == place.key
     assert doc["sender_id"] == user_id(author)
     assert f'id="msg-{posted}"' in listing(world, author, place.messages)
 
@@ -589,10 +611,11 @@ DM_ROUTES = {
 
 
 def traces(world: World, someone: Person) -> tuple[int, dict[str, Any], list[Doc]]:
-    """What a request by `someone` could leave behind: messages, typing notices, read markers."""
+    """What a request by `someone` could leave behind: messages, typing notices, memberships
+    (read positions, and the rooms a first direct message makes)."""
     me = user_id(someone)
     typing = {doc["_id"]: doc["at"] for doc in world.db["typing"].find({"user_id": me})}
-    markers = list(world.db["read_markers"].find({"user_id": me}, sort=[("_id", 1)]))
+    markers = list(world.db["membership"].find({"user_id": me}, sort=[("_id", 1)]))
     return world.db["message"].count_documents({"sender_id": me}), typing, markers
 
 
@@ -636,18 +659,23 @@ def test_dm_routes_any_username(world: World, action: str, data: st.DataObject) 
         refused(response, {404} if route else {404, 405, 307, 308})
         assert_no_traces(world, author, before)
         return
-    key = chat.dm_conversation(user_id(author), str(target["_id"]))
+    key = chat.dm_key(user_id(author), str(target["_id"]))
     if action == "post":
         assert response.status_code == 201, response.text[:300]
         doc = world.db["message"].find_one({"_id": ObjectId(message_id(response.text))})
         assert doc is not None
-        assert (doc["conversation"], doc["body"]) == (key, chat.clean_body(text))
+        assert (key_of(world, doc), doc["body"]) == (key, chat.clean_body(text))
     elif action in ("list", "page"):
         assert response.status_code == 200, response.text[:300]
     else:
         assert response.status_code == 204, response.text[:300]
-        collection = "typing" if action == "typing" else "read_markers"
-        assert world.db[collection].find_one({"_id": f"{user_id(author)}:{key}"})
+        room = room_id(world, key)
+        if action == "typing":  # typing makes the room, as a first message would
+            assert world.db["typing"].find_one({"_id": f"{user_id(author)}:{room}"})
+        elif room is not None:  # reading a conversation nobody wrote in records nothing
+            membership = world.db["membership"].find_one({"_id": f"{room}:{user_id(author)}"})
+            sequence = world.db["room_sequences"].find_one({"_id": room}) or {"value": 0}
+            assert membership is not None and membership["read_seq"] == sequence["value"]
 
 
 @examples(20)
@@ -720,13 +748,13 @@ def test_listing_before_any_cursor(world: World, where: str, data: st.DataObject
     before = dict(parse_qsl(sent, keep_blank_values=True)).get("before")  # the last one wins
     oid = store.parse_id(before) if before is not None else None
     cursor = world.db["message"].find_one({"_id": oid}) if oid else None
-    if before is not None and (cursor is None or cursor["conversation"] != place.key):
+    if before is not None and (cursor is None or key_of(world, cursor) != place.key):
         refused(response, {404})
         return
     assert response.status_code == 200, response.text[:300]
     shown = re.findall(r'id="msg-([0-9a-f]{24})"', response.text)
     docs = list(world.db["message"].find({"_id": {"$in": [ObjectId(i) for i in shown]}}))
-    assert {doc["conversation"] for doc in docs} <= {place.key}
+    assert {key_of(world, doc) for doc in docs} <= {place.key}
     if cursor is not None:
         assert str(cursor["_id"]) not in shown
         assert all(doc["created_at"] <= cursor["created_at"] for doc in docs)
@@ -794,7 +822,7 @@ def test_message_routes_any_id_and_body(
     refusals: set[int] = set()
     if not matched:
         refusals |= {404, 405}
-    elif target is None or not chat.may_read(target["conversation"], target["participants"], me):
+    elif target is None or not readable_by(world, target, me):
         refusals |= {404}
     elif target["sender_id"] != me:
         refusals |= {403, 404}
@@ -874,7 +902,7 @@ FORM_ROUTES: dict[str, tuple[str, Callable[[str], str]]] = {
 
 def notes(someone: Person) -> Where:
     return Where(
-        f"/dm/{someone.username}", chat.dm_conversation(user_id(someone), user_id(someone))
+        f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone))
     )
 
 
@@ -1157,7 +1185,7 @@ def test_any_csrf_token(world: World, where: str, data: st.DataObject) -> None:
     jti = str(jwt.decode(someone.cookie, options={"verify_signature": False})["jti"])
     good = tokens.csrf_token_matches(token, jti, secret=SECRET_KEY, max_age=CSRF_MAX_AGE_SECS)
     notes = Where(
-        f"/dm/{someone.username}", chat.dm_conversation(user_id(someone), user_id(someone))
+        f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone))
     )
     path, fields, before, accepted = {
         "message": (
@@ -1215,8 +1243,11 @@ def test_public_typing_and_read_any_body(
         assert_no_traces(world, someone, before)
         return
     assert response.status_code == 204, response.text[:300]
-    collection = "typing" if path.endswith("typing") else "read_markers"
-    assert world.db[collection].find_one({"_id": f"{user_id(someone)}:{chat.PUBLIC}"})
+    public = room_id(world, chat.PUBLIC)
+    if path.endswith("typing"):
+        assert world.db["typing"].find_one({"_id": f"{user_id(someone)}:{public}"})
+    else:
+        assert world.db["membership"].find_one({"_id": f"{public}:{user_id(someone)}"})
 
 
 # Session tokens: any Authorization header, any cookie

@@ -247,12 +247,12 @@ def _member_id(member: Person) -> str:
 
 
 @pytest.mark.parametrize("path", ["/rooms/public/typing", "/rooms/public/read"])
-def test_typing_and_read_markers_without_token_are_refused(
+def test_typing_and_reading_without_token_are_refused(
     member: Person, db: Db, path: str
 ) -> None:
     user_id = _member_id(member)
     before = {
-        name: list(db[name].find({"user_id": user_id})) for name in ("typing", "read_markers")
+        name: list(db[name].find({"user_id": user_id})) for name in ("typing", "membership")
     }
     response = member.client.post(path, headers={"HX-Request": "true"})
     assert response.status_code == 403

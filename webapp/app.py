@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp import accounts, server, settings, stream, views
+from webapp import accounts, rooms, server, settings, store, stream, views
 from webapp.auth import SessionBackend
 from webapp.database import open_database
 from webapp.errors import ChatError, TooManyAttempts, Unauthorized
@@ -74,6 +74,7 @@ async def handle_not_found(request: Request, exc: Exception) -> Response:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.connection = await open_database()
     app.state.db = app.state.connection.db
+    await store.migrate_conversations(app.state.db)  # data of the shape before rooms
     app.state.hub = Hub(app.state.db)
     await app.state.hub.start()
     server.on_exit(app.state.hub.end_streams)
@@ -84,6 +85,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await app.state.connection.close()
 
 
+ROOM = "/rooms/{room_id}"
 routes = [
     Route("/", views.show_home, name="home"),
     Route("/register", accounts.show_register, name="register_page"),
@@ -92,17 +94,42 @@ routes = [
     Route("/login", accounts.login, methods=["POST"], name="login"),
     Route("/logout", accounts.logout, methods=["POST"], name="logout"),
     Route("/api/token", accounts.create_api_token, methods=["POST"], name="api_token"),
-    Route("/rooms/public", views.show_room, name="public_room"),
+    # The public room
+    Route("/rooms/public", views.show_conversation, name="public_room"),
     Route("/rooms/public/messages", views.list_messages, name="public_messages"),
     Route("/rooms/public/messages", views.post_message, methods=["POST"], name="post_public"),
+    Route("/rooms/public/read", views.mark_read, methods=["POST"], name="read_public"),
+    Route("/rooms/public/typing", views.post_typing, methods=["POST"], name="typing_public"),
+    # Direct conversations
     Route("/dm", views.find_person, name="find_person"),
-    Route("/dm/{username}", views.show_dm, name="dm"),
+    Route("/dm/{username}", views.show_conversation, name="dm"),
     Route("/dm/{username}/messages", views.list_messages, name="dm_messages"),
     Route("/dm/{username}/messages", views.post_message, methods=["POST"], name="post_dm"),
-    Route("/rooms/public/read", views.mark_read, methods=["POST"], name="read_public"),
     Route("/dm/{username}/read", views.mark_read, methods=["POST"], name="read_dm"),
-    Route("/rooms/public/typing", views.post_typing, methods=["POST"], name="typing_public"),
     Route("/dm/{username}/typing", views.post_typing, methods=["POST"], name="typing_dm"),
+    # Group rooms
+    Route("/rooms", rooms.browse_rooms, name="browse_rooms"),
+    Route("/rooms", rooms.create_room, methods=["POST"], name="create_room"),
+    Route("/rooms/new", rooms.show_new_room, name="new_room"),
+    Route(ROOM, views.show_conversation, name="group_room"),
+    Route(ROOM + "/messages", views.list_messages, name="room_messages"),
+    Route(ROOM + "/messages", views.post_message, methods=["POST"], name="post_room"),
+    Route(ROOM + "/read", views.mark_read, methods=["POST"], name="read_room"),
+    Route(ROOM + "/typing", views.post_typing, methods=["POST"], name="typing_room"),
+    Route(ROOM + "/members", rooms.add_member, methods=["POST"], name="add_member"),
+    Route(
+        ROOM + "/members/{username}", rooms.remove_member, methods=["DELETE"], name="remove_member"
+    ),
+    Route(
+        ROOM + "/members/{username}/remove",
+        rooms.remove_member,
+        methods=["POST"],
+        name="remove_member_form",
+    ),
+    Route(ROOM + "/leave", rooms.leave_room, methods=["POST"], name="leave_room"),
+    Route(ROOM + "/join", rooms.join_room, methods=["POST"], name="join_room"),
+    Route(ROOM + "/settings", rooms.change_room, methods=["POST"], name="change_room"),
+    # Messages, wherever they are
     Route("/messages/{message_id}", views.edit_message, methods=["PATCH"], name="patch_message"),
     Route("/messages/{message_id}", views.delete_message, methods=["DELETE"], name="del_message"),
     Route("/messages/{message_id}/edit", views.show_edit_form, name="edit_form"),

@@ -1,5 +1,5 @@
-"""The rules of the chat, as pure functions: names, passwords, message text, conversations,
-limits."""
+"""The rules of the chat, as pure functions: names, passwords, message text, room names,
+limits. Who may do what in a room is access.py's."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 BODY_MAX = 4000
 AWAY_MAX = 200
 PAGE_SIZE = 50
-PUBLIC = "public"
+PUBLIC = "public"  # the public room's key
+ROOM_NAME_MAX = 64
+TOPIC_MAX = 200
+UNREAD_CAP = 999  # unread messages counted per room, at most
 TYPING_REPEAT_SECS = 3  # a typing notice repeated sooner than this reaches nobody
 
 LOGIN_WINDOW = timedelta(minutes=1)
@@ -87,23 +90,37 @@ def clean_away(value: str) -> str:
     return value
 
 
-def dm_conversation(a: str, b: str) -> str:
+def dm_key(a: str, b: str) -> str:
     """The key of the direct conversation between two user ids (the same both ways)."""
     first, second = sorted((a, b))
     return f"dm:{first}:{second}"
 
 
-def dm_peer(conversation: str, user_id: str) -> str | None:
-    """The other person of a DM conversation key (`user_id` for notes to self), else None."""
-    kind, _, rest = conversation.partition(":")
+def dm_peer(key: str, user_id: str) -> str | None:
+    """The other person of a DM's key (`user_id` for notes to self), else None."""
+    kind, _, rest = key.partition(":")
     first, _, second = rest.partition(":")
     if kind != "dm" or user_id not in (first, second):
         return None
     return second if first == user_id else first
 
 
-def may_read(conversation: str, participants: list[str], user_id: str) -> bool:
-    return conversation == PUBLIC or user_id in participants
+def clean_room_name(value: str) -> str:
+    """A group room's name on one line: 1 to ROOM_NAME_MAX characters."""
+    value = " ".join(strip_controls(value).split())
+    if not value:
+        raise BadRequest("Give the room a name.")
+    if len(value) > ROOM_NAME_MAX:
+        raise BadRequest(f"Room names are at most {ROOM_NAME_MAX} characters.")
+    return value
+
+
+def clean_topic(value: str) -> str:
+    """A room's topic on one line, at most TOPIC_MAX characters (empty: none)."""
+    value = " ".join(strip_controls(value).split())
+    if len(value) > TOPIC_MAX:
+        raise BadRequest(f"Topics are at most {TOPIC_MAX} characters.")
+    return value
 
 
 def presence_status(online: bool, away_message: str) -> str:

@@ -19,7 +19,17 @@ from pymongo.errors import PyMongoError
 
 from webapp import nx_compat, settings
 from webapp.embedded_db import EmbeddedDatabase
-from webapp.models import LoginFailure, Message, Presence, ReadMarker, RevokedToken, Typing, User
+from webapp.models import (
+    LoginFailure,
+    Membership,
+    Message,
+    Presence,
+    RevokedToken,
+    Room,
+    RoomSequence,
+    Typing,
+    User,
+)
 
 log = logging.getLogger(__name__)
 MODELS: tuple[type[Model], ...] = (
@@ -29,7 +39,9 @@ MODELS: tuple[type[Model], ...] = (
     LoginFailure,
     Presence,
     Typing,
-    ReadMarker,
+    Room,
+    Membership,
+    RoomSequence,
 )
 HEALTH_TIMEOUT_SECS = 1.0
 

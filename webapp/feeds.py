@@ -9,14 +9,14 @@ Who receives an event is another pure function, `audience`. Adding a kind of cha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from odmantic import Model
 
-from webapp import chat
-from webapp.models import Message, Presence, ReadMarker, RevokedToken, Typing, User
+from webapp import access
+from webapp.models import Membership, Message, Presence, RevokedToken, Room, Typing, User
 
 Change = Mapping[str, Any]
 
@@ -30,6 +30,7 @@ class MessageEvent:
 
     id: str
     message: Message
+    room: Room
     name = "message"
 
 
@@ -45,10 +46,10 @@ class PersonEvent:
 
 @dataclass(frozen=True)
 class ReadEvent:
-    """A reader has read a conversation: their other tabs clear its count."""
+    """A reader has read a room: their other tabs clear its count."""
 
     user_id: str
-    conversation: str
+    room: Room
     id = None
     name = "read"
 
@@ -58,11 +59,36 @@ class TypingEvent:
     """Someone is typing; ephemeral, so it has no id and is never replayed."""
 
     typing: Typing
+    room: Room
     id = None
     name = "typing"
 
 
-Event = MessageEvent | PersonEvent | ReadEvent | TypingEvent
+@dataclass(frozen=True)
+class RoomEvent:
+    """A group room's sidebar entry, name and topic: to its members when it changes, or to
+    `to` alone when they have just joined."""
+
+    room: Room
+    to: str = ""
+    id = None
+    name = "room"
+
+
+@dataclass(frozen=True)
+class MemberEvent:
+    """Someone joined or left a group room: its members' lists change, and so does the sidebar
+    of whoever joined or left."""
+
+    room: Room
+    user_id: str
+    username: str
+    joined: bool
+    id = None
+    name = "member"
+
+
+Event = MessageEvent | PersonEvent | ReadEvent | TypingEvent | RoomEvent | MemberEvent
 
 
 # Changes the hub acts on itself: they change its state rather than reach a browser as such.
@@ -89,7 +115,42 @@ class Revocation:
     jti: str
 
 
-Notice = Event | PresenceChange | UserChange | Revocation
+@dataclass(frozen=True)
+class MessageChange:
+    """A message changed; the hub finds its room before it becomes a MessageEvent."""
+
+    id: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """A membership was made ("insert"), moved its read position ("update") or ended ("delete")."""
+
+    room_id: str
+    user_id: str
+    operation: str
+
+
+@dataclass(frozen=True)
+class RoomChange:
+    room: Room
+
+
+@dataclass(frozen=True)
+class TypingChange:
+    typing: Typing
+
+
+Notice = (
+    PresenceChange
+    | UserChange
+    | Revocation
+    | MessageChange
+    | MembershipChange
+    | RoomChange
+    | TypingChange
+)
 
 
 @dataclass(frozen=True)
@@ -101,24 +162,32 @@ class Audience:
 
 
 EVERYONE = Audience(None)
-NOBODY = Audience(frozenset())
 
 
-def conversation_audience(conversation: str, participants: list[str]) -> Audience:
-    return EVERYONE if conversation == chat.PUBLIC else Audience(frozenset(participants))
+def members_needed(event: Event) -> Room | None:
+    """The room whose members `audience` needs for this event, if any."""
+    if isinstance(event, MessageEvent | TypingEvent | MemberEvent):
+        return event.room
+    if isinstance(event, RoomEvent) and not event.to:
+        return event.room
+    return None
 
 
-def audience(event: Event) -> Audience:
-    """Who may receive this event, by the rules of chat.may_read."""
+def audience(event: Event, member_ids: Collection[str] = ()) -> Audience:
+    """Who may receive this event, by the rules of access.py, given the room's members."""
     if isinstance(event, MessageEvent):
-        message = event.message
-        return conversation_audience(message.conversation, message.participants)
+        return Audience(access.readers(event.room, member_ids))
     if isinstance(event, TypingEvent):
-        typing = event.typing
-        everyone = conversation_audience(typing.conversation, typing.participants)
-        return Audience(everyone.users, excluding=typing.user_id)
+        return Audience(access.readers(event.room, member_ids), excluding=event.typing.user_id)
     if isinstance(event, ReadEvent):
         return Audience(frozenset({event.user_id}))
+    if isinstance(event, RoomEvent):
+        if event.to:
+            return Audience(frozenset({event.to}))
+        return Audience(access.readers(event.room, member_ids))
+    if isinstance(event, MemberEvent):
+        readers = access.readers(event.room, member_ids)
+        return Audience(None if readers is None else readers | {event.user_id})
     return EVERYONE  # presence and away messages are everyone's to see
 
 
@@ -127,7 +196,7 @@ def audience(event: Event) -> Audience:
 
 def _message(change: Change, doc: Model | None) -> Notice | None:
     assert doc is None or isinstance(doc, Message)
-    return MessageEvent(change["_id"]["_data"], doc) if doc else None
+    return MessageChange(change["_id"]["_data"], doc) if doc else None
 
 
 def _presence(change: Change, doc: Model | None) -> Notice | None:
@@ -141,17 +210,21 @@ def _user(change: Change, doc: Model | None) -> Notice | None:
     return UserChange(doc) if doc else None
 
 
-def _read_marker(change: Change, doc: Model | None) -> Notice | None:
-    """Only a marker set to "read"; one counting up is a DM arriving, which its message shows."""
-    assert doc is None or isinstance(doc, ReadMarker)
-    if doc is None or doc.unread:
-        return None
-    return ReadEvent(doc.user_id, doc.conversation)
+def _membership(change: Change, doc: Model | None) -> Notice | None:
+    """Its id says whose membership of which room: nothing needs loading."""
+    room_id, _, user_id = str(change["documentKey"]["_id"]).partition(":")
+    operation = "update" if change["operationType"] == "replace" else change["operationType"]
+    return MembershipChange(room_id, user_id, operation)
+
+
+def _room(change: Change, doc: Model | None) -> Notice | None:
+    assert doc is None or isinstance(doc, Room)
+    return RoomChange(doc) if doc else None
 
 
 def _typing(change: Change, doc: Model | None) -> Notice | None:
     assert doc is None or isinstance(doc, Typing)
-    return TypingEvent(doc) if doc else None
+    return TypingChange(doc) if doc else None
 
 
 def _revocation(change: Change, doc: Model | None) -> Notice | None:
@@ -180,8 +253,8 @@ FEEDS = (
     Feed(Message, WRITES, load=True, to_event=_message),
     Feed(Presence, ("insert", "delete"), load=False, to_event=_presence),  # not heartbeats
     Feed(User, WRITES, load=True, to_event=_user),
-    # Marking read replaces the marker, but nx-27017 reports a replace as an update.
-    Feed(ReadMarker, WRITES, load=True, to_event=_read_marker),
+    Feed(Membership, ("insert", "update", "replace", "delete"), load=False, to_event=_membership),
+    Feed(Room, WRITES, load=True, to_event=_room),
     Feed(Typing, WRITES, load=True, to_event=_typing),
     Feed(RevokedToken, ("insert",), load=True, to_event=_revocation),
 )

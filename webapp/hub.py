@@ -27,18 +27,27 @@ from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
-from webapp import feeds, nx_compat, settings, store, wire
+from webapp import access, feeds, nx_compat, settings, store, wire
 from webapp.database import Db
 from webapp.feeds import (
+    Audience,
     Event,
     Feed,
+    MemberEvent,
+    MembershipChange,
+    MessageChange,
     MessageEvent,
     PersonEvent,
     PresenceChange,
+    ReadEvent,
     Revocation,
+    RoomChange,
+    RoomEvent,
+    TypingChange,
+    TypingEvent,
     UserChange,
 )
-from webapp.models import Message, User
+from webapp.models import Message, Room, User
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,7 @@ WATCHDOG_SECS = 1.0
 MAX_STREAMS_PER_USER = 20  # the 21st closes that user's oldest
 RING_SIZE = settings.REPLAY_RING_SIZE  # recent message changes kept for replay
 USER_CACHE_SIZE = 10_000  # users kept in memory for the request path
+ROOM_CACHE_SIZE = 10_000  # rooms kept in memory, kept current by the room feed
 PEOPLE_BATCH_SECS = 0.5  # presence and away changes are announced together, this often
 RECENT_PEOPLE_SECS = 10.0  # a new stream gets the entries announced this lately
 SIGNED_OUT_GRACE_SECS = 2.0  # a signed-out stream is closed after the page had time to leave
@@ -197,7 +207,7 @@ class Ring:
         self.start: SortKey | None = None
         self._size = size
         self._entries: deque[tuple[SortKey, str, Any]] = deque()  # key, token, message id
-        self._latest: dict[Any, Message] = {}
+        self._latest: dict[Any, MessageEvent] = {}
         self._entries_of: dict[Any, int] = {}  # message id -> entries that name it
 
     def reset(self) -> None:
@@ -215,7 +225,7 @@ class Ring:
         message_id = event.message.id
         self.begin(key)
         self._entries.append((key, event.id, message_id))
-        self._latest[message_id] = event.message
+        self._latest[message_id] = event
         self._entries_of[message_id] = self._entries_of.get(message_id, 0) + 1
         if len(self._entries) > self._size:
             self.start, _, old_id = self._entries.popleft()
@@ -233,7 +243,11 @@ class Ring:
             if entry[0] <= cursor:
                 break
             newer.append(entry)
-        return [(key, MessageEvent(token, self._latest[mid])) for key, token, mid in newer[::-1]]
+        replayed = []
+        for key, token, message_id in newer[::-1]:
+            latest = self._latest[message_id]
+            replayed.append((key, MessageEvent(token, latest.message, latest.room)))
+        return replayed
 
 
 class Hub:
@@ -253,11 +267,16 @@ class Hub:
         # after start is always announced.
         self._away: dict[str, str] = {}
         self._users: OrderedDict[str, User] = OrderedDict()  # kept current by the user feed
+        self._rooms: OrderedDict[str, Room] = OrderedDict()  # kept current by the room feed
+        self.public: Room | None = None  # the public room, once started
         # People whose entries are announced together, soon (see _announce_people).
         self._unsettled: set[str] = set()
         self._changed_people: dict[str, User] = {}
         self._settling: asyncio.Task[None] | None = None
         self._recent_people: deque[tuple[float, bytes]] = deque()
+        # Past LIVE_PRESENCE_LIMIT online: entries not yet sent to everyone, by user.
+        self._deferred_people: dict[str, PersonEvent] = {}
+        self._refreshing: asyncio.Task[None] | None = None
 
     # Streams come and go
 
@@ -340,6 +359,32 @@ class Hub:
             self._users.move_to_end(user_id)
         return user
 
+    async def room(self, room_id: str) -> Room | None:
+        """A room, from memory when seen lately: the room feed keeps these copies current."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = await store.get_room(self.db, room_id=room_id)
+            if room is None:
+                return None
+            self._remember_room(room)
+        else:
+            self._rooms.move_to_end(room_id)
+        return room
+
+    def _remember_room(self, room: Room) -> None:
+        self._rooms[str(room.id)] = room
+        self._rooms.move_to_end(str(room.id))
+        if len(self._rooms) > ROOM_CACHE_SIZE:
+            self._rooms.popitem(last=False)
+
+    async def member_ids(self, room: Room) -> list[str]:
+        """Who is in the room now: asked of the database once per event for a group room, so
+        that a membership made or ended just before the event counts. A DM's two never
+        change; the public room's are everyone."""
+        if room.kind == access.GROUP:
+            return await store.member_ids(self.db, room_id=str(room.id))
+        return list(room.members)
+
     def _remember(self, user: User) -> None:
         self._users[str(user.id)] = user
         self._users.move_to_end(str(user.id))
@@ -350,6 +395,8 @@ class Hub:
 
     async def start(self) -> None:
         """Open the change streams; returns once each has a position."""
+        self.public = await store.public_room(self.db)
+        self._remember_room(self.public)
         for feed in feeds.FEEDS:
             self._ready[feed.collection] = asyncio.Event()
             self._tasks.append(
@@ -372,8 +419,9 @@ class Hub:
         """Stops following the database and says goodbye for this process's streams."""
         for task in self._tasks:
             task.cancel()
-        if self._settling is not None:
-            self._settling.cancel()
+        for announcing in (self._settling, self._refreshing):
+            if announcing is not None:
+                announcing.cancel()
         if self._tasks:  # bounded, so that nothing can hold up the process's exit
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_SECS)
         self._tasks.clear()
@@ -490,7 +538,23 @@ class Hub:
         if feed.load:
             doc = await store.get_by_id(self.db, feed.model, object_id=change["documentKey"]["_id"])
         notice = feed.to_event(change, doc)
-        if isinstance(notice, PresenceChange):
+        if isinstance(notice, MessageChange):
+            room = await self.room(notice.message.room_id)
+            if room is not None:
+                event = MessageEvent(notice.id, notice.message, room)
+                self.ring.add(nx_compat.token_sort_key(event.id), event)
+                await self.deliver(event)
+        elif isinstance(notice, TypingChange):
+            if room := await self.room(notice.typing.room_id):
+                await self.deliver(TypingEvent(notice.typing, room))
+        elif isinstance(notice, MembershipChange):
+            await self._on_membership(notice)
+        elif isinstance(notice, RoomChange):
+            if str(notice.room.id) in self._rooms:
+                self._remember_room(notice.room)
+            if notice.room.kind == access.GROUP:
+                await self.deliver(RoomEvent(notice.room))
+        elif isinstance(notice, PresenceChange):
             self._on_presence(notice)
         elif isinstance(notice, UserChange):
             self._on_user(notice)
@@ -500,14 +564,29 @@ class Hub:
                 stream.offer(wire.SIGNED_OUT)  # the page goes to the sign-in page itself
                 stream.revoked = True  # nothing more is written
                 loop.call_later(SIGNED_OUT_GRACE_SECS, stream.close)
-        elif notice is not None:
-            if isinstance(notice, MessageEvent):
-                self.ring.add(nx_compat.token_sort_key(notice.id), notice)
-            self.deliver(notice)
 
-    def deliver(self, event: Event) -> None:
-        """Offers the event to every open stream here that may see it: encoded once per audience."""
-        audience = feeds.audience(event)
+    async def _on_membership(self, change: MembershipChange) -> None:
+        room = await self.room(change.room_id)
+        if room is None or (room.kind == access.DM and change.operation != "update"):
+            return  # a DM's memberships are made with it, and its page shows them
+        if change.operation == "update" or room.kind == access.PUBLIC:
+            await self.deliver(ReadEvent(change.user_id, room))  # a read position moved
+            return
+        joined = change.operation == "insert"
+        user = await self.user(change.user_id)
+        username = user.username if user else ""
+        if joined:
+            await self.deliver(RoomEvent(room, to=change.user_id))  # into their sidebar
+        await self.deliver(MemberEvent(room, change.user_id, username, joined))
+
+    async def deliver(self, event: Event) -> None:
+        """Offers the event to every open stream here that may see it: encoded once per
+        audience, the room's members asked for once."""
+        room = feeds.members_needed(event)
+        members = await self.member_ids(room) if room is not None else []
+        self.offer(event, feeds.audience(event, members))
+
+    def offer(self, event: Event, audience: Audience) -> None:
         users: Iterable[str] = self._streams.keys() if audience.users is None else audience.users
         targets = [u for u in users if u in self._streams and u != audience.excluding]
         if not targets:
@@ -562,12 +641,52 @@ class Hub:
                     (self.online.add if user_id in online else self.online.discard)(user_id)
                     if user_id not in changed and (user := await self.user(user_id)):
                         changed[user_id] = user
-            if changed:
-                people = [PersonEvent(user, uid in self.online) for uid, user in changed.items()]
-                data = b"".join(wire.encode_event(person).shared for person in people)
-                for stream in self.all_streams():
-                    stream.offer(data)
-                self._recent_people.append((asyncio.get_running_loop().time(), data))
+            if not changed:
+                continue
+            people = [PersonEvent(user, uid in self.online) for uid, user in changed.items()]
+            if len(self.online) > settings.LIVE_PRESENCE_LIMIT:
+                await self._announce_to_contacts(people)
+            else:
+                self._announce_to_everyone(people)
+
+    def _announce_to_everyone(self, people: Iterable[PersonEvent]) -> None:
+        data = b"".join(wire.encode_event(person).shared for person in people)
+        for stream in self.all_streams():
+            stream.offer(data)
+        self._recent_people.append((asyncio.get_running_loop().time(), data))
+
+    async def _announce_to_contacts(self, people: list[PersonEvent]) -> None:
+        """With many people online: each entry goes live only to those who share a room with
+        that person, and to everyone with the next slow refresh (_refresh_people)."""
+        assert self.public is not None
+        try:
+            contacts = await store.contacts_of(
+                self.db, user_ids=[str(p.user.id) for p in people], public_id=str(self.public.id)
+            )
+        except PyMongoError as exc:
+            log.warning("Could not tell who shares a room: %s", exc)
+            contacts = {}
+        chunks: dict[str, list[bytes]] = {}
+        for person in people:
+            user_id = str(person.user.id)
+            self._deferred_people[user_id] = person
+            data = wire.encode_event(person).shared
+            for contact in contacts.get(user_id, {user_id}) & self._streams.keys():
+                chunks.setdefault(contact, []).append(data)
+        for contact, parts in chunks.items():
+            data = b"".join(parts)
+            for stream in list(self._streams.get(contact, ())):
+                stream.offer(data)
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._refresh_people())
+
+    async def _refresh_people(self) -> None:
+        """Every PRESENCE_REFRESH_SECS while there is any, the entries held back from those
+        who share no room with the person: one chunk for every stream."""
+        while self._deferred_people:
+            await asyncio.sleep(settings.PRESENCE_REFRESH_SECS)
+            deferred, self._deferred_people = self._deferred_people, {}
+            self._announce_to_everyone(deferred.values())
 
     def recent_people(self) -> list[bytes]:
         """The batches of entries announced lately: a page rendered just before one of them

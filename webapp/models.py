@@ -19,10 +19,58 @@ class User(Model):
     model_config = {"indexes": lambda: [Index(User.last_seen_at)]}  # the recently seen
 
 
+class Room(Model):
+    """A conversation: the public room, a direct conversation or a group room (access.py)."""
+
+    kind: str  # "public", "dm" or "group"
+    # What it is found by: "public", "dm:<user id>:<user id>" (the ids in a fixed order), or a
+    # group room's own id. Pages and events name a conversation by this key.
+    key: str = Field(unique=True)
+    name: str = ""  # a group room's; the others are named for whoever looks at them
+    topic: str = ""
+    open: bool = False  # a group room anyone may join
+    owner_id: str = ""  # a group room's owner (a member's role is derived from it)
+    members: list[str] = []  # a DM's one or two people, fixed for ever; empty otherwise
+    created_at: datetime
+    archived: bool = False  # a group room everyone left
+
+    model_config = {"indexes": lambda: [Index(Room.open, Room.archived)]}
+
+
+class Membership(Model):
+    """One member of one room; its id, "<room id>:<user id>", makes it unique per room and user.
+
+    The public room's members are implicit: a membership there only keeps a read position.
+    """
+
+    id: str = Field(primary_field=True)
+    room_id: str
+    user_id: str
+    read_seq: int = 0  # the room's messages read, by their seq
+    joined_at: datetime
+
+    model_config = {
+        "indexes": lambda: [
+            Index(Membership.user_id),
+            Index(Membership.room_id, Membership.joined_at),
+        ]
+    }
+
+
+class RoomSequence(Model):
+    """A room's message counter, apart from the room so that posting never touches the room
+    document, whose changes the hub follows. Its id is the room's."""
+
+    id: str = Field(primary_field=True)
+    value: int = 0
+
+    model_config = {"collection": "room_sequences"}
+
+
 class Message(Model):
-    conversation: str  # "public", or "dm:<user id>:<user id>" with the ids in a fixed order
-    # References are user ids as strings (see README, "The embedded database").
-    participants: list[str]  # the two people of a DM (one, for notes to self); empty if public
+    # References are ids as strings (see README, "The embedded database").
+    room_id: str
+    seq: int  # the room's count of messages when this one was posted: for unread counts
     sender_id: str
     sender_name: str
     body: str  # "" once deleted
@@ -34,7 +82,8 @@ class Message(Model):
         "indexes": lambda: [
             # Pages of a conversation, newest first. (MongoDB would take _id as a third key; the
             # embedded server cannot index _id inside a compound index.)
-            Index(Message.conversation, Message.created_at),
+            Index(Message.room_id, Message.created_at),
+            Index(Message.room_id, Message.seq),  # unread counts
         ]
     }
 
@@ -84,33 +133,17 @@ class Presence(Model):
 
 
 class Typing(Model):
-    """Someone is typing in a conversation; its id is "<user id>:<conversation>"."""
+    """Someone is typing in a room; its id is "<user id>:<room id>"."""
 
     id: str = Field(primary_field=True)
     user_id: str
     username: str
-    conversation: str
-    participants: list[str]
+    room_id: str
     at: datetime
 
     model_config = {
         "collection": "typing",
         "indexes": lambda: [pymongo.IndexModel("at", expireAfterSeconds=60)],
-    }
-
-
-class ReadMarker(Model):
-    """How far one user has read one conversation; id "<user id>:<conversation>"."""
-
-    id: str = Field(primary_field=True)
-    user_id: str
-    conversation: str
-    read_at: datetime
-    unread: int = 0  # direct messages received since read_at
-
-    model_config = {
-        "collection": "read_markers",
-        "indexes": lambda: [Index(ReadMarker.user_id, ReadMarker.unread)],
     }
 
 

@@ -39,6 +39,11 @@ STREAM_SEND_TIMEOUT_SECS: float = config("STREAM_SEND_TIMEOUT_SECS", cast=float,
 # Recent message changes each process keeps in memory, so that a reconnecting stream replays
 # from there; a cursor older than that replays from the database's change stream.
 REPLAY_RING_SIZE: int = config("REPLAY_RING_SIZE", cast=int, default=5000)
+# Above this many people online, a presence change goes live only to those who share a room
+# with the person (a DM or a group room); everyone's list catches up every
+# PRESENCE_REFRESH_SECS, so that presence does not grow with the square of the users.
+LIVE_PRESENCE_LIMIT: int = config("LIVE_PRESENCE_LIMIT", cast=int, default=500)
+PRESENCE_REFRESH_SECS: float = config("PRESENCE_REFRESH_SECS", cast=float, default=60.0)
 
 
 def _development_secret() -> str:

@@ -1,13 +1,14 @@
-"""The sidebar: everyone, online people first, with status, away message and unread counts."""
+"""The sidebar: the public room, your group rooms, then everyone, online people first, with
+status, away message and unread counts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from webapp import chat, store
+from webapp import access, chat, store
 from webapp.database import Db
 from webapp.feeds import PersonEvent
-from webapp.models import User
+from webapp.models import Room, User
 
 OFFLINE_LIMIT = 30  # offline people listed, most recently seen first
 
@@ -17,37 +18,51 @@ class Person:
     """Someone in the sidebar, as one viewer sees them."""
 
     user: User
-    conversation: str  # the viewer's conversation with them ("" when the page fills it in)
+    conversation: str  # the key of the viewer's conversation with them ("": the page fills it)
     status: str  # online, away or offline
+    unread: int
+
+
+@dataclass(frozen=True)
+class RoomEntry:
+    room: Room
     unread: int
 
 
 @dataclass(frozen=True)
 class Sidebar:
     public_unread: int
+    rooms: list[RoomEntry]
     online: list[Person]
     offline: list[Person]
 
-    def unread(self, conversation: str) -> int:
-        if conversation == chat.PUBLIC:
-            return self.public_unread
-        people = (*self.online, *self.offline)
-        return next((p.unread for p in people if p.conversation == conversation), 0)
+    @property
+    def total_unread(self) -> int:
+        people = sum(p.unread for p in (*self.online, *self.offline))
+        return self.public_unread + sum(e.unread for e in self.rooms) + people
 
-    def read(self, conversation: str) -> Sidebar:
-        """The same sidebar once `conversation` has been read."""
+    def unread(self, key: str) -> int:
+        if key == chat.PUBLIC:
+            return self.public_unread
+        rooms = (entry.unread for entry in self.rooms if entry.room.key == key)
+        people = (p.unread for p in (*self.online, *self.offline) if p.conversation == key)
+        return next(rooms, next(people, 0))
+
+    def read(self, key: str) -> Sidebar:
+        """The same sidebar once the conversation of this key has been read."""
 
         def reading(people: list[Person]) -> list[Person]:
-            return [replace(p, unread=0) if p.conversation == conversation else p for p in people]
+            return [replace(p, unread=0) if p.conversation == key else p for p in people]
 
         return Sidebar(
-            0 if conversation == chat.PUBLIC else self.public_unread,
+            0 if key == chat.PUBLIC else self.public_unread,
+            [replace(e, unread=0) if e.room.key == key else e for e in self.rooms],
             reading(self.online),
             reading(self.offline),
         )
 
 
-async def build_sidebar(db: Db, *, me: User, online_ids: set[str]) -> Sidebar:
+async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str]) -> Sidebar:
     """The sidebar for `me`, given who is online.
 
     Everyone online is listed; of the others, those `me` has unread messages from and the
@@ -55,24 +70,36 @@ async def build_sidebar(db: Db, *, me: User, online_ids: set[str]) -> Sidebar:
     """
     my_id = str(me.id)
     online_ids = online_ids | {my_id}  # whoever looks at the sidebar is here
-    unread = await store.unread_counts(db, user=me)
-    with_unread = {
-        peer for key, count in unread.items() if count and (peer := chat.dm_peer(key, my_id))
+    memberships = await store.memberships_of(db, user_id=my_id)
+    unread = await store.unread_counts(db, user=me, public=public, memberships=memberships)
+    rooms = await store.rooms_by_id(
+        db, room_ids=[m.room_id for m in memberships if m.room_id != str(public.id)]
+    )
+    groups = sorted(
+        (r for r in rooms if r.kind == access.GROUP), key=lambda r: (r.name.casefold(), r.key)
+    )
+    dm_unread = {  # by the peer's id
+        peer: unread[str(room.id)]
+        for room in rooms
+        if room.kind == access.DM
+        and unread.get(str(room.id))
+        and (peer := chat.dm_peer(room.key, my_id))
     }
     online = await store.users_by_id(db, user_ids=online_ids)
-    waiting = await store.users_by_id(db, user_ids=with_unread - online_ids)
+    waiting = await store.users_by_id(db, user_ids=set(dm_unread) - online_ids)
     recent = await store.recently_seen_users(
-        db, excluding=online_ids | with_unread, limit=OFFLINE_LIMIT
+        db, excluding=online_ids | set(dm_unread), limit=OFFLINE_LIMIT
     )
     offline = sorted([*waiting, *recent], key=lambda user: user.username_key)
 
     def person(user: User) -> Person:
-        conversation = chat.dm_conversation(my_id, str(user.id))
         status = chat.presence_status(str(user.id) in online_ids, user.away_message)
-        return Person(user, conversation, status, unread.get(conversation, 0))
+        key = chat.dm_key(my_id, str(user.id))
+        return Person(user, key, status, dm_unread.get(str(user.id), 0))
 
     return Sidebar(
-        public_unread=unread.get(chat.PUBLIC, 0),
+        public_unread=unread.get(str(public.id), 0),
+        rooms=[RoomEntry(room, unread.get(str(room.id), 0)) for room in groups],
         online=[person(user) for user in online],
         offline=[person(user) for user in offline],
     )

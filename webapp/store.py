@@ -15,28 +15,33 @@ from typing import Any, TypeVar
 
 from bson import ObjectId
 from odmantic import Model
-from pymongo import ReplaceOne
+from pymongo import ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
+from webapp import access
 from webapp.chat import (
     LOGIN_WINDOW,
     PAGE_SIZE,
     POSTING,
     PUBLIC,
     TYPING_REPEAT_SECS,
+    UNREAD_CAP,
     Rate,
+    dm_key,
     is_username,
     username_key,
 )
-from webapp.database import Db
+from webapp.database import Db, Document
 from webapp.errors import NameTaken, PostingTooFast
 from webapp.models import (
     LoginFailure,
+    Membership,
     Message,
     Presence,
     RateLimit,
-    ReadMarker,
     RevokedToken,
+    Room,
+    RoomSequence,
     Typing,
     User,
 )
@@ -168,25 +173,205 @@ async def clear_failures(db: Db, *, key: str) -> None:
     await db[LoginFailure.__collection__].delete_many({"keys": key})
 
 
+# Rooms and memberships
+
+
+async def _room_by_key(db: Db, *, key: str, new: Room) -> Room:
+    """The room of this key, made as `new` if there is none (by any number of processes)."""
+    found = await _find_one(db, Room, {"key": key})
+    if found is not None:
+        return found
+    try:
+        return await _insert(db, new)
+    except DuplicateKeyError:  # another request or process made it first
+        found = await _find_one(db, Room, {"key": key})
+        assert found is not None
+        return found
+
+
+async def public_room(db: Db) -> Room:
+    new = Room(kind=access.PUBLIC, key=PUBLIC, name="Public room", created_at=now())  # type: ignore[call-arg]  # odmantic makes the id
+    return await _room_by_key(db, key=PUBLIC, new=new)
+
+
+async def find_room(db: Db, *, key: str) -> Room | None:
+    return await _find_one(db, Room, {"key": key})
+
+
+async def get_room(db: Db, *, room_id: str) -> Room | None:
+    oid = parse_id(room_id)
+    return await get_by_id(db, Room, object_id=oid) if oid else None
+
+
+async def rooms_by_id(db: Db, *, room_ids: Iterable[str]) -> list[Room]:
+    ids = [oid for oid in map(parse_id, room_ids) if oid is not None]
+    return await _find(db, Room, {"_id": {"$in": ids}}) if ids else []
+
+
+def _membership(room_id: str, user_id: str, joined_at: datetime, read_seq: int = 0) -> Membership:
+    return Membership(
+        id=f"{room_id}:{user_id}",
+        room_id=room_id,
+        user_id=user_id,
+        read_seq=read_seq,
+        joined_at=joined_at,
+    )
+
+
+async def _join(db: Db, *, room_id: str, user_id: str, read_seq: int = 0) -> bool:
+    """Makes `user_id` a member; False when they were one already."""
+    membership = _membership(room_id, user_id, now(), read_seq).model_dump_doc()
+    try:
+        await db[Membership.__collection__].insert_one(membership)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def dm_room(db: Db, *, a: str, b: str) -> Room:
+    """The direct conversation between two users (one, for notes to self), made on first use."""
+    key = dm_key(a, b)
+    members = sorted({a, b})
+    new = Room(kind=access.DM, key=key, members=members, created_at=now())  # type: ignore[call-arg]  # odmantic makes the id
+    found = await _find_one(db, Room, {"key": key})
+    if found is not None:
+        return found
+    for user_id in members:  # first, so that the room never exists without its members
+        await _join(db, room_id=str(new.id), user_id=user_id)
+    room = await _room_by_key(db, key=key, new=new)
+    if room.id != new.id:  # another request made it first: these memberships are of nothing
+        await db[Membership.__collection__].delete_many({"room_id": str(new.id)})
+    return room
+
+
+async def create_group_room(db: Db, *, name: str, topic: str, open: bool, owner: User) -> Room:
+    room_id = ObjectId()
+    room = Room(
+        id=room_id,
+        kind=access.GROUP,
+        key=str(room_id),
+        name=name,
+        topic=topic,
+        open=open,
+        owner_id=str(owner.id),
+        created_at=now(),
+    )
+    await _join(db, room_id=str(room_id), user_id=str(owner.id))
+    return await _insert(db, room)
+
+
+async def change_room(db: Db, *, room: Room, name: str, topic: str) -> Room:
+    return await _update(db, room, name=name, topic=topic)
+
+
+async def get_membership(db: Db, *, room_id: str, user_id: str) -> Membership | None:
+    return await _find_one(db, Membership, {"_id": f"{room_id}:{user_id}"})
+
+
+async def is_member(db: Db, *, room: Room, user_id: str) -> bool:
+    """Whether `user_id` belongs to the room (everyone belongs to the public room)."""
+    if room.kind == access.PUBLIC:
+        return True
+    if room.kind == access.DM:  # its two are fixed for ever
+        return user_id in room.members
+    return await get_membership(db, room_id=str(room.id), user_id=user_id) is not None
+
+
+async def member_ids(db: Db, *, room_id: str) -> list[str]:
+    """The room's members, longest-standing first."""
+    cursor = db[Membership.__collection__].find(
+        {"room_id": room_id}, {"user_id": 1}, sort=[("joined_at", 1), ("_id", 1)]
+    )
+    return [doc["user_id"] async for doc in cursor]
+
+
+async def memberships_of(db: Db, *, user_id: str) -> list[Membership]:
+    return await _find(db, Membership, {"user_id": user_id})
+
+
+async def room_ids_of(db: Db, *, user_id: str) -> set[str]:
+    cursor = db[Membership.__collection__].find({"user_id": user_id}, {"room_id": 1})
+    return {doc["room_id"] async for doc in cursor}
+
+
+async def contacts_of(db: Db, *, user_ids: Iterable[str], public_id: str) -> dict[str, set[str]]:
+    """For each of these users, everyone who shares a DM or a group room with them (and
+    themselves): two queries, however many users and rooms."""
+    ids = list(user_ids)
+    memberships = db[Membership.__collection__]
+    theirs = memberships.find({"user_id": {"$in": ids}}, {"room_id": 1, "user_id": 1})
+    rooms_of: dict[str, set[str]] = {user_id: set() for user_id in ids}
+    async for doc in theirs:
+        if doc["room_id"] != public_id:  # everyone's: memberships there only hold positions
+            rooms_of[doc["user_id"]].add(doc["room_id"])
+    room_ids = set().union(*rooms_of.values())
+    members: dict[str, set[str]] = {}
+    if room_ids:
+        cursor = memberships.find(
+            {"room_id": {"$in": list(room_ids)}}, {"room_id": 1, "user_id": 1}
+        )
+        async for doc in cursor:
+            members.setdefault(doc["room_id"], set()).add(doc["user_id"])
+    return {
+        user_id: {user_id}.union(*(members.get(room, set()) for room in rooms))
+        for user_id, rooms in rooms_of.items()
+    }
+
+
+async def add_member(db: Db, *, room: Room, user_id: str) -> bool:
+    """Adds a member; False if they were in already. They start caught up: what was said
+    before is history to read, not unread messages."""
+    counter = await db[RoomSequence.__collection__].find_one({"_id": str(room.id)})
+    read_seq = counter["value"] if counter else 0
+    return await _join(db, room_id=str(room.id), user_id=user_id, read_seq=read_seq)
+
+
+async def remove_member(db: Db, *, room: Room, user_id: str) -> Room:
+    """Takes someone out of a group room. An owner who goes hands the room to the
+    longest-standing member; the last one to go archives it."""
+    await db[Membership.__collection__].delete_one({"_id": f"{room.id}:{user_id}"})
+    if user_id != room.owner_id:
+        return room
+    heir = access.next_owner(await member_ids(db, room_id=str(room.id)), user_id)
+    if heir is None:
+        return await _update(db, room, owner_id="", archived=True)
+    return await _update(db, room, owner_id=heir)
+
+
+async def open_rooms(db: Db, *, limit: int = 200) -> list[tuple[Room, int]]:
+    """The open group rooms, by name, each with its number of members."""
+    rooms = await _find(
+        db, Room, {"open": True, "archived": False, "kind": access.GROUP}, limit=limit
+    )
+    counted = []
+    for room in sorted(rooms, key=lambda r: (r.name.casefold(), str(r.id))):
+        count = await db[Membership.__collection__].count_documents({"room_id": str(room.id)})
+        counted.append((room, count))
+    return counted
+
+
 # Messages
 
 
-async def create_message(
-    db: Db, *, conversation: str, participants: list[str], sender: User, body: str
-) -> Message:
+async def create_message(db: Db, *, room: Room, sender: User, body: str) -> Message:
+    """One insert and one counter update, however many members the room has."""
+    room_id = str(room.id)
+    counter = await db[RoomSequence.__collection__].find_one_and_update(
+        {"_id": room_id},
+        {"$inc": {"value": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert counter is not None  # an upsert returning the document after it
     message = Message(  # type: ignore[call-arg]  # odmantic makes the id
-        conversation=conversation,
-        participants=participants,
+        room_id=room_id,
+        seq=counter["value"],
         sender_id=str(sender.id),
         sender_name=sender.username,
         body=body,
         created_at=now(),
     )
-    await _insert(db, message)
-    for reader in participants:
-        if reader != message.sender_id:
-            await count_unread_dm(db, user_id=reader, conversation=conversation)
-    return message
+    return await _insert(db, message)
 
 
 async def get_message(db: Db, *, message_id: str) -> Message | None:
@@ -202,10 +387,10 @@ async def messages_by_id(db: Db, *, message_ids: Sequence[ObjectId]) -> dict[Obj
 
 
 async def list_messages(
-    db: Db, *, conversation: str, before: Message | None = None, limit: int = PAGE_SIZE
+    db: Db, *, room_id: str, before: Message | None = None, limit: int = PAGE_SIZE
 ) -> list[Message]:
-    """The latest `limit` messages of a conversation (or those before `before`), oldest first."""
-    filter: dict[str, Any] = {"conversation": conversation}
+    """The latest `limit` messages of a room (or those before `before`), oldest first."""
+    filter: dict[str, Any] = {"room_id": room_id}
     if before is not None:
         filter["$or"] = [
             {"created_at": {"$lt": before.created_at}},
@@ -311,20 +496,15 @@ async def online_among(db: Db, *, user_ids: Iterable[str]) -> set[str]:
 # Typing notices
 
 
-async def set_typing(db: Db, *, user: User, conversation: str, participants: list[str]) -> bool:
+async def set_typing(db: Db, *, user: User, room: Room) -> bool:
     """Records a typing notice; False (nothing written) when one went out just before.
 
     Repeats within TYPING_REPEAT_SECS of the last notice are dropped here, so that at most one
     reaches anyone in that time whatever a client sends.
     """
-    typing_id = f"{user.id}:{conversation}"
+    typing_id = f"{user.id}:{room.id}"
     doc = Typing(
-        id=typing_id,
-        user_id=str(user.id),
-        username=user.username,
-        conversation=conversation,
-        participants=participants,
-        at=now(),
+        id=typing_id, user_id=str(user.id), username=user.username, room_id=str(room.id), at=now()
     ).model_dump_doc()
     try:
         await db[Typing.__collection__].insert_one(doc)
@@ -342,46 +522,74 @@ async def get_typing(db: Db, *, typing_id: str) -> Typing | None:
     return await _find_one(db, Typing, {"_id": typing_id})
 
 
-# Read markers and unread counts
+# Read positions and unread counts
 
 
-async def mark_read(db: Db, *, user_id: str, conversation: str) -> None:
-    marker = ReadMarker(
-        id=f"{user_id}:{conversation}", user_id=user_id, conversation=conversation, read_at=now()
-    ).model_dump_doc()
-    await db[ReadMarker.__collection__].replace_one({"_id": marker["_id"]}, marker, upsert=True)
-
-
-async def get_read_marker(db: Db, *, marker_id: str) -> ReadMarker | None:
-    return await _find_one(db, ReadMarker, {"_id": marker_id})
-
-
-async def count_unread_dm(db: Db, *, user_id: str, conversation: str) -> None:
-    """One more direct message for user_id to read in conversation."""
-    await db[ReadMarker.__collection__].update_one(
-        {"_id": f"{user_id}:{conversation}"},
-        {
-            "$inc": {"unread": 1},
-            "$setOnInsert": {"user_id": user_id, "conversation": conversation},
-            "$currentDate": {"read_at": True},  # a DM's own marker time is never read
-        },
-        upsert=True,
+async def mark_read(db: Db, *, room: Room, user_id: str) -> None:
+    """The reader has read everything posted so far: their read position moves up to the
+    room's count (never back). In the public room the membership holds only this."""
+    room_id = str(room.id)
+    counter = await db[RoomSequence.__collection__].find_one({"_id": room_id})
+    seq = counter["value"] if counter else 0
+    update: dict[str, Any] = {"$max": {"read_seq": seq}}
+    if room.kind == access.PUBLIC:  # elsewhere a membership is never made by reading
+        update["$setOnInsert"] = {"room_id": room_id, "user_id": user_id, "joined_at": now()}
+    await db[Membership.__collection__].update_one(
+        {"_id": f"{room_id}:{user_id}"}, update, upsert=room.kind == access.PUBLIC
     )
 
 
-async def unread_counts(db: Db, *, user: User) -> dict[str, int]:
-    """Unread messages per conversation: DM counters, and the public room counted by index."""
-    markers = await _find(db, ReadMarker, {"user_id": str(user.id)})
-    counts = {m.conversation: m.unread for m in markers if m.unread > 0}
-    public_read = next((m.read_at for m in markers if m.conversation == PUBLIC), user.created_at)
-    counts[PUBLIC] = await db[Message.__collection__].count_documents(
+async def get_membership_by_id(db: Db, *, membership_id: str) -> Membership | None:
+    return await _find_one(db, Membership, {"_id": membership_id})
+
+
+async def room_sequences(db: Db, *, room_ids: Iterable[str]) -> dict[str, int]:
+    cursor = db[RoomSequence.__collection__].find({"_id": {"$in": list(room_ids)}})
+    return {doc["_id"]: doc["value"] async for doc in cursor}
+
+
+async def count_unread(db: Db, *, room_id: str, user_id: str, after_seq: int) -> int:
+    """Others' messages in the room after `after_seq` (deleted ones aside), up to UNREAD_CAP."""
+    return await db[Message.__collection__].count_documents(
         {
-            "conversation": PUBLIC,
-            "created_at": {"$gt": public_read},
-            "sender_id": {"$ne": str(user.id)},
+            "room_id": room_id,
+            "seq": {"$gt": after_seq},
+            "sender_id": {"$ne": user_id},
             "deleted": False,
-        }
+        },
+        limit=UNREAD_CAP,
     )
+
+
+async def unread_counts(
+    db: Db, *, user: User, public: Room, memberships: Sequence[Membership]
+) -> dict[str, int]:
+    """Unread messages per room id, for the public room and the rooms of these memberships.
+
+    A room is only counted when its counter has moved past the reader's position, so that a
+    page costs one query for the counters and one count per room with something new.
+    """
+    user_id = str(user.id)
+    positions = {m.room_id: m.read_seq for m in memberships}
+    public_id = str(public.id)
+    sequences = await room_sequences(db, room_ids=[*positions, public_id])
+    counts = {}
+    for room_id, seq in sequences.items():
+        read = positions.get(room_id)
+        if read is None and room_id == public_id:  # never read: what came since joining
+            counts[room_id] = await db[Message.__collection__].count_documents(
+                {
+                    "room_id": room_id,
+                    "created_at": {"$gt": user.created_at},
+                    "sender_id": {"$ne": user_id},
+                    "deleted": False,
+                },
+                limit=UNREAD_CAP,
+            )
+        elif read is not None and seq > read:
+            counts[room_id] = await count_unread(
+                db, room_id=room_id, user_id=user_id, after_seq=read
+            )
     return counts
 
 
@@ -445,3 +653,113 @@ async def count_post(db: Db, *, user_id: str) -> None:
     wait = await _count_event(db, key=f"post:{user_id}", rate=POSTING)
     if wait is not None:
         raise PostingTooFast(wait)
+
+
+# Migration from conversation keys (messages that named "public" or "dm:<a>:<b>" and copied
+# their participants, read markers with DM counters) to rooms and memberships
+
+
+async def migrate_conversations(db: Db) -> int:
+    """Moves data of the old shape to rooms; returns the messages moved.
+
+    Idempotent, and safe in several processes at once: each step either finds its work done or
+    does the same as any other process would (rooms by their unique key, memberships by their
+    id, sequence numbers by the messages' order, positions by $max).
+    """
+    messages = db[Message.__collection__]
+    old = {"room_id": {"$exists": False}, "conversation": {"$exists": True}}
+    moved = 0
+    for key in await messages.distinct("conversation", old):
+        room = await _migrated_room(db, key)
+        if room is None:
+            continue
+        moved += await _number_messages(db, room, key)
+    await _migrate_read_markers(db)
+    typing = db[Typing.__collection__]
+    await typing.delete_many({"room_id": {"$exists": False}})  # lapse within seconds anyway
+    return moved
+
+
+async def _migrated_room(db: Db, key: str) -> Room | None:
+    if key == PUBLIC:
+        return await public_room(db)
+    kind, _, pair = key.partition(":")
+    first, _, second = pair.partition(":")
+    if kind != "dm" or not first or not second:
+        return None
+    return await dm_room(db, a=first, b=second)
+
+
+async def _number_messages(db: Db, room: Room, key: str) -> int:
+    """Gives the room's old messages its id and their seq, in the order they were posted."""
+    messages = db[Message.__collection__]
+    room_id = str(room.id)
+    cursor = messages.find({"conversation": key}, {"_id": 1}, sort=[("created_at", 1), ("_id", 1)])
+    ids = [doc["_id"] async for doc in cursor]
+    numbered = [
+        UpdateOne(
+            {"_id": oid, "room_id": {"$exists": False}},
+            {"$set": {"room_id": room_id, "seq": seq}, "$unset": {"participants": ""}},
+        )
+        for seq, oid in enumerate(ids, start=1)
+    ]
+    if not numbered:
+        return 0
+    result = await messages.bulk_write(numbered, ordered=False)
+    await db[RoomSequence.__collection__].update_one(
+        {"_id": room_id}, {"$max": {"value": len(ids)}}, upsert=True
+    )
+    await messages.update_many({"room_id": room_id}, {"$unset": {"conversation": ""}})
+    return result.modified_count
+
+
+async def _migrate_read_markers(db: Db) -> None:
+    """A marker's time (public room) or counter (DMs) becomes a read position.
+
+    Positions are worked out from the messages' order, whichever shape each message is in yet,
+    so that a process still numbering them elsewhere changes nothing here.
+    """
+    markers = db["read_markers"]
+    async for marker in markers.find({}):
+        key = marker.get("conversation", "")
+        room = await find_room(db, key=key)
+        user_id = marker.get("user_id", "")
+        if room is not None and user_id:
+            room_id = str(room.id)
+            read_seq = await _position_of(db, room, key, marker, user_id)
+            await db[Membership.__collection__].update_one(
+                {"_id": f"{room_id}:{user_id}"},
+                {
+                    "$max": {"read_seq": read_seq},
+                    "$setOnInsert": {"room_id": room_id, "user_id": user_id, "joined_at": now()},
+                },
+                upsert=room.kind == access.PUBLIC,
+            )
+        await markers.delete_one({"_id": marker["_id"]})
+
+
+async def _position_of(db: Db, room: Room, key: str, marker: Document, user_id: str) -> int:
+    """How many of the room's messages, in posting order, a marker says were read."""
+    messages = db[Message.__collection__]
+    of_room = {"$or": [{"conversation": key}, {"room_id": str(room.id)}]}
+    if room.kind == access.PUBLIC:
+        return await messages.count_documents(
+            {**of_room, "created_at": {"$lte": marker["read_at"]}}
+        )
+    unread = int(marker.get("unread", 0))
+    if unread <= 0:
+        return await messages.count_documents(of_room)
+    # The oldest unread one: the unread-th newest from someone else. Everything before it is read.
+    oldest_unread = await messages.find_one(
+        {**of_room, "sender_id": {"$ne": user_id}},
+        sort=[("created_at", -1), ("_id", -1)],
+        skip=unread - 1,
+    )
+    if oldest_unread is None:
+        return 0
+    at = oldest_unread["created_at"]
+    earlier = [
+        {"created_at": {"$lt": at}},
+        {"created_at": at, "_id": {"$lt": oldest_unread["_id"]}},
+    ]
+    return await messages.count_documents({"$and": [of_room, {"$or": earlier}]})

@@ -24,9 +24,8 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from webapp import chat, feeds, nx_compat, store, wire
+from webapp import access, feeds, nx_compat, store, wire
 from webapp.auth import SignedInUser, signed_in
-from webapp.database import Db
 from webapp.feeds import MessageEvent
 from webapp.hub import Hub, SortKey, Stream
 from webapp.models import Message
@@ -45,9 +44,9 @@ class CannotReplay(Exception):
     pass
 
 
-def may_see(event: MessageEvent, user_id: str) -> bool:
-    message = event.message
-    return chat.may_read(message.conversation, message.participants, user_id)
+def may_see(event: MessageEvent, my_rooms: set[str]) -> bool:
+    """Whether a reader who is a member of `my_rooms` (their room ids, now) may see it."""
+    return access.can_read(event.room, event.message.room_id in my_rooms)
 
 
 def _replayable(cursor: str, position: str) -> bool:
@@ -55,11 +54,11 @@ def _replayable(cursor: str, position: str) -> bool:
     return bool(_CURSOR_RE.fullmatch(cursor)) and not nx_compat.cannot_replay(cursor, position)
 
 
-async def replay_messages(
-    db: Db, *, cursor: str, position: str, user_id: str
-) -> list[MessageEvent]:
-    """The message changes after `cursor` that this user may see, read from the change stream."""
-    if not _replayable(cursor, position):
+async def replay_messages(hub: Hub, *, cursor: str, my_rooms: set[str]) -> list[MessageEvent]:
+    """The message changes after `cursor` that a member of `my_rooms` may see, read from the
+    change stream."""
+    db = hub.db
+    if not _replayable(cursor, hub.position):
         raise CannotReplay("not a cursor of this stream")
     limit = min(MAX_REPLAY, nx_compat.replay_limit(cursor))
     changes = []
@@ -80,22 +79,23 @@ async def replay_messages(
     events = []
     for change in changes:
         message = messages.get(change["documentKey"]["_id"])
-        if message is not None:
+        room = await hub.room(message.room_id) if message is not None else None
+        if message is not None and room is not None:
             # The message as it is now: replaying its post and its edit shows the edit twice.
-            event = MessageEvent(change["_id"]["_data"], message)
-            if may_see(event, user_id):
+            event = MessageEvent(change["_id"]["_data"], message, room)
+            if may_see(event, my_rooms):
                 events.append(event)
     return events
 
 
-def replay_from_ring(hub: Hub, *, cursor: str, user_id: str) -> list[MessageEvent] | None:
+def replay_from_ring(hub: Hub, *, cursor: str, my_rooms: set[str]) -> list[MessageEvent] | None:
     """The same as replay_messages, from memory; None when the ring does not reach back."""
     if not _replayable(cursor, hub.position):
         return None
     key = nx_compat.token_sort_key(cursor)
     if not hub.ring.covers(key):
         return None
-    return [event for _, event in hub.ring.after(key) if may_see(event, user_id)]
+    return [event for _, event in hub.ring.after(key) if may_see(event, my_rooms)]
 
 
 async def _catch_up(request: Request, hub: Hub, stream: Stream, cursor: str) -> None:
@@ -104,12 +104,12 @@ async def _catch_up(request: Request, hub: Hub, stream: Stream, cursor: str) -> 
         stream.release(None)
         return
     user_id = stream.user_id
-    replayed = replay_from_ring(hub, cursor=cursor, user_id=user_id)
     try:
+        # Their rooms as they are now: a room they have left replays nothing.
+        my_rooms = await store.room_ids_of(hub.db, user_id=user_id)
+        replayed = replay_from_ring(hub, cursor=cursor, my_rooms=my_rooms)
         if replayed is None:
-            replayed = await replay_messages(
-                request.app.state.db, cursor=cursor, position=hub.position, user_id=user_id
-            )
+            replayed = await replay_messages(hub, cursor=cursor, my_rooms=my_rooms)
     except CannotReplay:
         position = hub.position
         reload = wire.encode("reload", event="reload", id=position or None)

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from sse_starlette import ServerSentEvent
 
-from webapp.feeds import Event, MessageEvent, PersonEvent, ReadEvent, TypingEvent
+from webapp.feeds import (
+    Event,
+    MemberEvent,
+    MessageEvent,
+    PersonEvent,
+    ReadEvent,
+    RoomEvent,
+    TypingEvent,
+)
 from webapp.sidebar import neutral_person
 from webapp.templating import render_shared
 
@@ -43,7 +51,9 @@ class Encoded:
 def message_bytes(event: MessageEvent, *, viewer_id: str = "") -> bytes:
     """A message event as `viewer_id` gets it (their own copy when they wrote it)."""
     mine = viewer_id if viewer_id == event.message.sender_id else ""
-    html = render_shared("_message.html", viewer_id=mine, message=event.message)
+    html = render_shared(
+        "_message.html", viewer_id=mine, message=event.message, room_key=event.room.key
+    )
     return encode(html, event=event.name, id=event.id)
 
 
@@ -51,11 +61,23 @@ def encode_event(event: Event) -> Encoded:
     if isinstance(event, MessageEvent):
         author = event.message.sender_id
         return Encoded(message_bytes(event), message_bytes(event, viewer_id=author), author)
+    if isinstance(event, MemberEvent):  # the owner's copy has the Remove button
+        owner = event.room.owner_id
+
+        def member(viewer_id: str) -> bytes:
+            html = render_shared("_member.html", viewer_id=viewer_id, room=event.room,
+                                 member_id=event.user_id, username=event.username,
+                                 left=not event.joined)  # fmt: skip
+            return encode(html, event=event.name)
+
+        return Encoded(member(""), member(owner), owner)
     if isinstance(event, PersonEvent):
         html = render_shared("_person.html", person=neutral_person(event), conversation=None)
     elif isinstance(event, TypingEvent):
-        html = render_shared("_typing.html", typing=event.typing)
+        html = render_shared("_typing.html", typing=event.typing, room_key=event.room.key)
+    elif isinstance(event, RoomEvent):
+        html = render_shared("_room_entry.html", room=event.room, unread=0, conversation=None)
     else:
         assert isinstance(event, ReadEvent)
-        html = event.conversation
+        html = event.room.key
     return Encoded(encode(html, event=event.name))

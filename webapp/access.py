@@ -1,0 +1,79 @@
+"""Who may do what in a room, as pure functions of the room and the person asking.
+
+Handlers, replay, the hub's routing and anything added later ask here; nothing works out
+access by how its URL was built. `member` says whether the person has a membership in the
+room (in the public room everyone is a member, whatever the database holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Protocol
+
+PUBLIC, DM, GROUP = "public", "dm", "group"
+
+
+class RoomLike(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def open(self) -> bool: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def archived(self) -> bool: ...
+
+
+def is_member(room: RoomLike, member: bool) -> bool:
+    return room.kind == PUBLIC or member
+
+
+def can_see(room: RoomLike, member: bool) -> bool:
+    """Whether the room exists for this person at all: anything else answers 404."""
+    if is_member(room, member):
+        return True
+    return room.kind == GROUP and room.open and not room.archived
+
+
+def can_read(room: RoomLike, member: bool) -> bool:
+    """Its messages, live or replayed, its members and its typing notices."""
+    return is_member(room, member)
+
+
+def can_post(room: RoomLike, member: bool) -> bool:
+    return can_read(room, member) and not room.archived
+
+
+def can_join(room: RoomLike, member: bool) -> bool:
+    return room.kind == GROUP and room.open and not room.archived and not member
+
+
+def can_add(room: RoomLike, member: bool) -> bool:
+    """Any member of a group room may add others."""
+    return room.kind == GROUP and member and not room.archived
+
+
+def can_remove(room: RoomLike, actor_id: str, member: bool, target_id: str) -> bool:
+    """The owner removes anyone; a member removes only himself (leaving)."""
+    return room.kind == GROUP and member and actor_id in (room.owner_id, target_id)
+
+
+def can_change_room(room: RoomLike, actor_id: str, member: bool) -> bool:
+    """Its name and topic: the owner's."""
+    return room.kind == GROUP and member and actor_id == room.owner_id and not room.archived
+
+
+def can_change_message(room: RoomLike, member: bool, sender_id: str, actor_id: str) -> bool:
+    """Edit or delete: one's own messages, while one may still read the room."""
+    return sender_id == actor_id and can_read(room, member)
+
+
+def next_owner(members_by_seniority: Iterable[str], leaving_id: str) -> str | None:
+    """Who owns a room once `leaving_id` (its owner) goes: the longest-standing other member,
+    or None, when nobody is left and the room is archived."""
+    return next((user_id for user_id in members_by_seniority if user_id != leaving_id), None)
+
+
+def readers(room: RoomLike, member_ids: Collection[str]) -> frozenset[str] | None:
+    """Who receives the room's events: its members, or everyone (None) in the public room."""
+    return None if room.kind == PUBLIC else frozenset(member_ids)
