@@ -244,21 +244,6 @@ def test_dm_key_is_symmetric() -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "user", "peer"),
-    [
-        ("dm:u1:u2", "u1", "u2"),
-        ("dm:u1:u2", "u2", "u1"),
-        ("dm:u1:u1", "u1", "u1"),  # notes to self
-        ("dm:u1:u2", "u3", None),  # not theirs
-        ("public", "u1", None),
-        ("65f0000000000000000000aa", "u1", None),  # a group room
-    ],
-)
-def test_dm_peer(key: str, user: str, peer: str | None) -> None:
-    assert chat.dm_peer(key, user) == peer
-
-
-@pytest.mark.parametrize(
     ("value", "cleaned"),
     [
         ("Plans", "Plans"),

@@ -66,24 +66,44 @@ USER = User(username="alice", username_key="alice", password_hash="x", created_a
         (MessageEvent("nx:1", message(DM), DM), [ALICE, BOB], Audience(frozenset({ALICE, BOB}))),
         (MessageEvent("nx:1", message(NOTES), NOTES), [ALICE], Audience(frozenset({ALICE}))),
         # A group room's message reaches its members as they are now, whoever posted it.
-        (MessageEvent("nx:1", message(GROUP), GROUP), [ALICE, CAROL], Audience(frozenset({ALICE, CAROL}))),
+        (
+            MessageEvent("nx:1", message(GROUP), GROUP),
+            [ALICE, CAROL],
+            Audience(frozenset({ALICE, CAROL})),
+        ),
         (MessageEvent("nx:1", message(GROUP), GROUP), [], Audience(frozenset())),
-        (TypingEvent(typing(PUBLIC), PUBLIC), [], Audience(None, excluding=ALICE)),  # never the typist
+        (
+            TypingEvent(typing(PUBLIC), PUBLIC),
+            [],
+            Audience(None, excluding=ALICE),
+        ),  # never the typist
         (
             TypingEvent(typing(DM), DM),
             [ALICE, BOB],
             Audience(frozenset({ALICE, BOB}), excluding=ALICE),
         ),
-        (TypingEvent(typing(GROUP), GROUP), [ALICE, BOB], Audience(frozenset({ALICE, BOB}), excluding=ALICE)),
+        (
+            TypingEvent(typing(GROUP), GROUP),
+            [ALICE, BOB],
+            Audience(frozenset({ALICE, BOB}), excluding=ALICE),
+        ),
         (ReadEvent(BOB, GROUP), [ALICE, BOB], Audience(frozenset({BOB}))),  # the reader's own tabs
         (RoomEvent(GROUP), [ALICE, BOB], Audience(frozenset({ALICE, BOB}))),  # renamed
         (RoomEvent(GROUP, to=CAROL), [ALICE, CAROL], Audience(frozenset({CAROL}))),  # just added
         # Whoever joined or left hears of it, with the members.
-        (MemberEvent(GROUP, CAROL, "carol", joined=False), [ALICE], Audience(frozenset({ALICE, CAROL}))),
-        (MemberEvent(GROUP, CAROL, "carol", joined=True), [ALICE, CAROL], Audience(frozenset({ALICE, CAROL}))),
+        (
+            MemberEvent(GROUP, CAROL, "carol", joined=False),
+            [ALICE],
+            Audience(frozenset({ALICE, CAROL})),
+        ),
+        (
+            MemberEvent(GROUP, CAROL, "carol", joined=True),
+            [ALICE, CAROL],
+            Audience(frozenset({ALICE, CAROL})),
+        ),
         (PersonEvent(USER, online=True), [], Audience(None)),
     ],
-)  # fmt: skip
+)
 def test_audience(event: feeds.Event, members: list[str], expected: Audience) -> None:
     assert feeds.audience(event, members) == expected
 
