@@ -27,6 +27,9 @@ class Room(Model):
     # group room's own id. Pages and events name a conversation by this key.
     key: str = Field(unique=True)
     name: str = ""  # a group room's; the others are named for whoever looks at them
+    name_key: str = (
+        ""  # the name case-folded, to list rooms by (the embedded server has no collation)
+    )
     topic: str = ""
     open: bool = False  # a group room anyone may join
     owner_id: str = ""  # a group room's owner (a member's role is derived from it)
@@ -34,7 +37,7 @@ class Room(Model):
     created_at: datetime
     archived: bool = False  # a group room everyone left
 
-    model_config = {"indexes": lambda: [Index(Room.open, Room.archived)]}
+    model_config = {"indexes": lambda: [Index(Room.open, Room.archived, Room.name_key)]}
 
 
 class Membership(Model):

@@ -251,6 +251,7 @@ async def create_group_room(db: Db, *, name: str, topic: str, open: bool, owner:
         kind=access.GROUP,
         key=str(room_id),
         name=name,
+        name_key=name.casefold(),
         topic=topic,
         open=open,
         owner_id=str(owner.id),
@@ -261,7 +262,7 @@ async def create_group_room(db: Db, *, name: str, topic: str, open: bool, owner:
 
 
 async def change_room(db: Db, *, room: Room, name: str, topic: str) -> Room:
-    return await _update(db, room, name=name, topic=topic)
+    return await _update(db, room, name=name, name_key=name.casefold(), topic=topic)
 
 
 async def get_membership(db: Db, *, room_id: str, user_id: str) -> Membership | None:
@@ -326,28 +327,46 @@ async def add_member(db: Db, *, room: Room, user_id: str) -> bool:
     return await _join(db, room_id=str(room.id), user_id=user_id, read_seq=read_seq)
 
 
-async def remove_member(db: Db, *, room: Room, user_id: str) -> Room:
+async def remove_member(db: Db, *, room: Room, user_id: str) -> None:
     """Takes someone out of a group room. An owner who goes hands the room to the
-    longest-standing member; the last one to go archives it."""
-    await db[Membership.__collection__].delete_one({"_id": f"{room.id}:{user_id}"})
-    if user_id != room.owner_id:
-        return room
-    heir = access.next_owner(await member_ids(db, room_id=str(room.id)), user_id)
-    if heir is None:
-        return await _update(db, room, owner_id="", archived=True)
-    return await _update(db, room, owner_id=heir)
+    longest-standing member; the last one to go archives it.
+
+    Several may leave at once: each looks again, after its own removal, at who is left and who
+    owns the room, so that whoever goes last leaves it right (the changes are conditional on
+    what was seen, and looked at again until they hold).
+    """
+    room_id = str(room.id)
+    await db[Membership.__collection__].delete_one({"_id": f"{room_id}:{user_id}"})
+    rooms = db[Room.__collection__]
+    for _ in range(5):
+        current = await get_by_id(db, Room, object_id=room.id)
+        if current is None or current.archived:
+            return
+        left = await member_ids(db, room_id=room_id)
+        if current.owner_id in left:
+            return
+        heir = access.next_owner(left, current.owner_id)
+        change = {"owner_id": heir} if heir else {"owner_id": "", "archived": True}
+        await rooms.update_one({"_id": room.id, "owner_id": current.owner_id}, {"$set": change})
 
 
 async def open_rooms(db: Db, *, limit: int = 200) -> list[tuple[Room, int]]:
-    """The open group rooms, by name, each with its number of members."""
+    """The first `limit` open group rooms by name, each with its number of members."""
     rooms = await _find(
-        db, Room, {"open": True, "archived": False, "kind": access.GROUP}, limit=limit
+        db,
+        Room,
+        {"open": True, "archived": False, "kind": access.GROUP},
+        sort=[("name_key", 1), ("_id", 1)],
+        limit=limit,
     )
-    counted = []
-    for room in sorted(rooms, key=lambda r: (r.name.casefold(), str(r.id))):
-        count = await db[Membership.__collection__].count_documents({"room_id": str(room.id)})
-        counted.append((room, count))
-    return counted
+    counts = await db[Membership.__collection__].aggregate(
+        [
+            {"$match": {"room_id": {"$in": [str(room.id) for room in rooms]}}},
+            {"$group": {"_id": "$room_id", "members": {"$sum": 1}}},
+        ]
+    )
+    members = {doc["_id"]: doc["members"] async for doc in counts}
+    return [(room, members.get(str(room.id), 0)) for room in rooms]
 
 
 # Messages
