@@ -471,8 +471,106 @@
     });
   }
 
+  // --- A busy room: day separators and runs of one sender ------------------------------
+  // The rules of webapp/timeline.py, in the reader's own time zone. Only what is wrong is
+  // changed, so the live log announces nothing but new messages.
+
+  const RUN_WINDOW_MS = 5 * 60 * 1000;
+  const weekdayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
+  const fullDateFormat = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "long", year: "numeric" });
+
+  function localDay(when) {
+    return when.getFullYear() + "-" + (when.getMonth() + 1) + "-" + when.getDate();
+  }
+
+  function dayLabel(when) {
+    const today = new Date();
+    const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+    if (localDay(when) === localDay(today)) return "Today";
+    if (localDay(when) === localDay(yesterday)) return "Yesterday";
+    return (when.getFullYear() === today.getFullYear() ? weekdayFormat : fullDateFormat).format(when);
+  }
+
+  function messageTime(message) {
+    const time = message.querySelector(":scope > header time");
+    return time ? new Date(time.getAttribute("datetime")) : null;
+  }
+
+  function arrangeLog() {
+    const el = log();
+    if (!el) return;
+    const wanted = new Set();
+    let previous = null;
+    let previousWhen = null;
+    el.querySelectorAll(":scope > .message").forEach(function (message) {
+      const when = messageTime(message);
+      if (!when || isNaN(when)) return;
+      const day = localDay(when);
+      const newDay = !previousWhen || localDay(previousWhen) !== day;
+      if (newDay) {
+        let separator = message.previousElementSibling;
+        if (!separator || !separator.classList.contains("day-separator") || separator.dataset.localDay !== day) {
+          separator = document.createElement("h2");
+          separator.className = "day-separator";
+          separator.dataset.localDay = day;
+          message.before(separator);
+        }
+        if (separator.textContent !== dayLabel(when)) separator.textContent = dayLabel(when);
+        wanted.add(separator);
+      }
+      const gap = previousWhen ? when - previousWhen : -1;
+      const continues = !newDay && previous && previous.dataset.sender === message.dataset.sender &&
+        gap >= 0 && gap <= RUN_WINDOW_MS;
+      message.classList.toggle("continued", Boolean(continues));
+      previous = message;
+      previousWhen = when;
+    });
+    el.querySelectorAll(":scope > .day-separator").forEach(function (separator) {
+      if (!wanted.has(separator)) separator.remove();
+    });
+  }
+
+  // --- Drafts, kept per conversation in this browser ------------------------------------
+
+  function draftKey() {
+    const root = chatRoot();
+    return root ? "draft:" + root.dataset.meId + ":" + root.dataset.conversation : null;
+  }
+
+  function saveDraft(field) {
+    const key = draftKey();
+    if (!key) return;
+    try {
+      if (field.value.trim()) window.localStorage.setItem(key, field.value);
+      else window.localStorage.removeItem(key);
+    } catch (e) { /* storage full or forbidden: drafts are a comfort */ }
+  }
+
+  function restoreDraft() {
+    const key = draftKey();
+    const field = document.getElementById("message-body");
+    if (!key || !field || field.value) return;
+    try {
+      const draft = window.localStorage.getItem(key);
+      if (draft) field.value = draft;
+    } catch (e) { /* as above */ }
+  }
+
+  document.addEventListener("input", function (evt) {
+    if (evt.target.id === "message-body") saveDraft(evt.target);
+  });
+
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (evt.detail.successful && evt.detail.elt.id === "composer") {
+      saveDraft(evt.detail.elt.querySelector("textarea")); // sent: the draft is gone
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", restoreDraft);
+
   htmx.onLoad(function (content) {
     localiseTimes(content);
+    arrangeLog();
   });
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -34,7 +34,7 @@ MakePerson = Callable[..., Person]
 
 WAIT_SECS = 30  # the bound on any one wait for events to arrive
 MSG_ID_RE = re.compile(rb'id="msg-([0-9a-f]{24})"')
-BODY_RE = re.compile(r'<p class="body">(.*?)</p>', re.S)
+BODY_RE = re.compile(r'<p class="body"[^>]*>(.*?)</p>', re.S)
 
 
 # Accounts, over HTTP

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from webapp import access, chat, conversations, store
+from webapp import access, chat, conversations, store, timeline
 from webapp.auth import SignedInUser, checked_form, signed_in
 from webapp.conversations import Conversation
 from webapp.database import Db
@@ -69,6 +69,8 @@ async def chat_page(
     context = {
         "conversation": conversation,
         "messages": messages,
+        "timeline": timeline.arrange(messages, now=store.now()),
+        "newest": before_id is None,  # a page opened at the end shows the end without script
         "has_older": has_older,
         "is_history": before_id is not None,
         "cursor": cursor,
@@ -111,7 +113,12 @@ async def list_messages(request: Request) -> Response:
     response = templates.TemplateResponse(
         request,
         "_messages.html",
-        {"conversation": conversation, "messages": messages, "has_older": has_older},
+        {
+            "conversation": conversation,
+            "messages": messages,
+            "timeline": timeline.arrange(messages, now=store.now()),
+            "has_older": has_older,
+        },
     )
     response.headers["Vary"] = "HX-Request"
     return response
@@ -163,7 +170,9 @@ async def show_edit_form(request: Request) -> Response:
     template = "_edit_form.html" if _is_fragment_request(request) else "edit.html"
     if "cancel" in request.query_params:
         template = "_message.html"
-    return templates.TemplateResponse(request, template, {"message": message, "room_key": room.key})
+    conversation = await conversations.of_room(request.app.state.db, room, signed_in(request))
+    context = {"message": message, "room_key": room.key, "page_url": conversation.page_url}
+    return templates.TemplateResponse(request, template, context)
 
 
 async def edit_message(request: Request) -> Response:
