@@ -3,7 +3,7 @@ status, away message and unread counts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from webapp import access, chat, store
 from webapp.database import Db
@@ -40,26 +40,6 @@ class Sidebar:
     def total_unread(self) -> int:
         people = sum(p.unread for p in (*self.online, *self.offline))
         return self.public_unread + sum(e.unread for e in self.rooms) + people
-
-    def unread(self, key: str) -> int:
-        if key == chat.PUBLIC:
-            return self.public_unread
-        rooms = (entry.unread for entry in self.rooms if entry.room.key == key)
-        people = (p.unread for p in (*self.online, *self.offline) if p.conversation == key)
-        return next(rooms, next(people, 0))
-
-    def read(self, key: str) -> Sidebar:
-        """The same sidebar once the conversation of this key has been read."""
-
-        def reading(people: list[Person]) -> list[Person]:
-            return [replace(p, unread=0) if p.conversation == key else p for p in people]
-
-        return Sidebar(
-            0 if key == chat.PUBLIC else self.public_unread,
-            [replace(e, unread=0) if e.room.key == key else e for e in self.rooms],
-            reading(self.online),
-            reading(self.offline),
-        )
 
 
 async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str]) -> Sidebar:

@@ -79,5 +79,5 @@ def encode_event(event: Event) -> Encoded:
         html = render_shared("_room_entry.html", room=event.room, unread=0, conversation=None)
     else:
         assert isinstance(event, ReadEvent)
-        html = event.room.key
+        html = f"{event.room.key} {event.read_seq} {event.unread} {event.upto}"
     return Encoded(encode(html, event=event.name))
