@@ -1,7 +1,8 @@
-"""Read positions over real HTTP and SSE.
+"""Read positions and muted rooms over real HTTP and SSE.
 
 Reading is the page's to say (POST .../read, optionally up to the message numbered `seq`):
-opening a conversation reads nothing.
+opening a conversation reads nothing. A group room can be muted (POST /rooms/{id}/mute), which
+is kept apart from the membership, whose changes reach the reader's tabs as read events.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ MakePerson = Callable[..., Person]
 Db = Database[dict[str, Any]]
 BAD_SEQS = ["", "x", "-1", "1.5", " 1", "1 ", "+1", "1e3", "0x10", "१", "9" * 19]
 FORM = "application/x-www-form-urlencoded"
+BAD_MUTES = ["", "yes", "ON", "true", "1", "on "]
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +229,133 @@ def test_new_messages_line_above_the_first_unread(make_person: MakePerson) -> No
     assert read(bob, f"/dm/{alice.username}").status_code == 204
     bob.post_dm(alice.username, "bob again")
     assert "New messages" not in bob.client.get(f"/dm/{alice.username}").text
+
+
+# Muting a group room
+
+
+def mute(someone: Person, path: str, muted: str, **headers: str) -> httpx.Response:
+    return someone.client.post(
+        f"{path}/mute",
+        data={"muted": muted},
+        headers={"X-CSRF-Token": someone.csrf, "HX-Request": "true", **headers},
+    )
+
+
+def entry_of(page: str, path: str) -> str:
+    """The room's link in the sidebar's "Rooms"."""
+    match = re.search(rf'<a href="{re.escape(path)}" class="room-link[^>]*>', page)
+    assert match, f"no sidebar entry for {path}"
+    return match.group(0)
+
+
+def muted_in_page(someone: Person, path: str) -> bool:
+    page = someone.client.get(path).text
+    muted = 'data-muted="true"' in entry_of(page, path)
+    assert ("Unmute room" in page) == muted  # the toggle says the same
+    assert ("Mute room" in page) != muted
+    return muted
+
+
+def test_muting_and_unmuting_a_room(make_person: MakePerson, db: Db) -> None:
+    alice, bob = make_person(), make_person()
+    room = new_room(alice, bob)
+    assert not muted_in_page(bob, room)
+
+    toggled = mute(bob, room, "on")
+    assert toggled.status_code == 200, toggled.text
+    assert 'data-muted="true"' in toggled.text and "Unmute room" in toggled.text
+    assert 'name="muted" value="off"' in toggled.text  # the toggle now unmutes
+    assert muted_in_page(bob, room)
+    assert not muted_in_page(alice, room)  # each member's own
+    assert mute(bob, room, "on").status_code == 200  # again: still muted, nothing doubled
+    assert db["room_mutes"].count_documents({"user_id": user_id(db, bob)}) == 1
+
+    toggled = mute(bob, room, "off")
+    assert toggled.status_code == 200
+    assert 'data-muted="false"' in toggled.text and "Mute room" in toggled.text
+    assert not muted_in_page(bob, room)
+    assert mute(bob, room, "off").status_code == 200
+
+    # Scripts get JSON, plain forms the room's page.
+    token = bob.token()
+    bearer = {"Authorization": f"Bearer {token}"}
+    scripted = httpx.post(f"{bob.base_url}{room}/mute", data={"muted": "on"}, headers=bearer)
+    assert (scripted.status_code, scripted.json()) == (200, {"muted": True})
+    plain = bob.client.post(
+        f"{room}/mute",
+        data={"muted": "off", "csrf_token": bob.csrf},
+        headers={"Accept": "text/html"},
+    )
+    assert (plain.status_code, plain.headers["location"]) == (303, room)
+    assert not muted_in_page(bob, room)
+
+
+def test_leaving_a_room_forgets_its_mute(make_person: MakePerson, db: Db) -> None:
+    alice, bob = make_person(), make_person()
+    room = new_room(alice, bob, open_room=True)
+    assert mute(bob, room, "on").status_code == 200
+    assert bob.send("POST", f"{room}/leave").status_code == 200
+    assert db["room_mutes"].count_documents({"user_id": user_id(db, bob)}) == 0
+    assert bob.send("POST", f"{room}/join").status_code == 201
+    assert not muted_in_page(bob, room)
+
+
+async def test_muting_is_not_a_read(make_person: MakePerson, db: Db) -> None:
+    """The mute is kept apart from the membership, whose changes reach tabs as read events."""
+    alice, bob = make_person(), make_person()
+    room = new_room(alice, bob)
+    membership = {"user_id": user_id(db, bob), "room_id": room.rsplit("/", 1)[1]}
+    before = db["membership"].find_one(membership)
+    async with open_stream(bob.base_url, token=bob.token()) as tab:
+        assert mute(bob, room, "on").status_code == 200
+        await tab.expect_none("read", within=1.5)
+    assert db["membership"].find_one(membership) == before
+
+
+def test_bad_mutes_are_refused_and_change_nothing(
+    make_person: MakePerson, db: Db, subtests: pytest.Subtests
+) -> None:
+    alice, bob, carol = make_person(), make_person(), make_person()
+    room = new_room(alice, bob)
+    open_room = new_room(alice, open_room=True)
+    assert mute(bob, room, "on").status_code == 200
+    mutes = db["room_mutes"]
+
+    def state() -> list[dict[str, Any]]:
+        return list(mutes.find({}, {"muted_at": 0}, sort=[("_id", 1)]))
+
+    before = state()
+    for value in BAD_MUTES:
+        with subtests.test(muted=value):
+            refused = mute(bob, room, value)
+            assert refused.status_code == 400
+            assert "muted is" in refused.text
+            assert state() == before
+    with subtests.test("no muted field"):
+        refused = bob.client.post(
+            f"{room}/mute", data={}, headers={"X-CSRF-Token": bob.csrf, "HX-Request": "true"}
+        )
+        assert refused.status_code == 400
+        assert state() == before
+    with subtests.test("no CSRF token"):
+        assert bob.client.post(f"{room}/mute", data={"muted": "off"}).status_code == 403
+        assert state() == before
+    with subtests.test("a private room one is not in: as if there were none"):
+        refused = mute(carol, room, "on")
+        missing = mute(carol, "/rooms/" + "0" * 24, "on")
+        assert refused.status_code == missing.status_code == 404
+        assert refused.text == missing.text
+        assert state() == before
+    with subtests.test("an open room one has not joined"):
+        refused = mute(carol, open_room, "on")
+        assert refused.status_code == 403
+        assert "Join this room" in refused.text
+        assert state() == before
+    with subtests.test("the public room and direct conversations are not group rooms"):
+        assert mute(bob, "/rooms/public", "on").status_code in (404, 405)
+        bob.post_dm(alice.username, "a dm room")
+        dm = db["room"].find_one({"kind": "dm", "members": user_id(db, bob)})
+        assert dm is not None
+        assert mute(bob, f"/rooms/{dm['_id']}", "on").status_code == 404
+        assert state() == before

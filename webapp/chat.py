@@ -116,6 +116,16 @@ def clean_seq(value: str) -> int:
     return int(value)
 
 
+MUTED = {"on": True, "off": False}
+
+
+def clean_muted(value: str) -> bool:
+    """Whether a room is to be muted: "on" or "off"."""
+    if value not in MUTED:
+        raise BadRequest('muted is "on" or "off".')
+    return MUTED[value]
+
+
 def clean_room_name(value: str) -> str:
     """A group room's name on one line: 1 to ROOM_NAME_MAX characters."""
     value = " ".join(strip_controls(value).split())

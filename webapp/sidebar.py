@@ -27,6 +27,7 @@ class Person:
 class RoomEntry:
     room: Room
     unread: int
+    muted: bool = False  # its messages notify nobody here
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str])
     online_ids = online_ids | {my_id}  # whoever looks at the sidebar is here
     memberships = await store.memberships_of(db, user_id=my_id)
     unread = await store.unread_counts(db, user=me, public=public, memberships=memberships)
+    muted = await store.muted_room_ids(db, user_id=my_id)
     rooms = await store.rooms_by_id(
         db, room_ids=[m.room_id for m in memberships if m.room_id != str(public.id)]
     )
@@ -79,7 +81,9 @@ async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str])
 
     return Sidebar(
         public_unread=unread.get(str(public.id), 0),
-        rooms=[RoomEntry(room, unread.get(str(room.id), 0)) for room in groups],
+        rooms=[
+            RoomEntry(room, unread.get(str(room.id), 0), str(room.id) in muted) for room in groups
+        ],
         online=[person(user) for user in online],
         offline=[person(user) for user in offline],
     )

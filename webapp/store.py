@@ -41,6 +41,7 @@ from webapp.models import (
     RateLimit,
     RevokedToken,
     Room,
+    RoomMute,
     RoomSequence,
     Typing,
     User,
@@ -327,15 +328,33 @@ async def add_member(db: Db, *, room: Room, user_id: str) -> bool:
 
 
 async def remove_member(db: Db, *, room: Room, user_id: str) -> Room:
-    """Takes someone out of a group room. An owner who goes hands the room to the
-    longest-standing member; the last one to go archives it."""
+    """Takes someone out of a group room (and forgets whether they had muted it). An owner who
+    goes hands the room to the longest-standing member; the last one to go archives it."""
     await db[Membership.__collection__].delete_one({"_id": f"{room.id}:{user_id}"})
+    await db[RoomMute.__collection__].delete_one({"_id": f"{room.id}:{user_id}"})
     if user_id != room.owner_id:
         return room
     heir = access.next_owner(await member_ids(db, room_id=str(room.id)), user_id)
     if heir is None:
         return await _update(db, room, owner_id="", archived=True)
     return await _update(db, room, owner_id=heir)
+
+
+async def set_muted(db: Db, *, room: Room, user_id: str, muted: bool) -> None:
+    """Mutes or unmutes the room for this member (a document each mute, deleted to unmute)."""
+    mute_id = f"{room.id}:{user_id}"
+    if not muted:
+        await db[RoomMute.__collection__].delete_one({"_id": mute_id})
+        return
+    mute = RoomMute(id=mute_id, room_id=str(room.id), user_id=user_id, muted_at=now())
+    with contextlib.suppress(DuplicateKeyError):  # muted already
+        await _insert(db, mute)
+
+
+async def muted_room_ids(db: Db, *, user_id: str) -> set[str]:
+    """The rooms this person has muted."""
+    cursor = db[RoomMute.__collection__].find({"user_id": user_id}, {"room_id": 1})
+    return {doc["room_id"] async for doc in cursor}
 
 
 async def open_rooms(db: Db, *, limit: int = 200) -> list[tuple[Room, int]]:

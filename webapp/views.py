@@ -72,10 +72,12 @@ async def chat_page(
         if conversation.room is not None:
             read_seq = await store.read_position(db, room=conversation.room, user=me.user)
     sidebar = await build_sidebar(db, me=me.user, public=hub.public, online_ids=hub.online)
+    muted = False
     members = []
     if conversation.is_group and conversation.room:
         ids = await store.member_ids(db, room_id=str(conversation.room.id))
         members = await store.users_by_id(db, user_ids=ids)
+        muted = any(e.muted for e in sidebar.rooms if e.room.key == conversation.key)
     context = {
         "conversation": conversation,
         "messages": messages,
@@ -86,6 +88,7 @@ async def chat_page(
         "members": members,
         "read_seq": read_seq,
         "first_unread_id": first_unread(messages, read_seq, me.identity),
+        "muted": muted,
     }
     response = templates.TemplateResponse(request, "chat.html", context, status_code=status_code)
     response.headers["Vary"] = "HX-Request"

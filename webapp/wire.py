@@ -76,7 +76,9 @@ def encode_event(event: Event) -> Encoded:
     elif isinstance(event, TypingEvent):
         html = render_shared("_typing.html", typing=event.typing, room_key=event.room.key)
     elif isinstance(event, RoomEvent):
-        html = render_shared("_room_entry.html", room=event.room, unread=0, conversation=None)
+        html = render_shared(
+            "_room_entry.html", room=event.room, unread=0, muted=False, conversation=None
+        )
     else:
         assert isinstance(event, ReadEvent)
         html = f"{event.room.key} {event.read_seq} {event.unread} {event.upto}"
