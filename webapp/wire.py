@@ -28,6 +28,8 @@ RETRY_MS = 2000  # how long a browser waits before it reconnects
 CONNECTED = ServerSentEvent(comment="connected", retry=RETRY_MS).encode()
 KEEPALIVE = ServerSentEvent(comment="keep-alive").encode()
 SIGNED_OUT = ServerSentEvent(data="signed out", event="signed-out").encode()
+# Written once a stream has replayed what its tab missed: the page is caught up, and live.
+LIVE = ServerSentEvent(data="live", event="live").encode()
 
 
 def encode(data: str, *, event: str, id: str | None = None) -> bytes:
