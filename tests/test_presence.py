@@ -260,7 +260,6 @@ def dm_key(page: str, username: str) -> str:
 
 def test_unread_counts_persist_and_clear(make_person: MakePerson) -> None:
     alice, bob = make_person(), make_person()
-    alice.client.get("/rooms/public")  # alice has read the public room
     for n in range(2):
         assert bob.post_dm(alice.username, f"dm {n}").status_code == 201
     for n in range(3):
@@ -269,8 +268,10 @@ def test_unread_counts_persist_and_clear(make_person: MakePerson) -> None:
     assert unread_badge(page, dm_key(page, bob.username)) == 2
     assert unread_badge(page, "public") == 3
     assert "<title>(5) " in page
-    # Opening the DM clears its count, for every later page (other tabs, reloads).
-    alice.client.get(f"/dm/{bob.username}")
+    # Opening the DM reads nothing: its page counts them too, the DM's messages with it.
+    assert "<title>(5) " in alice.client.get(f"/dm/{bob.username}").text
+    # Reading it (the page posts .../read) clears its count, for every later page.
+    assert alice.send("POST", f"/dm/{bob.username}/read").status_code == 204
     page = alice.client.get(f"/dm/{alice.username}").text
     assert unread_badge(page, dm_key(page, bob.username)) == 0
     assert unread_badge(page, "public") == 3
@@ -318,9 +319,11 @@ async def test_reading_in_one_tab_clears_the_count_in_the_others(make_person: Ma
         await other_tab.next_named("message")  # the tab counts it from the message itself
         page = alice.client.get(f"/dm/{alice.username}").text
         assert unread_badge(page, dm_key(page, bob.username)) == 1
-        alice.client.get(f"/dm/{bob.username}")  # read in this tab
+        assert alice.send("POST", f"/dm/{bob.username}/read").status_code == 204  # this tab
         read = await other_tab.next_named("read")
-        assert read.data == dm_key(page, bob.username)  # the other tab clears that count
+        key, read_seq, unread, upto = read.data.split()
+        assert key == dm_key(page, bob.username)  # the other tab clears that count
+        assert (read_seq, unread, upto) == ("1", "0", "1")
 
 
 def test_away_message_shows_even_when_offline(make_person: MakePerson) -> None:
@@ -340,7 +343,7 @@ def test_opening_a_read_conversation_writes_nothing(
 ) -> None:
     alice, bob = make_person(), make_person()
     bob.post_dm(alice.username, "one")
-    alice.client.get(f"/dm/{bob.username}")  # reads it
+    assert alice.send("POST", f"/dm/{bob.username}/read").status_code == 204
     client: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
     try:
         markers = client.get_default_database().membership
@@ -349,7 +352,9 @@ def test_opening_a_read_conversation_writes_nothing(
         query = {"user_id": str(user["_id"])}
         before = list(markers.find(query))
         assert before
-        alice.client.get(f"/dm/{bob.username}")  # nothing new: no write, no refresh for tabs
+        alice.client.get(f"/dm/{bob.username}")  # opening it writes nothing
+        # Reading it again, with nothing new: no write, no refresh for tabs.
+        assert alice.send("POST", f"/dm/{bob.username}/read").status_code == 204
         assert list(markers.find(query)) == before
     finally:
         client.close()

@@ -107,6 +107,28 @@ async def test_catch_up_with_after_parameter(make_person: MakePerson) -> None:
         assert message_id(event.data) == message_id(missed.text)
 
 
+async def test_a_stream_says_when_it_has_caught_up(make_person: MakePerson) -> None:
+    """A `live` event follows the replay (or the `reload`), so a page knows it is caught up;
+    it has no id, and the cursor stays the last message's."""
+    alice, bob = make_person(), make_person()
+    token = bob.token()
+    async with open_stream(bob.base_url, token=token) as events:
+        first = await events.next()
+        assert (first.event, first.id) == ("live", None)  # nothing to replay
+        alice.post_public("seen live")
+        cursor = (await events.next_named("message")).id
+    missed = [alice.post_public(f"missed {n}") for n in range(2)]
+    async with open_stream(bob.base_url, token=token, after=cursor or "") as events:
+        replayed = [await events.next() for _ in range(3)]
+        assert [e.event for e in replayed] == ["message", "message", "live"]
+        assert [message_id(e.data) for e in replayed[:2]] == [message_id(m.text) for m in missed]
+        assert replayed[2].id is None
+        live = alice.post_public("after the catch-up")
+        assert message_id((await events.next_named("message")).data) == message_id(live.text)
+    async with open_stream(bob.base_url, token=token, after="garbage!") as events:
+        assert [(await events.next()).event for _ in range(2)] == ["reload", "live"]
+
+
 @pytest.mark.parametrize("cursor", ["garbage!", "nx:999999999", "00"])
 async def test_unusable_cursor_gets_reload(make_person: MakePerson, cursor: str) -> None:
     alice, bob = make_person(), make_person()

@@ -63,6 +63,11 @@ def can_change_room(room: RoomLike, actor_id: str, member: bool) -> bool:
     return room.kind == GROUP and member and actor_id == room.owner_id and not room.archived
 
 
+def can_mute(room: RoomLike, member: bool) -> bool:
+    """Whether its messages notify this person: a group room's members choose."""
+    return room.kind == GROUP and member
+
+
 def can_change_message(room: RoomLike, member: bool, sender_id: str, actor_id: str) -> bool:
     """Edit or delete: one's own messages, while one may still read the room."""
     return sender_id == actor_id and can_read(room, member)

@@ -129,6 +129,7 @@ routes = [
     Route(ROOM + "/leave", rooms.leave_room, methods=["POST"], name="leave_room"),
     Route(ROOM + "/join", rooms.join_room, methods=["POST"], name="join_room"),
     Route(ROOM + "/settings", rooms.change_room, methods=["POST"], name="change_room"),
+    Route(ROOM + "/mute", rooms.mute_room, methods=["POST"], name="mute_room"),
     # Messages, wherever they are
     Route("/messages/{message_id}", views.edit_message, methods=["PATCH"], name="patch_message"),
     Route("/messages/{message_id}", views.delete_message, methods=["DELETE"], name="del_message"),

@@ -105,6 +105,27 @@ def dm_peer(key: str, user_id: str) -> str | None:
     return second if first == user_id else first
 
 
+SEQ_RE = re.compile(r"[0-9]{1,18}")
+
+
+def clean_seq(value: str) -> int:
+    """A message's number in its room (its seq), as a reader names what they have read up to:
+    a whole number, 0 or more."""
+    if not SEQ_RE.fullmatch(value):
+        raise BadRequest("seq is the number of a message: a whole number, 0 or more.")
+    return int(value)
+
+
+MUTED = {"on": True, "off": False}
+
+
+def clean_muted(value: str) -> bool:
+    """Whether a room is to be muted: "on" or "off"."""
+    if value not in MUTED:
+        raise BadRequest('muted is "on" or "off".')
+    return MUTED[value]
+
+
 def clean_room_name(value: str) -> str:
     """A group room's name on one line: 1 to ROOM_NAME_MAX characters."""
     value = " ".join(strip_controls(value).split())

@@ -26,6 +26,7 @@ from webapp.models import (
     Presence,
     RevokedToken,
     Room,
+    RoomMute,
     RoomSequence,
     Typing,
     User,
@@ -42,6 +43,7 @@ MODELS: tuple[type[Model], ...] = (
     Room,
     Membership,
     RoomSequence,
+    RoomMute,
 )
 HEALTH_TIMEOUT_SECS = 1.0
 

@@ -46,10 +46,15 @@ class PersonEvent:
 
 @dataclass(frozen=True)
 class ReadEvent:
-    """A reader has read a room: their other tabs clear its count."""
+    """A reader's position in a room moved: their tabs set its count. `unread` counts others'
+    messages after `read_seq` up to `upto`, the room's count when it was counted; a tab adds
+    those it has seen arrive since."""
 
     user_id: str
     room: Room
+    read_seq: int = 0
+    unread: int = 0
+    upto: int = 0
     id = None
     name = "read"
 

@@ -570,7 +570,7 @@ class Hub:
         if room is None or (room.kind == access.DM and change.operation != "update"):
             return  # a DM's memberships are made with it, and its page shows them
         if change.operation == "update" or room.kind == access.PUBLIC:
-            await self.deliver(ReadEvent(change.user_id, room))  # a read position moved
+            await self._on_read(change.user_id, room)  # a read position moved
             return
         joined = change.operation == "insert"
         user = await self.user(change.user_id)
@@ -578,6 +578,22 @@ class Hub:
         if joined:
             await self.deliver(RoomEvent(room, to=change.user_id))  # into their sidebar
         await self.deliver(MemberEvent(room, change.user_id, username, joined))
+
+    async def _on_read(self, user_id: str, room: Room) -> None:
+        """Tells the reader's tabs here how much is left unread in the room: counted once per
+        change, and only in a process with a tab of theirs."""
+        if user_id not in self._streams:
+            return
+        room_id = str(room.id)
+        upto = await store.room_count(self.db, room_id=room_id)  # before the count: see ReadEvent
+        membership = await store.get_membership(self.db, room_id=room_id, user_id=user_id)
+        if membership is None:
+            return
+        read_seq = membership.read_seq
+        unread = await store.count_unread(
+            self.db, room_id=room_id, user_id=user_id, after_seq=read_seq, upto=upto
+        )
+        await self.deliver(ReadEvent(user_id, room, read_seq, unread, upto))
 
     async def deliver(self, event: Event) -> None:
         """Offers the event to every open stream here that may see it: encoded once per

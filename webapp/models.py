@@ -60,6 +60,19 @@ class Membership(Model):
     }
 
 
+class RoomMute(Model):
+    """Someone muted a group room: its messages send them no notification. Its id is
+    "<room id>:<user id>"; unmuting deletes it. Apart from the membership, whose changes reach
+    the member's tabs as read events."""
+
+    id: str = Field(primary_field=True)
+    room_id: str
+    user_id: str
+    muted_at: datetime
+
+    model_config = {"collection": "room_mutes", "indexes": lambda: [Index(RoomMute.user_id)]}
+
+
 class RoomSequence(Model):
     """A room's message counter, apart from the room so that posting never touches the room
     document, whose changes the hub follows. Its id is the room's."""

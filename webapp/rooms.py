@@ -7,7 +7,7 @@ same as a room that does not exist (conversations.group).
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from webapp import access, chat, conversations, store
 from webapp.auth import checked_form, signed_in
@@ -141,3 +141,25 @@ async def change_room(request: Request) -> Response:
     topic = chat.clean_topic(str(form.get("topic", "")))
     await store.change_room(request.app.state.db, room=room, name=name, topic=topic)
     return _done(request, conversation.page_url)
+
+
+async def mute_room(request: Request) -> Response:
+    """POST /rooms/{room_id}/mute, muted=on|off: whether the room's messages notify me.
+
+    htmx gets the toggle back in its new state, a script {"muted": ...}, a plain form the page.
+    """
+    me = signed_in(request)
+    form = await checked_form(request)
+    conversation = await _group(request)
+    room = conversation.room
+    assert room is not None
+    if not access.can_mute(room, conversation.member):
+        raise Forbidden("Join this room to mute it.")
+    muted = chat.clean_muted(str(form.get("muted", "")))
+    await store.set_muted(request.app.state.db, room=room, user_id=me.identity, muted=muted)
+    if is_plain_form_post(request):
+        return RedirectResponse(conversation.page_url, status_code=303)
+    if request.headers.get("hx-request"):
+        context = {"room": room, "muted": muted}
+        return templates.TemplateResponse(request, "_mute_form.html", context)
+    return JSONResponse({"muted": muted})

@@ -3,7 +3,7 @@ status, away message and unread counts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from webapp import access, chat, store
 from webapp.database import Db
@@ -27,6 +27,7 @@ class Person:
 class RoomEntry:
     room: Room
     unread: int
+    muted: bool = False  # its messages notify nobody here
 
 
 @dataclass(frozen=True)
@@ -41,26 +42,6 @@ class Sidebar:
         people = sum(p.unread for p in (*self.online, *self.offline))
         return self.public_unread + sum(e.unread for e in self.rooms) + people
 
-    def unread(self, key: str) -> int:
-        if key == chat.PUBLIC:
-            return self.public_unread
-        rooms = (entry.unread for entry in self.rooms if entry.room.key == key)
-        people = (p.unread for p in (*self.online, *self.offline) if p.conversation == key)
-        return next(rooms, next(people, 0))
-
-    def read(self, key: str) -> Sidebar:
-        """The same sidebar once the conversation of this key has been read."""
-
-        def reading(people: list[Person]) -> list[Person]:
-            return [replace(p, unread=0) if p.conversation == key else p for p in people]
-
-        return Sidebar(
-            0 if key == chat.PUBLIC else self.public_unread,
-            [replace(e, unread=0) if e.room.key == key else e for e in self.rooms],
-            reading(self.online),
-            reading(self.offline),
-        )
-
 
 async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str]) -> Sidebar:
     """The sidebar for `me`, given who is online.
@@ -72,6 +53,7 @@ async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str])
     online_ids = online_ids | {my_id}  # whoever looks at the sidebar is here
     memberships = await store.memberships_of(db, user_id=my_id)
     unread = await store.unread_counts(db, user=me, public=public, memberships=memberships)
+    muted = await store.muted_room_ids(db, user_id=my_id)
     rooms = await store.rooms_by_id(
         db, room_ids=[m.room_id for m in memberships if m.room_id != str(public.id)]
     )
@@ -99,7 +81,9 @@ async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str])
 
     return Sidebar(
         public_unread=unread.get(str(public.id), 0),
-        rooms=[RoomEntry(room, unread.get(str(room.id), 0)) for room in groups],
+        rooms=[
+            RoomEntry(room, unread.get(str(room.id), 0), str(room.id) in muted) for room in groups
+        ],
         online=[person(user) for user in online],
         offline=[person(user) for user in offline],
     )

@@ -41,6 +41,7 @@ from webapp.models import (
     RateLimit,
     RevokedToken,
     Room,
+    RoomMute,
     RoomSequence,
     Typing,
     User,
@@ -328,8 +329,8 @@ async def add_member(db: Db, *, room: Room, user_id: str) -> bool:
 
 
 async def remove_member(db: Db, *, room: Room, user_id: str) -> None:
-    """Takes someone out of a group room. An owner who goes hands the room to the
-    longest-standing member; the last one to go archives it.
+    """Takes someone out of a group room (and forgets whether they had muted it). An owner who
+    goes hands the room to the longest-standing member; the last one to go archives it.
 
     Several may leave at once: each looks again, after its own removal, at who is left and who
     owns the room, so that whoever goes last leaves it right (the changes are conditional on
@@ -337,6 +338,7 @@ async def remove_member(db: Db, *, room: Room, user_id: str) -> None:
     """
     room_id = str(room.id)
     await db[Membership.__collection__].delete_one({"_id": f"{room_id}:{user_id}"})
+    await db[RoomMute.__collection__].delete_one({"_id": f"{room_id}:{user_id}"})
     rooms = db[Room.__collection__]
     for _ in range(5):
         current = await get_by_id(db, Room, object_id=room.id)
@@ -348,6 +350,23 @@ async def remove_member(db: Db, *, room: Room, user_id: str) -> None:
         heir = access.next_owner(left, current.owner_id)
         change = {"owner_id": heir} if heir else {"owner_id": "", "archived": True}
         await rooms.update_one({"_id": room.id, "owner_id": current.owner_id}, {"$set": change})
+
+
+async def set_muted(db: Db, *, room: Room, user_id: str, muted: bool) -> None:
+    """Mutes or unmutes the room for this member (a document each mute, deleted to unmute)."""
+    mute_id = f"{room.id}:{user_id}"
+    if not muted:
+        await db[RoomMute.__collection__].delete_one({"_id": mute_id})
+        return
+    mute = RoomMute(id=mute_id, room_id=str(room.id), user_id=user_id, muted_at=now())
+    with contextlib.suppress(DuplicateKeyError):  # muted already
+        await _insert(db, mute)
+
+
+async def muted_room_ids(db: Db, *, user_id: str) -> set[str]:
+    """The rooms this person has muted."""
+    cursor = db[RoomMute.__collection__].find({"user_id": user_id}, {"room_id": 1})
+    return {doc["room_id"] async for doc in cursor}
 
 
 async def open_rooms(db: Db, *, limit: int = 200) -> list[tuple[Room, int]]:
@@ -544,14 +563,49 @@ async def get_typing(db: Db, *, typing_id: str) -> Typing | None:
 # Read positions and unread counts
 
 
-async def mark_read(db: Db, *, room: Room, user_id: str) -> None:
-    """The reader has read everything posted so far: their read position moves up to the
-    room's count (never back). In the public room the membership holds only this."""
-    room_id = str(room.id)
+async def room_count(db: Db, *, room_id: str) -> int:
+    """How many messages the room has had (its sequence number so far)."""
     counter = await db[RoomSequence.__collection__].find_one({"_id": room_id})
-    seq = counter["value"] if counter else 0
-    update: dict[str, Any] = {"$max": {"read_seq": seq}}
-    if room.kind == access.PUBLIC:  # elsewhere a membership is never made by reading
+    return int(counter["value"]) if counter else 0
+
+
+async def _starting_position(db: Db, *, room: Room, user: User) -> int:
+    """Where someone who never read the public room stands: what was posted before they
+    registered is history, not unread (as unread_counts counts). Counted, as a seq would be:
+    nx-27017's find() compares dates to the second (README, "The embedded database")."""
+    return await db[Message.__collection__].count_documents(
+        {"room_id": str(room.id), "created_at": {"$lte": user.created_at}}
+    )
+
+
+async def read_position(db: Db, *, room: Room, user: User) -> int:
+    """The seq up to which `user` has read the room."""
+    membership = await get_membership(db, room_id=str(room.id), user_id=str(user.id))
+    if membership is not None:
+        return membership.read_seq
+    if room.kind == access.PUBLIC:
+        return await _starting_position(db, room=room, user=user)
+    return 0
+
+
+async def mark_read(db: Db, *, room: Room, user: User, seq: int | None = None) -> None:
+    """The reader has read the room up to message `seq` (None: everything posted so far): their
+    read position moves up to it, never past the room's count and never back. Nothing is
+    written when it would not move. In the public room the membership holds only this."""
+    room_id, user_id = str(room.id), str(user.id)
+    count = await room_count(db, room_id=room_id)
+    target = count if seq is None else min(seq, count)
+    membership = await get_membership(db, room_id=room_id, user_id=user_id)
+    if membership is not None:
+        if target <= membership.read_seq:
+            return
+    elif room.kind == access.PUBLIC:  # never read before: from where they started
+        if target <= await _starting_position(db, room=room, user=user):
+            return
+    else:
+        return  # elsewhere a membership is never made by reading
+    update: dict[str, Any] = {"$max": {"read_seq": target}}
+    if room.kind == access.PUBLIC:
         update["$setOnInsert"] = {"room_id": room_id, "user_id": user_id, "joined_at": now()}
     await db[Membership.__collection__].update_one(
         {"_id": f"{room_id}:{user_id}"}, update, upsert=room.kind == access.PUBLIC
@@ -567,15 +621,16 @@ async def room_sequences(db: Db, *, room_ids: Iterable[str]) -> dict[str, int]:
     return {doc["_id"]: doc["value"] async for doc in cursor}
 
 
-async def count_unread(db: Db, *, room_id: str, user_id: str, after_seq: int) -> int:
-    """Others' messages in the room after `after_seq` (deleted ones aside), up to UNREAD_CAP."""
+async def count_unread(
+    db: Db, *, room_id: str, user_id: str, after_seq: int, upto: int | None = None
+) -> int:
+    """Others' messages in the room after `after_seq` (and up to `upto`, when given; deleted
+    ones aside), up to UNREAD_CAP."""
+    seq: dict[str, int] = {"$gt": after_seq}
+    if upto is not None:
+        seq["$lte"] = upto
     return await db[Message.__collection__].count_documents(
-        {
-            "room_id": room_id,
-            "seq": {"$gt": after_seq},
-            "sender_id": {"$ne": user_id},
-            "deleted": False,
-        },
+        {"room_id": room_id, "seq": seq, "sender_id": {"$ne": user_id}, "deleted": False},
         limit=UNREAD_CAP,
     )
 

@@ -5,7 +5,8 @@ from the client's cursor (Last-Event-ID, else ?after=) what that user missed: fr
 ring of recent message changes when the cursor is inside it, else from the messages change
 stream itself; then it goes live. A message event's id is its change's resume token, so ids
 follow commit order in every process; a live event at or before the last one replayed is
-dropped. A cursor that cannot be replayed gets one `reload` event instead.
+dropped. A cursor that cannot be replayed gets one `reload` event instead. Either way a `live`
+event then says that the tab is caught up.
 
 The response is a lean ASGI one. Its start (with the security headers) and its end pass
 through the middleware as usual; in between, the hub writes each event's bytes straight to the
@@ -101,7 +102,7 @@ def replay_from_ring(hub: Hub, *, cursor: str, my_rooms: set[str]) -> list[Messa
 async def _catch_up(request: Request, hub: Hub, stream: Stream, cursor: str) -> None:
     """Replays what the user missed after `cursor`, then lets the held live events through."""
     if not cursor:
-        stream.release(None)
+        stream.release(None, first=[wire.LIVE])
         return
     user_id = stream.user_id
     try:
@@ -113,14 +114,15 @@ async def _catch_up(request: Request, hub: Hub, stream: Stream, cursor: str) -> 
     except CannotReplay:
         position = hub.position
         reload = wire.encode("reload", event="reload", id=position or None)
-        stream.release(nx_compat.token_sort_key(position) if position else None, first=[reload])
+        after = nx_compat.token_sort_key(position) if position else None
+        stream.release(after, first=[reload, wire.LIVE])
         return
     last: SortKey = nx_compat.token_sort_key(cursor)
     chunks = []
     for event in replayed:
         chunks.append(wire.message_bytes(event, viewer_id=user_id))
         last = nx_compat.token_sort_key(event.id)
-    stream.release(last, first=chunks)
+    stream.release(last, first=[*chunks, wire.LIVE])
 
 
 async def _until_disconnect(receive: Receive) -> None:

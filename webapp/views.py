@@ -45,10 +45,20 @@ async def _page_of_messages(
     return messages[-chat.PAGE_SIZE :], has_older
 
 
+def first_unread(messages: list[Message], read_seq: int, my_id: str) -> str:
+    """The id of the first message here that its reader has not read ("": none), above which
+    the page draws its "New messages" line: others' messages after the read position."""
+    for message in messages:
+        if message.seq > read_seq and message.sender_id != my_id and not message.deleted:
+            return str(message.id)
+    return ""
+
+
 async def chat_page(
     request: Request, conversation: Conversation, status_code: int = 200
 ) -> Response:
-    """A conversation's page, with the sidebar; opening it reads it."""
+    """A conversation's page, with the sidebar. Opening it reads nothing: the page tells the
+    server what its reader has seen (POST .../read)."""
     me = signed_in(request)
     db = request.app.state.db
     hub = request.app.state.hub
@@ -56,16 +66,18 @@ async def chat_page(
     before_id = request.query_params.get("before")
     messages: list[Message] = []
     has_older = False
+    read_seq = 0
     if conversation.readable:
         messages, has_older = await _page_of_messages(db, conversation, before_id)
+        if conversation.room is not None:
+            read_seq = await store.read_position(db, room=conversation.room, user=me.user)
     sidebar = await build_sidebar(db, me=me.user, public=hub.public, online_ids=hub.online)
-    if conversation.room and conversation.readable and sidebar.unread(conversation.key):
-        await store.mark_read(db, room=conversation.room, user_id=me.identity)
-        sidebar = sidebar.read(conversation.key)
+    muted = False
     members = []
     if conversation.is_group and conversation.room:
         ids = await store.member_ids(db, room_id=str(conversation.room.id))
         members = await store.users_by_id(db, user_ids=ids)
+        muted = any(e.muted for e in sidebar.rooms if e.room.key == conversation.key)
     context = {
         "conversation": conversation,
         "messages": messages,
@@ -76,6 +88,9 @@ async def chat_page(
         "cursor": cursor,
         "sidebar": sidebar,
         "members": members,
+        "read_seq": read_seq,
+        "first_unread_id": first_unread(messages, read_seq, me.identity),
+        "muted": muted,
     }
     response = templates.TemplateResponse(request, "chat.html", context, status_code=status_code)
     response.headers["Vary"] = "HX-Request"
@@ -106,20 +121,23 @@ async def list_messages(request: Request) -> Response:
     """GET .../messages: the latest page (or the one before ?before=ID)."""
     if not _is_fragment_request(request):
         return await show_conversation(request)
+    me = signed_in(request)
     conversation = await conversations.readable(request)
+    db = request.app.state.db
     messages, has_older = await _page_of_messages(
-        request.app.state.db, conversation, request.query_params.get("before")
+        db, conversation, request.query_params.get("before")
     )
-    response = templates.TemplateResponse(
-        request,
-        "_messages.html",
-        {
-            "conversation": conversation,
-            "messages": messages,
-            "timeline": timeline.arrange(messages, now=store.now()),
-            "has_older": has_older,
-        },
-    )
+    read_seq = 0
+    if conversation.room is not None and messages:
+        read_seq = await store.read_position(db, room=conversation.room, user=me.user)
+    context = {
+        "conversation": conversation,
+        "messages": messages,
+        "timeline": timeline.arrange(messages, now=store.now()),
+        "has_older": has_older,
+        "first_unread_id": first_unread(messages, read_seq, me.identity),
+    }
+    response = templates.TemplateResponse(request, "_messages.html", context)
     response.headers["Vary"] = "HX-Request"
     return response
 
@@ -193,13 +211,30 @@ async def delete_message(request: Request) -> Response:
 
 
 async def mark_read(request: Request) -> Response:
-    """POST .../read: the reader has seen everything in this conversation so far."""
+    """POST .../read: the reader has seen this conversation up to the message numbered `seq`
+    (everything so far, without it). 204; a client that accepts JSON is told where that leaves
+    it: {"read_seq", "unread", "upto"}, as a read event would (feeds.ReadEvent)."""
     me = signed_in(request)
-    await checked_form(request)
+    form = await checked_form(request)
     conversation = await conversations.readable(request)
-    if conversation.room is not None:
-        await store.mark_read(request.app.state.db, room=conversation.room, user_id=me.identity)
-    return Response(status_code=204)
+    seqs = form.getlist("seq")
+    if len(seqs) > 1:
+        raise BadRequest("Send one seq: the number of the last message seen.")
+    seq = chat.clean_seq(str(seqs[0])) if seqs else None
+    db = request.app.state.db
+    room = conversation.room
+    if room is not None:
+        await store.mark_read(db, room=room, user=me.user, seq=seq)
+    if "application/json" not in request.headers.get("accept", ""):
+        return Response(status_code=204)
+    read_seq = unread = upto = 0
+    if room is not None:
+        upto = await store.room_count(db, room_id=str(room.id))
+        read_seq = await store.read_position(db, room=room, user=me.user)
+        unread = await store.count_unread(
+            db, room_id=str(room.id), user_id=me.identity, after_seq=read_seq, upto=upto
+        )
+    return JSONResponse({"read_seq": read_seq, "unread": unread, "upto": upto})
 
 
 async def post_typing(request: Request) -> Response:

@@ -28,6 +28,8 @@ RETRY_MS = 2000  # how long a browser waits before it reconnects
 CONNECTED = ServerSentEvent(comment="connected", retry=RETRY_MS).encode()
 KEEPALIVE = ServerSentEvent(comment="keep-alive").encode()
 SIGNED_OUT = ServerSentEvent(data="signed out", event="signed-out").encode()
+# Written once a stream has replayed what its tab missed: the page is caught up, and live.
+LIVE = ServerSentEvent(data="live", event="live").encode()
 
 
 def encode(data: str, *, event: str, id: str | None = None) -> bytes:
@@ -76,8 +78,10 @@ def encode_event(event: Event) -> Encoded:
     elif isinstance(event, TypingEvent):
         html = render_shared("_typing.html", typing=event.typing, room_key=event.room.key)
     elif isinstance(event, RoomEvent):
-        html = render_shared("_room_entry.html", room=event.room, unread=0, conversation=None)
+        html = render_shared(
+            "_room_entry.html", room=event.room, unread=0, muted=False, conversation=None
+        )
     else:
         assert isinstance(event, ReadEvent)
-        html = event.room.key
+        html = f"{event.room.key} {event.read_seq} {event.unread} {event.upto}"
     return Encoded(encode(html, event=event.name))

@@ -1,0 +1,361 @@
+"""Read positions and muted rooms over real HTTP and SSE.
+
+Reading is the page's to say (POST .../read, optionally up to the message numbered `seq`):
+opening a conversation reads nothing. A group room can be muted (POST /rooms/{id}/mute), which
+is kept apart from the membership, whose changes reach the reader's tabs as read events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tests.support import Person, message_id, open_stream, unique_name
+
+MakePerson = Callable[..., Person]
+Db = Database[dict[str, Any]]
+BAD_SEQS = ["", "x", "-1", "1.5", " 1", "1 ", "+1", "1e3", "0x10", "१", "9" * 19]
+FORM = "application/x-www-form-urlencoded"
+BAD_MUTES = ["", "yes", "ON", "true", "1", "on "]
+
+
+@pytest.fixture(scope="module")
+def db(mongo_uri: str) -> Iterator[Db]:
+    mongo: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)
+    yield mongo.get_default_database()
+    mongo.close()
+
+
+def user_id(db: Db, someone: Person) -> str:
+    user = db["user"].find_one({"username": someone.username})
+    assert user is not None
+    return str(user["_id"])
+
+
+def badge_of(page: str, conversation: str) -> int:
+    """The unread count on the sidebar entry of this conversation key."""
+    match = re.search(
+        rf'data-conversation="{re.escape(conversation)}".*?<span class="badge"[^>]*>(\d*)<',
+        page,
+        re.S,
+    )
+    assert match, f"no entry for {conversation}"
+    return int(match.group(1) or 0)
+
+
+def dm_key_of(page: str, username: str) -> str:
+    match = re.search(rf'data-conversation="(dm:[^"]+)"\s+data-username="{username}"', page)
+    assert match
+    return match.group(1)
+
+
+def seq_of(fragment: str) -> int:
+    match = re.search(r'data-seq="(\d+)"', fragment)
+    assert match, fragment[:200]
+    return int(match.group(1))
+
+
+def dm_unread(alice: Person, bob: Person) -> int:
+    """Alice's count on bob's entry, seen from her notes to self (somewhere else)."""
+    page = alice.client.get(f"/dm/{alice.username}").text
+    return badge_of(page, dm_key_of(page, bob.username))
+
+
+def read(someone: Person, path: str, seq: object = None, **headers: str) -> httpx.Response:
+    data = {} if seq is None else {"seq": str(seq)}
+    return someone.client.post(
+        f"{path}/read", data=data, headers={"X-CSRF-Token": someone.csrf, **headers}
+    )
+
+
+def new_room(owner: Person, *members: Person, open_room: bool = False) -> str:
+    data = {"name": unique_name("room")} | ({"open": "on"} if open_room else {})
+    made = owner.send("POST", "/rooms", data)
+    assert made.status_code == 201, made.text
+    path = str(made.headers["location"])
+    for member in members:
+        added = owner.send("POST", f"{path}/members", {"username": member.username})
+        assert added.status_code == 201, added.text
+    return path
+
+
+def test_messages_carry_their_seq(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    first = bob.post_dm(alice.username, "one")
+    second = bob.post_dm(alice.username, "two")
+    assert (seq_of(first.text), seq_of(second.text)) == (1, 2)
+    page = alice.client.get(f"/dm/{bob.username}").text
+    assert f'id="msg-{message_id(second.text)}"' in page
+    assert re.search(rf'id="msg-{message_id(second.text)}"[^>]*data-seq="2"', page)
+
+
+def test_reading_up_to_a_message_leaves_the_later_ones_unread(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    posted = [bob.post_dm(alice.username, f"dm {n}") for n in range(3)]
+    path = f"/dm/{bob.username}"
+    assert dm_unread(alice, bob) == 3
+    assert alice.client.get(path).status_code == 200  # opening it reads nothing
+    assert dm_unread(alice, bob) == 3
+
+    assert read(alice, path, seq_of(posted[1].text)).status_code == 204
+    assert dm_unread(alice, bob) == 1
+    assert read(alice, path, 1).status_code == 204  # a position never goes back
+    assert dm_unread(alice, bob) == 1
+    assert read(alice, path, 0).status_code == 204
+    assert dm_unread(alice, bob) == 1
+
+    # Past the room's count it stops at the count: what is posted next is unread.
+    assert read(alice, path, 10**6).status_code == 204
+    assert dm_unread(alice, bob) == 0
+    bob.post_dm(alice.username, "after")
+    assert dm_unread(alice, bob) == 1
+    # Without a seq: everything so far.
+    assert read(alice, path).status_code == 204
+    assert dm_unread(alice, bob) == 0
+
+
+def test_a_bad_seq_is_refused_and_changes_nothing(
+    make_person: MakePerson, db: Db, subtests: pytest.Subtests
+) -> None:
+    alice, bob = make_person(), make_person()
+    for n in range(2):
+        bob.post_dm(alice.username, f"dm {n}")
+    path = f"/dm/{bob.username}"
+    assert read(alice, path, 1).status_code == 204
+    membership = {"user_id": user_id(db, alice)}
+    before = list(db["membership"].find(membership, sort=[("_id", 1)]))
+    for seq in BAD_SEQS:
+        with subtests.test(seq=seq):
+            for headers in ({"HX-Request": "true"}, {"Accept": "application/json"}):
+                refused = read(alice, path, seq, **headers)
+                assert refused.status_code == 400, refused.text
+                assert "seq is the number of a message" in refused.text
+            assert list(db["membership"].find(membership, sort=[("_id", 1)])) == before
+            assert dm_unread(alice, bob) == 1
+    with subtests.test("seq twice"):
+        refused = alice.client.post(
+            f"{path}/read",
+            content="seq=x&seq=2",
+            headers={"X-CSRF-Token": alice.csrf, "Content-Type": FORM},
+        )
+        assert refused.status_code == 400
+        assert dm_unread(alice, bob) == 1
+    with subtests.test("no CSRF token"):
+        assert alice.client.post(f"{path}/read", data={"seq": "2"}).status_code == 403
+        assert dm_unread(alice, bob) == 1
+    with subtests.test("nobody of that name"):
+        assert read(alice, "/dm/nobody_by_that_name", 1).status_code == 404
+    with subtests.test("a room one is not in"):
+        carol = make_person()
+        room = new_room(carol)
+        assert read(alice, room, 1).status_code == 404
+
+
+def test_a_reader_who_asks_is_told_what_is_left(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    posted = [bob.post_dm(alice.username, f"dm {n}") for n in range(3)]
+    alice.post_dm(bob.username, "my own never counts")
+    path = f"/dm/{bob.username}"
+    told = read(alice, path, seq_of(posted[0].text), Accept="application/json")
+    assert told.status_code == 200
+    assert told.json() == {"read_seq": 1, "unread": 2, "upto": 4}
+    told = read(alice, path, Accept="application/json")
+    assert told.json() == {"read_seq": 4, "unread": 0, "upto": 4}
+    # A conversation nobody has written in yet.
+    carol = make_person()
+    told = read(alice, f"/dm/{carol.username}", 3, Accept="application/json")
+    assert told.json() == {"read_seq": 0, "unread": 0, "upto": 0}
+
+
+async def test_the_read_event_says_how_many_are_left(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    posted = [bob.post_dm(alice.username, f"dm {n}") for n in range(3)]
+    path = f"/dm/{bob.username}"
+    page = alice.client.get(f"/dm/{alice.username}").text
+    key = dm_key_of(page, bob.username)
+    async with open_stream(alice.base_url, token=alice.token()) as other_tab:
+        assert read(alice, path, seq_of(posted[1].text)).status_code == 204
+        event = await other_tab.next_named("read")
+        assert event.data.split() == [key, "2", "1", "3"]  # key, read seq, unread, upto
+        assert read(alice, path, 1).status_code == 204  # moves nothing: no event
+        assert read(alice, path).status_code == 204
+        event = await other_tab.next_named("read")
+        assert event.data.split() == [key, "3", "0", "3"]
+
+
+def test_the_public_room_is_read_from_where_one_joined(make_person: MakePerson, db: Db) -> None:
+    """Someone new to the public room has read what came before them: reading an old message
+    moves nothing, and makes no membership."""
+    early = make_person()
+    old = early.post_public(f"before carol {unique_name('m')}")
+    carol = make_person()
+    early.post_public("after carol joined")
+    page = carol.client.get(f"/dm/{carol.username}").text
+    assert badge_of(page, "public") == 1
+    assert read(carol, "/rooms/public", seq_of(old.text)).status_code == 204
+    assert db["membership"].find_one({"user_id": user_id(db, carol)}) is None
+    page = carol.client.get(f"/dm/{carol.username}").text
+    assert badge_of(page, "public") == 1
+    assert read(carol, "/rooms/public").status_code == 204
+    page = carol.client.get(f"/dm/{carol.username}").text
+    assert badge_of(page, "public") == 0
+
+
+def test_new_messages_line_above_the_first_unread(make_person: MakePerson) -> None:
+    alice, bob = make_person(), make_person()
+    bob.post_dm(alice.username, "read already")
+    path = f"/dm/{bob.username}"
+    assert read(alice, path).status_code == 204
+    alice.post_dm(bob.username, "alice's own, after it")
+    first = bob.post_dm(alice.username, "first unread")
+    bob.post_dm(alice.username, "second unread")
+    page = alice.client.get(path).text
+    assert page.count("New messages") == 1
+    line = page.index('class="new-messages"')
+    assert page.index("alice&#39;s own") < line < page.index(f'id="msg-{message_id(first.text)}"')
+    assert 'data-read-seq="1"' in page
+    # The same in a page of older messages fetched by htmx, and none once read.
+    fragment = alice.client.get(f"{path}/messages", headers={"HX-Request": "true"}).text
+    assert fragment.count("New messages") == 1
+    assert read(alice, path).status_code == 204
+    assert "New messages" not in alice.client.get(path).text
+    # Bob's own messages are never new to him.
+    assert read(bob, f"/dm/{alice.username}").status_code == 204
+    bob.post_dm(alice.username, "bob again")
+    assert "New messages" not in bob.client.get(f"/dm/{alice.username}").text
+
+
+# Muting a group room
+
+
+def mute(someone: Person, path: str, muted: str, **headers: str) -> httpx.Response:
+    return someone.client.post(
+        f"{path}/mute",
+        data={"muted": muted},
+        headers={"X-CSRF-Token": someone.csrf, "HX-Request": "true", **headers},
+    )
+
+
+def entry_of(page: str, path: str) -> str:
+    """The room's link in the sidebar's "Rooms"."""
+    match = re.search(rf'<a href="{re.escape(path)}" class="room-link[^>]*>', page)
+    assert match, f"no sidebar entry for {path}"
+    return match.group(0)
+
+
+def muted_in_page(someone: Person, path: str) -> bool:
+    page = someone.client.get(path).text
+    muted = 'data-muted="true"' in entry_of(page, path)
+    assert ("Unmute room" in page) == muted  # the toggle says the same
+    assert ("Mute room" in page) != muted
+    return muted
+
+
+def test_muting_and_unmuting_a_room(make_person: MakePerson, db: Db) -> None:
+    alice, bob = make_person(), make_person()
+    room = new_room(alice, bob)
+    assert not muted_in_page(bob, room)
+
+    toggled = mute(bob, room, "on")
+    assert toggled.status_code == 200, toggled.text
+    assert 'data-muted="true"' in toggled.text and "Unmute room" in toggled.text
+    assert 'name="muted" value="off"' in toggled.text  # the toggle now unmutes
+    assert muted_in_page(bob, room)
+    assert not muted_in_page(alice, room)  # each member's own
+    assert mute(bob, room, "on").status_code == 200  # again: still muted, nothing doubled
+    assert db["room_mutes"].count_documents({"user_id": user_id(db, bob)}) == 1
+
+    toggled = mute(bob, room, "off")
+    assert toggled.status_code == 200
+    assert 'data-muted="false"' in toggled.text and "Mute room" in toggled.text
+    assert not muted_in_page(bob, room)
+    assert mute(bob, room, "off").status_code == 200
+
+    # Scripts get JSON, plain forms the room's page.
+    token = bob.token()
+    bearer = {"Authorization": f"Bearer {token}"}
+    scripted = httpx.post(f"{bob.base_url}{room}/mute", data={"muted": "on"}, headers=bearer)
+    assert (scripted.status_code, scripted.json()) == (200, {"muted": True})
+    plain = bob.client.post(
+        f"{room}/mute",
+        data={"muted": "off", "csrf_token": bob.csrf},
+        headers={"Accept": "text/html"},
+    )
+    assert (plain.status_code, plain.headers["location"]) == (303, room)
+    assert not muted_in_page(bob, room)
+
+
+def test_leaving_a_room_forgets_its_mute(make_person: MakePerson, db: Db) -> None:
+    alice, bob = make_person(), make_person()
+    room = new_room(alice, bob, open_room=True)
+    assert mute(bob, room, "on").status_code == 200
+    assert bob.send("POST", f"{room}/leave").status_code == 200
+    assert db["room_mutes"].count_documents({"user_id": user_id(db, bob)}) == 0
+    assert bob.send("POST", f"{room}/join").status_code == 201
+    assert not muted_in_page(bob, room)
+
+
+async def test_muting_is_not_a_read(make_person: MakePerson, db: Db) -> None:
+    """The mute is kept apart from the membership, whose changes reach tabs as read events."""
+    alice, bob = make_person(), make_person()
+    room = new_room(alice, bob)
+    membership = {"user_id": user_id(db, bob), "room_id": room.rsplit("/", 1)[1]}
+    before = db["membership"].find_one(membership)
+    async with open_stream(bob.base_url, token=bob.token()) as tab:
+        assert mute(bob, room, "on").status_code == 200
+        await tab.expect_none("read", within=1.5)
+    assert db["membership"].find_one(membership) == before
+
+
+def test_bad_mutes_are_refused_and_change_nothing(
+    make_person: MakePerson, db: Db, subtests: pytest.Subtests
+) -> None:
+    alice, bob, carol = make_person(), make_person(), make_person()
+    room = new_room(alice, bob)
+    open_room = new_room(alice, open_room=True)
+    assert mute(bob, room, "on").status_code == 200
+    mutes = db["room_mutes"]
+
+    def state() -> list[dict[str, Any]]:
+        return list(mutes.find({}, {"muted_at": 0}, sort=[("_id", 1)]))
+
+    before = state()
+    for value in BAD_MUTES:
+        with subtests.test(muted=value):
+            refused = mute(bob, room, value)
+            assert refused.status_code == 400
+            assert "muted is" in refused.text
+            assert state() == before
+    with subtests.test("no muted field"):
+        refused = bob.client.post(
+            f"{room}/mute", data={}, headers={"X-CSRF-Token": bob.csrf, "HX-Request": "true"}
+        )
+        assert refused.status_code == 400
+        assert state() == before
+    with subtests.test("no CSRF token"):
+        assert bob.client.post(f"{room}/mute", data={"muted": "off"}).status_code == 403
+        assert state() == before
+    with subtests.test("a private room one is not in: as if there were none"):
+        refused = mute(carol, room, "on")
+        missing = mute(carol, "/rooms/" + "0" * 24, "on")
+        assert refused.status_code == missing.status_code == 404
+        assert refused.text == missing.text
+        assert state() == before
+    with subtests.test("an open room one has not joined"):
+        refused = mute(carol, open_room, "on")
+        assert refused.status_code == 403
+        assert "Join this room" in refused.text
+        assert state() == before
+    with subtests.test("the public room and direct conversations are not group rooms"):
+        assert mute(bob, "/rooms/public", "on").status_code in (404, 405)
+        bob.post_dm(alice.username, "a dm room")
+        dm = db["room"].find_one({"kind": "dm", "members": user_id(db, bob)})
+        assert dm is not None
+        assert mute(bob, f"/rooms/{dm['_id']}", "on").status_code == 404
+        assert state() == before
