@@ -451,7 +451,8 @@
     const el = evt.target;
     if (el.id !== "log" || el.scrollTop > 20) return;
     const older = el.querySelector(".load-older:not(.htmx-request)");
-    if (older) htmx.trigger(older, "click");
+    // Tabbing to "Load older" scrolls it into view too: then Enter loads, not the scroll.
+    if (older && older !== document.activeElement) htmx.trigger(older, "click");
   }
 
   // --- Times in the reader's own clock ------------------------------------------
@@ -588,5 +589,419 @@
     if (!evt.detail.successful || !evt.detail.elt.classList.contains("away-form")) return;
     const field = evt.detail.elt.querySelector("input[name=away_message]");
     field.blur();
+  });
+
+  // === Keyboard, focus and what the log announces ===========================================
+  // Everything below is for people on a keyboard or a screen reader, and for small screens. The
+  // page works without it: every control is then a plain tab stop, and noscript.css shows what
+  // the script would open (the sidebar on a phone, a message's Edit and Delete).
+
+  const NARROW = window.matchMedia("(max-width: 719.98px)");
+  const QUIET_MS = 300; // how long the log stays aria-busy after a change that is not news
+
+  function elementOf(target) {
+    return target instanceof Element ? target : null;
+  }
+
+  // --- The conversations menu, below 720 px ------------------------------------------------
+
+  function menuButton() {
+    return document.querySelector(".nav-open");
+  }
+
+  function menuIsOpen() {
+    const root = chatRoot();
+    return Boolean(root && root.classList.contains("menu-open"));
+  }
+
+  // Opens the sidebar over the conversation; focus goes into it (its close button by default).
+  function openMenu(focusTarget) {
+    const root = chatRoot();
+    const button = menuButton();
+    if (!root || !button) return;
+    root.classList.add("menu-open");
+    button.setAttribute("aria-expanded", "true");
+    const target = focusTarget || document.querySelector("#sidebar .nav-close");
+    if (target) target.focus();
+  }
+
+  function closeMenu(returnFocus) {
+    const root = chatRoot();
+    const button = menuButton();
+    if (!root || !root.classList.contains("menu-open")) return;
+    root.classList.remove("menu-open");
+    if (!button) return;
+    button.setAttribute("aria-expanded", "false");
+    if (returnFocus) button.focus();
+  }
+
+  // A tap or click outside the open menu closes it, and does nothing else.
+  document.addEventListener("click", function (evt) {
+    const target = elementOf(evt.target);
+    if (!menuIsOpen() || !NARROW.matches || !target) return;
+    if (target.closest("#sidebar") || target.closest(".nav-open")) return;
+    evt.preventDefault();
+    evt.stopPropagation();
+    closeMenu(true);
+  }, true);
+
+  // Tabbing out of the open menu closes it (focus has already gone where Tab took it).
+  document.addEventListener("focusout", function (evt) {
+    const sidebar = document.getElementById("sidebar");
+    const next = elementOf(evt.relatedTarget);
+    if (!menuIsOpen() || !sidebar || !next || sidebar.contains(next)) return;
+    if (sidebar.contains(elementOf(evt.target))) closeMenu(false);
+  });
+
+  NARROW.addEventListener("change", function () {
+    if (!NARROW.matches) closeMenu(false);
+  });
+
+  // --- Skip links ----------------------------------------------------------------------------
+
+  function skipTo(where) {
+    if (where === "composer") {
+      const field = document.getElementById("message-body");
+      if (field) field.focus();
+      return;
+    }
+    const first = document.querySelector("#people a[href]");
+    if (NARROW.matches) openMenu(first);
+    else if (first) first.focus();
+  }
+
+  // --- One tab stop for the log, and one for each list in the sidebar ------------------------
+  // A busy room would otherwise put a hundred tab stops between the composer and the sidebar.
+  // The log (tabindex=0) is one stop. Inside it the arrow keys, Home and End go from message to
+  // message (each has tabindex=-1), and only the message that has focus, or is being edited,
+  // keeps its own controls (links, "Message actions", Edit, Delete) in the Tab order: Tab from
+  // a message reaches its buttons, and leaving the log takes them out again. The sidebar's
+  // lists (Rooms, Online users, Offline) are one stop each, on the current or first entry, and
+  // the arrow keys move along them (a roving tabindex). Observers keep this so whatever adds
+  // or replaces entries: htmx, the event stream, "Load older".
+
+  const FOCUSABLE = "a[href], button, input, textarea, select, [tabindex]";
+  const ROVING_LISTS = "#rooms, #people .people-list";
+  let activeMessage = null;
+
+  function messagesIn(el) {
+    return Array.from(el.querySelectorAll(":scope > .message"));
+  }
+
+  function setMessageStops(message, on) {
+    message.querySelectorAll(FOCUSABLE).forEach(function (control) {
+      if (on) control.removeAttribute("tabindex");
+      else control.setAttribute("tabindex", "-1");
+    });
+  }
+
+  // (A swapped-in element wears its predecessor's attributes until htmx settles it: what it
+  // holds says whether it is an edit box, not its class.)
+  function isEditing(message) {
+    return message.querySelector(".edit-form") !== null;
+  }
+
+  function prepareMessage(message) {
+    setMessageStops(message, message === activeMessage || isEditing(message));
+  }
+
+  function activateMessage(message) {
+    if (message === activeMessage) return;
+    const previous = activeMessage;
+    activeMessage = message;
+    if (previous && previous.isConnected) prepareMessage(previous);
+    if (message) prepareMessage(message);
+  }
+
+  function moveInLog(evt, el) {
+    const target = elementOf(evt.target);
+    const onLog = target === el;
+    if (!onLog && !(target && target.matches("#log > .message"))) return;
+    const messages = messagesIn(el);
+    if (messages.length === 0) return;
+    const last = messages[messages.length - 1];
+    const at = messages.indexOf(target); // -1 on the log itself
+    let next = null;
+    if (evt.key === "ArrowUp") {
+      next = onLog ? last : at > 0 ? messages[at - 1] : el.querySelector(":scope > .load-older");
+    } else if (evt.key === "ArrowDown") {
+      next = onLog ? last : messages[Math.min(at + 1, messages.length - 1)];
+    } else if (evt.key === "Home") {
+      next = messages[0];
+    } else if (evt.key === "End") {
+      next = last;
+    }
+    if (!next) return;
+    evt.preventDefault();
+    next.focus();
+  }
+
+  // The sidebar list whose entry `target` is, if it is one.
+  function listOf(target) {
+    const item = target && target.matches("a") ? target.parentElement : null;
+    const list = item && item.matches("li") ? item.parentElement : null;
+    return list && list.matches(ROVING_LISTS) ? list : null;
+  }
+
+  function listItems(list) {
+    return Array.from(list.querySelectorAll(":scope > li > a"));
+  }
+
+  // Makes `preferred` (or the list's stop so far, its current entry, its first) the one stop.
+  function settleListStop(list, preferred) {
+    const items = listItems(list);
+    const stop =
+      (preferred && items.includes(preferred) && preferred) ||
+      items.find(function (a) { return a.getAttribute("tabindex") === "0"; }) ||
+      items.find(function (a) { return a.hasAttribute("aria-current"); }) ||
+      items[0];
+    items.forEach(function (a) { a.setAttribute("tabindex", a === stop ? "0" : "-1"); });
+  }
+
+  function moveInList(evt) {
+    const target = elementOf(evt.target);
+    const list = listOf(target);
+    if (!list) return;
+    const items = listItems(list);
+    const at = items.indexOf(target);
+    let next = null;
+    if (evt.key === "ArrowDown") next = items[Math.min(at + 1, items.length - 1)];
+    else if (evt.key === "ArrowUp") next = items[Math.max(at - 1, 0)];
+    else if (evt.key === "Home") next = items[0];
+    else if (evt.key === "End") next = items[items.length - 1];
+    if (!next) return;
+    evt.preventDefault();
+    settleListStop(list, next);
+    next.focus();
+  }
+
+  function watchLog(el) {
+    messagesIn(el).forEach(prepareMessage);
+    new MutationObserver(function (records) {
+      records.forEach(function (record) {
+        record.addedNodes.forEach(function (node) {
+          if (node instanceof Element && node.matches(".message")) prepareMessage(node);
+        });
+      });
+    }).observe(el, { childList: true });
+    const hint = document.createElement("p");
+    hint.id = "log-keys";
+    hint.className = "visually-hidden";
+    hint.textContent = "The arrow keys go from message to message; Tab reaches a message's buttons.";
+    el.after(hint);
+    el.setAttribute("aria-describedby", hint.id);
+  }
+
+  function watchList(list) {
+    settleListStop(list, null);
+    new MutationObserver(function () { settleListStop(list, null); }).observe(list, { childList: true });
+  }
+
+  document.addEventListener("focusin", function (evt) {
+    const target = elementOf(evt.target);
+    if (!target) return;
+    activateMessage(target.closest("#log > .message"));
+    const list = listOf(target);
+    if (list) settleListStop(list, target);
+  });
+
+  // --- A message's "Message actions" menu (phones) -------------------------------------------
+
+  function setMessageMenu(more, open) {
+    more.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+
+  function toggleMessageMenu(more) {
+    const open = more.getAttribute("aria-expanded") !== "true";
+    document.querySelectorAll('#log .more[aria-expanded="true"]').forEach(function (other) {
+      if (other !== more) setMessageMenu(other, false);
+    });
+    setMessageMenu(more, open);
+  }
+
+  // Focus leaving a message closes its menu.
+  document.addEventListener("focusout", function (evt) {
+    const message = elementOf(evt.target) && evt.target.closest("#log > .message");
+    const next = elementOf(evt.relatedTarget);
+    if (!message || !next || message.contains(next)) return;
+    const more = message.querySelector('.more[aria-expanded="true"]');
+    if (more) setMessageMenu(more, false);
+  });
+
+  // --- Focus after a message's own actions ---------------------------------------------------
+  // Edit: into the box, the caret at the end. Save or Cancel (or Escape in the box): back to
+  // that message's Edit button. Delete: the composer.
+
+  function focusEditBox(editing) {
+    const box = editing.querySelector("textarea");
+    if (!box) return;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  function focusEditButton(message) {
+    const edit = message.querySelector('.actions form[method="get"] button');
+    if (!edit) {
+      message.focus();
+      return;
+    }
+    const more = message.querySelector(".more");
+    if (more && window.getComputedStyle(more).display !== "none") setMessageMenu(more, true);
+    edit.focus();
+  }
+
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    const swapped = elementOf(evt.target);
+    const config = evt.detail && evt.detail.requestConfig; // (detail.elt is the swapped element)
+    const requester = elementOf(config && config.elt);
+    if (!swapped || !requester || !swapped.matches(".message") || !log() || !log().contains(swapped)) {
+      return;
+    }
+    if (isEditing(swapped)) {
+      focusEditBox(swapped);
+    } else if (requester.matches("[hx-delete]")) {
+      const field = document.getElementById("message-body");
+      if (field) field.focus();
+    } else if (requester.matches(".cancel, .edit-form")) {
+      focusEditButton(swapped);
+    }
+  });
+
+  // --- Keys and clicks -----------------------------------------------------------------------
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.defaultPrevented || evt.altKey || evt.ctrlKey || evt.metaKey) return;
+    const target = elementOf(evt.target);
+    if (!target) return;
+    if (evt.key === "Escape") {
+      const editing = target.closest(".edit-form");
+      const menu = target.closest("#log > .message") && target.closest(".controls");
+      const more = menu && menu.querySelector('.more[aria-expanded="true"]');
+      if (editing) {
+        const cancel = editing.querySelector(".cancel");
+        if (cancel) cancel.click();
+      } else if (more) {
+        setMessageMenu(more, false);
+        more.focus();
+      } else if (menuIsOpen()) {
+        closeMenu(true);
+      } else {
+        return;
+      }
+      evt.preventDefault();
+      return;
+    }
+    const el = log();
+    if (el && el.contains(target)) moveInLog(evt, el);
+    else moveInList(evt);
+  });
+
+  document.addEventListener("click", function (evt) {
+    const target = elementOf(evt.target);
+    if (!target) return;
+    const skip = target.closest(".skip-link");
+    const more = target.closest("#log .more");
+    if (skip) {
+      evt.preventDefault();
+      skipTo(skip.dataset.skip);
+    } else if (target.closest(".nav-open")) {
+      if (menuIsOpen()) closeMenu(true);
+      else openMenu(null);
+    } else if (target.closest(".nav-close")) {
+      closeMenu(true);
+    } else if (more) {
+      toggleMessageMenu(more);
+    }
+  });
+
+  // --- The log tells of new messages only ----------------------------------------------------
+  // role="log" is a polite live region: what goes into it is read out. Older messages brought
+  // by "Load older", and messages changed in place (an edit, a delete, the edit box, the
+  // sender's own copy coming back through the stream), are not news: the log is aria-busy
+  // while they go in. Chromium sends no live-region event for a change inside a busy region,
+  // and the busy flag is lifted only after the change has been taken in.
+
+  let quietTimer = null;
+
+  function quietly() {
+    const el = log();
+    if (!el) return;
+    el.setAttribute("aria-busy", "true");
+    window.clearTimeout(quietTimer);
+    quietTimer = window.setTimeout(function () {
+      quietTimer = null;
+      el.removeAttribute("aria-busy");
+    }, QUIET_MS);
+  }
+
+  let olderFocus = null; // "Load older" had focus: after it, the newest of the older messages
+
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    const el = log();
+    const target = elementOf(evt.detail.target);
+    if (!el || !target || target === el || !el.contains(target)) return;
+    quietly();
+    if (target.classList.contains("load-older") && document.activeElement === target) {
+      olderFocus = messagesIn(el)[0] || null;
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!olderFocus) return;
+    const next = olderFocus.previousElementSibling;
+    olderFocus = null;
+    if (next && next.matches(".message, .load-older")) next.focus();
+  });
+
+  // --- Focus stays put when the stream replaces what holds it -------------------------------
+  // An event replaces whole entries (a message edited, or one's own coming back; a person's or
+  // a room's sidebar entry): focus inside one would fall to the page's body. It goes to the
+  // same control of the new copy, with the message's menu as open as it was.
+
+  const HOLDERS = "#log > .message, #people li[id]";
+  let focusBeforeEvent = null;
+
+  function focusSpot() {
+    const active = document.activeElement;
+    const holder = active && active !== document.body ? active.closest(HOLDERS) : null;
+    if (!holder || !holder.id) return null;
+    const more = holder.querySelector(".more");
+    return {
+      holder: holder,
+      index: [holder].concat(Array.from(holder.querySelectorAll(FOCUSABLE))).indexOf(active),
+      menuOpen: Boolean(more && more.getAttribute("aria-expanded") === "true"),
+    };
+  }
+
+  function restoreFocus(spot) {
+    const holder = document.getElementById(spot.holder.id);
+    if (spot.holder.isConnected || !holder || holder.contains(document.activeElement)) return;
+    const more = holder.querySelector(".more");
+    if (spot.menuOpen && more) setMessageMenu(more, true);
+    const controls = [holder].concat(Array.from(holder.querySelectorAll(FOCUSABLE)));
+    const target = controls[spot.index];
+    if (target) target.focus({ preventScroll: true });
+  }
+
+  // Capture: before the stream's handler above puts the event's HTML in place...
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    const event = evt.detail;
+    focusBeforeEvent = focusSpot();
+    if (!event || event.type !== "message") return;
+    const incoming = parseFragment(event.data);
+    if (incoming && incoming.id && document.getElementById(incoming.id)) quietly();
+  }, true);
+
+  // ...and after it (listeners on one target run in the order they were added).
+  document.addEventListener("htmx:sseBeforeMessage", function () {
+    const spot = focusBeforeEvent;
+    focusBeforeEvent = null;
+    if (spot) restoreFocus(spot);
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const el = log();
+    if (el) watchLog(el);
+    document.querySelectorAll(ROVING_LISTS).forEach(watchList);
   });
 })();

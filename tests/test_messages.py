@@ -499,6 +499,8 @@ def test_author_edits(pair: tuple[Person, Person], subtests: pytest.Subtests) ->
         assert response.status_code == 200
         assert "<html" in response.text
         assert "Edit message" in response.text
+        # Cancel, without JavaScript, goes back to the message in its own conversation.
+        assert re.search(rf'href="/dm/{bob.username}#msg-{msg_id}"[^>]*>\s*Cancel', response.text)
     for body, status in (("", 400), ("  \n ", 400), ("x" * 4001, 413)):
         with subtests.test("bad body leaves it unchanged", status=status, length=len(body)):
             response = alice.send("PATCH", f"/messages/{msg_id}", {"body": body})

@@ -185,11 +185,12 @@ async def _after_change(request: Request, message: Message, room: Room) -> Respo
 
 async def show_edit_form(request: Request) -> Response:
     message, room = await _own_message(request)
-    template = "_edit_form.html" if _is_fragment_request(request) else "edit.html"
+    context: dict[str, object] = {"message": message, "room_key": room.key}
     if "cancel" in request.query_params:
-        template = "_message.html"
+        return templates.TemplateResponse(request, "_message.html", context)
+    template = "_edit_form.html" if _is_fragment_request(request) else "edit.html"
     conversation = await conversations.of_room(request.app.state.db, room, signed_in(request))
-    context = {"message": message, "room_key": room.key, "page_url": conversation.page_url}
+    context["back_url"] = conversation.page_url  # where Cancel goes without JavaScript
     return templates.TemplateResponse(request, template, context)
 
 
