@@ -156,6 +156,7 @@ def edit_in_place(page: Page) -> None:
     expect(page.get_by_label("Edit message")).to_be_focused()
 
 
+@pytest.mark.timeout(300)  # some 20 pages and states, each loaded and checked
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1280x800", "390x844"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_axe_violations_on_any_page(
