@@ -569,6 +569,23 @@
 
   document.addEventListener("DOMContentLoaded", restoreDraft);
 
+  // Without script the newest message takes focus to bring itself into view (autofocus);
+  // with it, the page scrolls by itself and the keyboard starts at the top, as on any page.
+  function undoAutofocus(focused) {
+    if (!focused || !focused.matches || !focused.matches(".message[autofocus]")) return;
+    focused.removeAttribute("autofocus");
+    const start = document.body; // where Tab then starts: the top of the page
+    start.setAttribute("tabindex", "-1");
+    start.focus({ preventScroll: true });
+    start.removeAttribute("tabindex");
+    start.blur();
+  }
+
+  document.addEventListener("focusin", function (evt) { undoAutofocus(evt.target); });
+  document.addEventListener("DOMContentLoaded", function () {
+    undoAutofocus(document.activeElement);
+  });
+
   htmx.onLoad(function (content) {
     localiseTimes(content);
     arrangeLog();

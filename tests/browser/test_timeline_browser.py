@@ -169,6 +169,7 @@ def test_without_script_the_page_opens_at_the_newest_message(
     page = open_page(new_page, alice, f"/dm/{alice.username}", java_script_enabled=False)
     newest = message(page, "the newest note")
     expect(newest).to_be_in_viewport()
+    expect(newest).to_be_focused()  # how it came into view; the keyboard goes on from here
     oldest = f"note at {start.isoformat()}"
     expect(message(page, oldest)).not_to_be_in_viewport()
     expect(log(page).locator(".day-separator").first).to_contain_text("(times in UTC)")
