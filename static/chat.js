@@ -108,6 +108,7 @@
     const isNew = !incoming.querySelector(".edited") && !incoming.classList.contains("deleted");
     const mine = incoming.dataset.sender === (root && root.dataset.me);
     const el = log();
+    if (fromStream && isNew && !mine) notifyOf(incoming);
     if (here && el && !el.querySelector(".newer")) {
       const stick = isNearBottom(el) || !fromStream;
       const empty = el.querySelector(".empty");
@@ -251,6 +252,8 @@
       badge.hidden = oldBadge.hidden;
       badge.setAttribute("aria-label", oldBadge.getAttribute("aria-label") || "");
     }
+    const oldLink = old && old.querySelector("a");
+    if (oldLink && oldLink.dataset.muted) link.dataset.muted = oldLink.dataset.muted;
     placeSorted(list, entry, "data-name", old);
     if (link.dataset.conversation === root.dataset.conversation) {
       const title = document.getElementById("conversation-title");
@@ -643,6 +646,7 @@
       flushReads(); // it was visible until now
       wasVisible = false;
     }
+    showNotificationState(); // permission may have changed in the browser's settings
   });
 
   // --- New messages: the line, and the button while reading history ---------------------
@@ -697,6 +701,144 @@
     button.hidden = true;
     el.focus({ preventScroll: true });
   });
+
+  // --- Desktop notifications --------------------------------------------------------
+  // Asked for by a button, never on its own. A direct message, a mention (@yourname), or a
+  // message in a group room that is not muted notifies, unless it is in the conversation
+  // open in a visible tab. One tab of the browser shows it: one that is looking at that
+  // conversation says so to the others, and the others take a lock on the message.
+
+  const NOTIFY_WAIT_MS = 250; // for a tab that is looking at it to say so
+  const NOTIFY_BODY_MAX = 200;
+  const lookedAt = new Set(); // message ids another tab of this browser shows
+  const otherTabs = "BroadcastChannel" in window ? new BroadcastChannel("chat-notices") : null;
+  if (otherTabs) {
+    otherTabs.onmessage = function (evt) {
+      if (evt.data && evt.data.looking) lookedAt.add(evt.data.looking);
+    };
+  }
+
+  function showNotificationState() {
+    const box = document.getElementById("notifications");
+    if (!box || !("Notification" in window)) return;
+    const permission = Notification.permission;
+    box.hidden = false;
+    document.getElementById("enable-notifications").hidden = permission !== "default";
+    document.getElementById("notifications-state").textContent =
+      permission === "granted" ? "Notifications on" :
+      permission === "denied" ? "Notifications are blocked: allow them in the browser's settings for this site." :
+      "";
+  }
+
+  document.addEventListener("click", function (evt) {
+    if (!evt.target.closest || !evt.target.closest("#enable-notifications")) return;
+    Notification.requestPermission().then(showNotificationState, showNotificationState);
+  });
+
+  function mentionsMe(text) {
+    const root = chatRoot();
+    const me = root && root.dataset.me;
+    if (!me) return false;
+    const name = me.replace(/[^A-Za-z0-9_]/g, "");
+    return new RegExp("(^|[^A-Za-z0-9_@])@" + name + "(?![A-Za-z0-9_])", "i").test(text);
+  }
+
+  function roomEntry(conversation) {
+    return document.querySelector('#rooms [data-conversation="' + CSS.escape(conversation) + '"]');
+  }
+
+  // Whether this message is one to be told of (the public room: only when it mentions you).
+  function worthNotifying(message, text) {
+    const conversation = message.dataset.conversation;
+    if (mentionsMe(text)) return true;
+    if (conversation === "public") return false;
+    if (conversation.indexOf("dm:") === 0) return true;
+    const entry = roomEntry(conversation);
+    return !(entry && entry.dataset.muted === "true");
+  }
+
+  function conversationUrl(message) {
+    const conversation = message.dataset.conversation;
+    const entry = document.querySelector(
+      '#people a[data-conversation="' + CSS.escape(conversation) + '"]'
+    );
+    if (entry) return entry.getAttribute("href");
+    if (conversation === "public") return "/rooms/public";
+    if (conversation.indexOf("dm:") === 0) {
+      return "/dm/" + encodeURIComponent(message.dataset.sender);
+    }
+    return "/rooms/" + encodeURIComponent(conversation);
+  }
+
+  function notificationTitle(message) {
+    const conversation = message.dataset.conversation;
+    const sender = message.dataset.sender;
+    if (conversation === "public") return sender + " in Public room";
+    if (conversation.indexOf("dm:") === 0) return sender;
+    const entry = roomEntry(conversation);
+    const item = entry && entry.closest("li");
+    return item && item.dataset.name ? sender + " in " + item.dataset.name : sender;
+  }
+
+  function notifyOf(message) {
+    if (!("Notification" in window)) return;
+    const root = chatRoot();
+    const id = message.dataset.id;
+    if (root && message.dataset.conversation === root.dataset.conversation && isVisible()) {
+      if (otherTabs) otherTabs.postMessage({ looking: id }); // being looked at: nobody notifies
+      return;
+    }
+    const bodyEl = message.querySelector(".body");
+    const text = bodyEl ? bodyEl.textContent.trim() : "";
+    if (Notification.permission !== "granted" || !worthNotifying(message, text)) return;
+    const body = text.length > NOTIFY_BODY_MAX ? text.slice(0, NOTIFY_BODY_MAX - 1) + "…" : text;
+    const title = notificationTitle(message);
+    const url = conversationUrl(message);
+    const conversation = message.dataset.conversation;
+    window.setTimeout(function () {
+      if (lookedAt.has(id)) return;
+      onlyOneTab("chat-notice-" + id, function () {
+        const notice = new Notification(title, { body: body, tag: "msg-" + id });
+        notice.onclick = function () {
+          window.focus();
+          notice.close();
+          openFromNotice(conversation, url, id);
+        };
+      });
+    }, NOTIFY_WAIT_MS);
+  }
+
+  // Runs `show` in one tab of this browser only, whichever takes the lock first.
+  function onlyOneTab(name, show) {
+    if (!navigator.locks) {
+      show();
+      return;
+    }
+    navigator.locks.request(name, { ifAvailable: true }, function (lock) {
+      if (!lock) return null;
+      show();
+      return new Promise(function (resolve) { window.setTimeout(resolve, 10000); });
+    });
+  }
+
+  function openFromNotice(conversation, url, id) {
+    const root = chatRoot();
+    const here = document.getElementById("msg-" + id);
+    if (root && conversation === root.dataset.conversation && here) {
+      here.scrollIntoView({ block: "center" });
+      return;
+    }
+    window.location.assign(url);
+  }
+
+  // --- Muting a group room ----------------------------------------------------------
+
+  // The room page's toggle came back in its new state: the sidebar's entry follows it.
+  function followMuteToggle(content) {
+    if (!content || !content.matches || !content.matches(".mute-form")) return;
+    const entry = roomEntry(content.dataset.conversation);
+    if (entry) entry.dataset.muted = content.dataset.muted;
+  }
 
   // --- Forms ------------------------------------------------------------------
 
@@ -820,9 +962,11 @@
     localiseTimes(content);
     watchMessages(content);
     keepFirstNewMessagesLine();
+    followMuteToggle(content);
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    showNotificationState();
     const el = log();
     if (!el) return;
     el.addEventListener("scroll", loadOlderWhenAtTop, { passive: true });

@@ -1,10 +1,15 @@
-"""Being told, in real browsers: unread counts that mean "seen", the "New messages" line,
-"Jump to new messages", the menu's count.
+"""Being told, in real browsers: desktop notifications, muted rooms, unread counts that mean
+"seen", the "New messages" line, "Jump to new messages", the menu's count.
+
+Desktop notifications are observed by replacing window.Notification, before any page script
+runs (context.add_init_script), with a subclass that records every notification it makes and
+still makes it; the permission is granted to the app's origin with context.grant_permissions.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -217,3 +222,210 @@ def test_the_menu_button_counts_what_is_unread_on_a_phone(
     expect(menu).to_have_accessible_name(re.compile(r"Show conversations.*2 unread"))
     assert alice_p.send("POST", f"/dm/{bob_p.username}/read").status_code == 204  # another tab
     expect(menu.locator(".nav-badge")).to_be_hidden()
+
+
+# Notifications
+
+NOTICE_SECS = 5  # a notification shows within this of the post
+
+# The recording Notification (see the module's docstring).
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Real = window.Notification;
+  if (!Real) return;
+  window.__notices = [];  // this page's
+  window.__everyTab = [];  // every tab's of this browser, as they were made
+  const tabs = new BroadcastChannel("test-notices");
+  tabs.onmessage = event => window.__everyTab.push(event.data);
+  class Recording extends Real {
+    constructor(title, options) {
+      super(title, options);
+      const made = { title: title, body: (options && options.body) || "" };
+      window.__notices.push({ ...made, notice: this });
+      window.__everyTab.push(made);
+      tabs.postMessage(made);
+    }
+  }
+  window.Notification = Recording;
+})();
+"""
+
+
+def notified_chat(new_page: NewPage, someone: Person, base_url: str, path: str = "/") -> Page:
+    """A chat page that may notify (permission granted), its notifications recorded."""
+    page = new_page(someone)
+    page.context.grant_permissions(["notifications"], origin=base_url)
+    page.context.add_init_script(RECORD_NOTIFICATIONS)
+    page.goto(path)
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
+
+
+def notices(page: Page, *, every_tab: bool = False) -> list[dict[str, str]]:
+    """The notifications this page made (or, `every_tab`, that any tab made since it opened)."""
+    found: list[dict[str, str]] = page.evaluate(
+        "everyTab => (everyTab ? window.__everyTab : window.__notices)"
+        ".map(n => ({ title: n.title, body: n.body }))",
+        every_tab,
+    )
+    return found
+
+
+def wait_for_notices(page: Page, count: int, *, every_tab: bool = False) -> None:
+    page.wait_for_function(
+        "([count, everyTab]) => (everyTab ? window.__everyTab : window.__notices).length >= count",
+        arg=[count, every_tab],
+        timeout=NOTICE_SECS * 1000,
+    )
+
+
+def new_room(owner: Person, *members: Person) -> tuple[str, str]:
+    """A private room with these members: its path and name."""
+    name = unique_name("room")
+    made = owner.send("POST", "/rooms", {"name": name})
+    assert made.status_code == 201, made.text
+    path = str(made.headers["location"])
+    for member in members:
+        added = owner.send("POST", f"{path}/members", {"username": member.username})
+        assert added.status_code == 201, added.text
+    return path, name
+
+
+def post_in(someone: Person, path: str, text: str) -> str:
+    sent = someone.send("POST", f"{path}/messages", {"body": text})
+    assert sent.status_code == 201, sent.text
+    return message_id(sent.text)
+
+
+def test_a_direct_message_elsewhere_notifies_once_and_opens_its_conversation(
+    new_page: NewPage, make_person: MakePerson, base_url: str
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    carol_p = make_person(username=unique_name("carol"))
+    alice = notified_chat(new_page, alice_p, base_url)  # the public room is open
+    text = f"are you there? {unique_name('m')}"
+    posted = time.monotonic()
+    assert bob_p.post_dm(alice_p.username, text).status_code == 201
+    wait_for_notices(alice, 1)
+    assert time.monotonic() - posted < NOTICE_SECS
+    assert notices(alice) == [{"title": bob_p.username, "body": text}]
+    # One each: the next notification is carol's, not a second one of bob's.
+    later = f"me too {unique_name('m')}"
+    assert carol_p.post_dm(alice_p.username, later).status_code == 201
+    wait_for_notices(alice, 2)
+    assert notices(alice)[1:] == [{"title": carol_p.username, "body": later}]
+
+    alice.evaluate("window.__notices[0].notice.dispatchEvent(new Event('click'))")
+    expect(alice).to_have_url(re.compile(rf"/dm/{bob_p.username}$"))
+    expect(message(alice, text)).to_have_count(1)
+
+
+def test_nothing_notifies_for_the_open_conversation_and_the_public_room_only_on_mentions(
+    new_page: NewPage, make_person: MakePerson, base_url: str
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    alice = notified_chat(new_page, alice_p, base_url, f"/dm/{bob_p.username}")
+    here = f"in the open conversation {unique_name('m')}"
+    assert bob_p.post_dm(alice_p.username, here).status_code == 201
+    expect(message(alice, here)).to_have_count(1)
+    hello = f"hello everyone {unique_name('m')}"
+    assert bob_p.post_public(hello).status_code == 201
+    expect(public_badge(alice)).to_have_text("1")
+    mention = f"hey @{alice_p.username}, look {unique_name('m')}"
+    assert bob_p.post_public(mention).status_code == 201
+    wait_for_notices(alice, 1)
+    # Had either of the first two notified, it would have come first.
+    assert notices(alice) == [{"title": f"{bob_p.username} in Public room", "body": mention}]
+
+
+def test_a_muted_room_notifies_nobody(
+    new_page: NewPage, make_person: MakePerson, base_url: str
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    quiet, quiet_name = new_room(bob_p, alice_p)
+    loud, loud_name = new_room(bob_p, alice_p)
+    alice = notified_chat(new_page, alice_p, base_url, quiet)
+    alice.get_by_role("button", name="Mute room").click()
+    expect(alice.get_by_role("button", name="Unmute room")).to_be_visible()
+    expect(entry(alice, quiet_name)).to_have_attribute("data-muted", "true")
+    alice.get_by_role("link", name="Public room").click()
+    expect(alice).to_have_url(re.compile(r"/$|/rooms/public$"))
+    expect(entry(alice, quiet_name)).to_have_attribute("data-muted", "true")  # kept
+
+    post_in(bob_p, quiet, f"nobody is told of this {unique_name('m')}")
+    expect(badge(alice, quiet_name)).to_have_text("1")  # it arrived, and counts
+    text = f"but this one {unique_name('m')}"
+    post_in(bob_p, loud, text)
+    wait_for_notices(alice, 1)
+    assert notices(alice) == [{"title": f"{bob_p.username} in {loud_name}", "body": text}]
+
+    # Unmuted, it notifies again (on a new page, which records its own notifications).
+    alice.goto(quiet)
+    alice.get_by_role("button", name="Unmute room").click()
+    expect(alice.get_by_role("button", name="Mute room")).to_be_visible()
+    alice.get_by_role("link", name="Public room").click()
+    expect(entry(alice, quiet_name)).not_to_have_attribute("data-muted", "true")
+    again = f"now you hear me {unique_name('m')}"
+    post_in(bob_p, quiet, again)
+    wait_for_notices(alice, 1)
+    assert notices(alice) == [{"title": f"{bob_p.username} in {quiet_name}", "body": again}]
+
+
+def test_two_tabs_notify_once_and_not_while_one_of_them_shows_the_conversation(
+    new_page: NewPage, make_person: MakePerson, base_url: str
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    carol_p = make_person(username=unique_name("carol"))
+    first = notified_chat(new_page, alice_p, base_url)
+    second = first.context.new_page()  # another tab of the same browser
+    second.goto("/rooms/public")
+    expect(second.get_by_role("button", name="Sign out")).to_be_visible()
+
+    text = f"to both tabs {unique_name('m')}"
+    assert bob_p.post_dm(alice_p.username, text).status_code == 201
+    for tab in (first, second):
+        expect(badge(tab, bob_p.username)).to_have_text("1")
+    wait_for_notices(first, 1, every_tab=True)
+    # The next one comes from carol: had a second tab told of bob's, it would have come first.
+    later = f"carol now {unique_name('m')}"
+    assert carol_p.post_dm(alice_p.username, later).status_code == 201
+    wait_for_notices(first, 2, every_tab=True)
+    assert notices(first, every_tab=True) == [
+        {"title": bob_p.username, "body": text},
+        {"title": carol_p.username, "body": later},
+    ]
+
+    # One tab shows bob's conversation: neither tab tells of what he says there.
+    second.goto(f"/dm/{bob_p.username}")
+    expect(second.get_by_role("button", name="Sign out")).to_be_visible()
+    seen = f"seen in the other tab {unique_name('m')}"
+    assert bob_p.post_dm(alice_p.username, seen).status_code == 201
+    expect(message(second, seen)).to_have_count(1)
+    last = f"carol again {unique_name('m')}"
+    assert carol_p.post_dm(alice_p.username, last).status_code == 201
+    wait_for_notices(first, 3, every_tab=True)
+    assert notices(first, every_tab=True)[2:] == [{"title": carol_p.username, "body": last}]
+
+
+def test_notifications_are_asked_for_by_a_button(
+    new_page: NewPage, make_person: MakePerson, base_url: str
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    asked = open_chat(new_page, alice_p)
+    enable = asked.get_by_role("button", name="Enable notifications")
+    expect(enable).to_be_visible()
+    assert asked.evaluate("Notification.permission") == "default"  # nothing asked on its own
+    asked.context.grant_permissions(["notifications"], origin=base_url)
+    enable.click()
+    expect(asked.get_by_role("status").filter(has_text="Notifications on")).to_be_visible()
+    expect(enable).to_be_hidden()
+
+    refused = open_chat(new_page, bob_p)  # this browser says no when asked
+    refused.get_by_role("button", name="Enable notifications").click()
+    state = refused.get_by_role("status").filter(has_text="blocked")
+    expect(state).to_be_visible()
+    expect(refused.get_by_role("button", name="Enable notifications")).to_be_hidden()
+
+    granted = notified_chat(new_page, alice_p, base_url)  # allowed before: no button at all
+    expect(granted.get_by_role("status").filter(has_text="Notifications on")).to_be_visible()
+    expect(granted.get_by_role("button", name="Enable notifications")).to_be_hidden()
