@@ -113,6 +113,7 @@
       const stick = isNearBottom(el) || !fromStream;
       const empty = el.querySelector(".empty");
       if (empty) empty.remove();
+      if (fromStream && mine) claimPending(incoming); // our own, back before our POST's answer
       insertInOrder(el, incoming, html);
       if (stick) scrollToBottom();
       if (fromStream) {
@@ -125,11 +126,12 @@
   }
 
   // A message that arrives late (a reconnect's catch-up, or a reply that crossed one's own
-  // send) goes where the server's order puts it, not simply at the end.
+  // send) goes where the server's order puts it, not simply at the end (before any of our
+  // own still being sent, which stay last).
   function insertInOrder(el, incoming, html) {
     const key = incoming.dataset.order || "";
     const later = Array.from(el.querySelectorAll(":scope > .message")).find(function (other) {
-      return (other.dataset.order || "") > key;
+      return other.classList.contains("pending") || (other.dataset.order || "") > key;
     });
     if (later) htmx.swap(later, html, swapSpec("beforebegin"));
     else htmx.swap(el, html, swapSpec("beforeend"));
@@ -209,6 +211,7 @@
     markCurrent();
     updatePeerAway();
     updateTitle();
+    markOwnStatus();
   }
 
   // The away note at the top of a DM follows the peer's entry in the sidebar.
@@ -369,6 +372,7 @@
     else if (event.type === "member") placeMember(event.data);
     else if (event.type === "reload") window.location.reload();
     else if (event.type === "signed-out") window.location.assign("/login"); // in any tab
+    else if (event.type === "live") streamLive(); // caught up after (re)connecting
   });
 
   // --- Read means seen ------------------------------------------------------------
@@ -840,6 +844,184 @@
     if (entry) entry.dataset.muted = content.dataset.muted;
   }
 
+  // --- Connection state ---------------------------------------------------------------
+  // When the event stream drops, a notice (role="status") says so and your own status dot
+  // shows it, until the stream is back and has caught up (its `live` event).
+
+  const RECONNECTING_AFTER_MS = 1000; // a stream that is back at once is not worth a notice
+  let connectionTimer = null;
+  let connectionDown = false;
+
+  function streamLost() {
+    if (connectionDown || connectionTimer) return;
+    connectionTimer = window.setTimeout(function () {
+      connectionTimer = null;
+      showConnection(true);
+    }, RECONNECTING_AFTER_MS);
+  }
+
+  function streamLive() {
+    window.clearTimeout(connectionTimer);
+    connectionTimer = null;
+    if (connectionDown) showConnection(false);
+  }
+
+  function showConnection(down) {
+    connectionDown = down;
+    const notice = document.getElementById("connection-notice");
+    if (notice) notice.textContent = down ? "Reconnecting…" : "";
+    const root = chatRoot();
+    if (root) root.classList.toggle("reconnecting", down);
+    markOwnStatus();
+  }
+
+  function markOwnStatus() {
+    const root = chatRoot();
+    const entry = root && document.getElementById("person-" + root.dataset.meId);
+    const dot = entry && entry.querySelector(".dot");
+    if (!dot) return;
+    if (connectionDown) {
+      dot.dataset.connection = "reconnecting";
+      dot.title = "reconnecting";
+    } else {
+      delete dot.dataset.connection;
+      dot.title = entry.dataset.status || "";
+    }
+  }
+
+  document.addEventListener("htmx:sseError", streamLost);
+
+  // --- Sending: a pending copy until the server has it; Retry when it fails ---------------
+  // The composer's POST is the page's own (htmx asks, through htmx:confirm, and is told no):
+  // the message shows at once, greyed, "Sending…"; the server's copy, from the POST's answer
+  // or from the stream, whichever comes first, replaces it.
+
+  const NOT_REACHED = "Could not reach the server. Check your connection and try again.";
+  const pendingText = new WeakMap(); // pending copy -> the text it sends
+
+  document.addEventListener("htmx:confirm", function (evt) {
+    const form = evt.detail.elt;
+    if (!form || form.id !== "composer") return;
+    evt.preventDefault();
+    sendFromComposer(form);
+  });
+
+  function sendFromComposer(form) {
+    const field = form.querySelector("textarea[name=body]");
+    const text = field.value;
+    if (text.trim() === "") return;
+    const item = pendingCopy(form, text);
+    field.value = "";
+    field.style.height = "";
+    lastTypingSent = 0;
+    field.focus();
+    if (item) send(item);
+  }
+
+  function pendingCopy(form, text) {
+    const root = chatRoot();
+    const el = log();
+    if (!root || !el) return null;
+    const item = document.createElement("article");
+    item.className = "message mine pending";
+    item.dataset.conversation = root.dataset.conversation;
+    item.dataset.sender = root.dataset.me;
+    item.dataset.url = form.getAttribute("action");
+    const header = document.createElement("header");
+    const sender = document.createElement("span");
+    sender.className = "sender";
+    sender.textContent = root.dataset.me;
+    const state = document.createElement("span");
+    state.className = "pending-state";
+    header.append(sender, " ", state);
+    const body = document.createElement("p");
+    body.className = "body";
+    body.textContent = text.trim();
+    const actions = document.createElement("div");
+    actions.className = "actions pending-actions";
+    actions.hidden = true;
+    ["Retry", "Discard"].forEach(function (name) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = name;
+      button.dataset.action = name.toLowerCase();
+      actions.appendChild(button);
+    });
+    item.append(header, body, actions);
+    pendingText.set(item, text);
+    const empty = el.querySelector(".empty");
+    if (empty) empty.remove();
+    el.appendChild(item);
+    scrollToBottom();
+    return item;
+  }
+
+  function setPendingState(item, text, failed) {
+    item.classList.toggle("failed", failed);
+    item.querySelector(".pending-state").textContent = text;
+    item.querySelector(".pending-actions").hidden = !failed;
+  }
+
+  function send(item) {
+    setPendingState(item, "Sending…", false);
+    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    headers["HX-Request"] = "true";
+    fetch(item.dataset.url, {
+      method: "POST",
+      headers: headers,
+      body: new URLSearchParams({ body: pendingText.get(item) }),
+      credentials: "same-origin",
+      keepalive: true, // a message sent just before leaving the page still goes
+    }).then(
+      function (response) {
+        return response.text().then(function (html) {
+          if (response.ok) delivered(item, html);
+          else failed(item, errorText({ responseText: html, status: response.status }));
+        });
+      },
+      function () { failed(item, NOT_REACHED); }
+    );
+  }
+
+  function delivered(item, html) {
+    item.remove();
+    placeMessage(html, false);
+    const form = document.getElementById("composer");
+    if (form) clearError(form);
+  }
+
+  function failed(item, reason) {
+    if (!item.isConnected) return; // its copy came through the stream: it was sent after all
+    setPendingState(item, "Not sent.", true);
+    const form = document.getElementById("composer");
+    if (form) showError(form, reason);
+  }
+
+  // Our own message came through the stream: the pending copy of the same text gives way.
+  function claimPending(message) {
+    const body = message.querySelector(".body");
+    const text = comparable(body ? body.textContent : "");
+    const item = Array.from(log().querySelectorAll(".message.pending")).find(function (p) {
+      return comparable(pendingText.get(p) || "") === text;
+    });
+    if (item) item.remove();
+  }
+
+  // Text as the server keeps it, for comparing: no spaces and no control characters.
+  function comparable(text) {
+    return text.replace(/[\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "");
+  }
+
+  document.addEventListener("click", function (evt) {
+    const button = evt.target.closest && evt.target.closest(".pending-actions button");
+    if (!button) return;
+    const item = button.closest(".pending");
+    if (button.dataset.action === "retry") send(item);
+    else item.remove();
+    const field = document.getElementById("message-body"); // the button is gone: focus goes on
+    if (field) field.focus();
+  });
+
   // --- Forms ------------------------------------------------------------------
 
   function showError(elt, text) {
@@ -887,14 +1069,6 @@
     if (elt.classList.contains("add-member") || elt.classList.contains("room-settings")) {
       const field = elt.querySelector("input[name=username]");
       if (field) field.value = "";
-    }
-    if (elt.id === "composer") {
-      placeMessage(evt.detail.xhr.responseText, false);
-      lastTypingSent = 0;
-      elt.reset();
-      const field = elt.querySelector("textarea");
-      field.style.height = "";
-      field.focus();
     }
   });
 

@@ -1,5 +1,5 @@
 """Being told, in real browsers: desktop notifications, muted rooms, unread counts that mean
-"seen", the "New messages" line, "Jump to new messages", the menu's count.
+"seen", the "New messages" line, "Jump to new messages", the menu's count, pending sends.
 
 Desktop notifications are observed by replacing window.Notification, before any page script
 runs (context.add_init_script), with a subclass that records every notification it makes and
@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
-from tests.browser.conftest import NewPage
-from tests.browser.locators import log, message
+from tests.browser.conftest import ConsoleLog, NewPage
+from tests.browser.locators import composer, log, message
 from tests.support import Person, message_id, unique_name
 
 MakePerson = Callable[..., Person]
@@ -429,3 +429,62 @@ def test_notifications_are_asked_for_by_a_button(
     granted = notified_chat(new_page, alice_p, base_url)  # allowed before: no button at all
     expect(granted.get_by_role("status").filter(has_text="Notifications on")).to_be_visible()
     expect(granted.get_by_role("button", name="Enable notifications")).to_be_hidden()
+
+
+# Sending
+
+
+def test_a_message_being_sent_is_pending_and_a_failed_one_can_be_retried(
+    new_page: NewPage, make_person: MakePerson, console_log: ConsoleLog
+) -> None:
+    someone = make_person()
+    page = open_chat(new_page, someone)
+    console_log.allow(r"net::ERR_CONNECTION_FAILED \(\S+/rooms/public/messages\)$")  # below
+    held: list[Route] = []
+    page.route("**/rooms/public/messages", lambda route: held.append(route))
+    text = f"through a bad line {unique_name('m')}"
+    composer(page).fill(text)
+    composer(page).press("Enter")
+    pending = log(page).locator(".message.pending")
+    expect(pending).to_have_count(1)
+    expect(pending).to_contain_text(text)
+    expect(pending).to_contain_text("Sending…")
+    expect(composer(page)).to_have_value("")
+    expect(message(page, text)).to_have_count(0)  # not the server's copy yet
+
+    held[0].abort("connectionfailed")  # the POST fails
+    expect(pending).to_contain_text("Not sent")
+    expect(pending).to_contain_text(text)  # the text is kept
+    alert = page.locator("#composer").get_by_role("alert")
+    expect(alert).to_contain_text("Could not reach the server")
+    retry = pending.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+
+    page.unroute("**/rooms/public/messages")
+    retry.click()
+    expect(message(page, text)).to_have_count(1)
+    expect(pending).to_have_count(0)
+    expect(alert).to_be_hidden()
+    page.reload()
+    expect(message(page, text)).to_have_count(1)  # sent once
+
+
+def test_the_streams_copy_arriving_first_replaces_the_pending_one(
+    new_page: NewPage, make_person: MakePerson
+) -> None:
+    someone = make_person()
+    page = open_chat(new_page, someone)
+    held: list[Route] = []
+    page.route("**/rooms/public/messages", lambda route: held.append(route))
+    text = f"the stream is quicker {unique_name('m')}"
+    composer(page).fill(text)
+    composer(page).press("Enter")
+    expect(log(page).locator(".message.pending")).to_have_count(1)
+    answer = held[0].fetch()  # the server has it: its copy comes down the stream
+    expect(message(page, text)).to_have_count(1)
+    expect(log(page).locator(".message.pending")).to_have_count(0)
+    held[0].fulfill(response=answer)  # and then the POST's own answer
+    expect(message(page, text).locator(".actions")).to_have_count(1)
+    ids = log(page).locator('[id^="msg-"]').evaluate_all("els => els.map(e => e.id)")
+    assert len(ids) == len(set(ids)) and f"msg-{message_id(answer.text())}" in ids
+    expect(log(page).get_by_text(text)).to_have_count(1)  # never shown twice
