@@ -974,6 +974,11 @@
       keepalive: true, // a message sent just before leaving the page still goes
     }).then(
       function (response) {
+        const elsewhere = response.headers.get("HX-Redirect"); // signed out meanwhile
+        if (elsewhere) {
+          window.location.assign(elsewhere);
+          return null;
+        }
         return response.text().then(function (html) {
           if (response.ok) delivered(item, html);
           else failed(item, errorText({ responseText: html, status: response.status }));

@@ -488,3 +488,19 @@ def test_the_streams_copy_arriving_first_replaces_the_pending_one(
     ids = log(page).locator('[id^="msg-"]').evaluate_all("els => els.map(e => e.id)")
     assert len(ids) == len(set(ids)) and f"msg-{message_id(answer.text())}" in ids
     expect(log(page).get_by_text(text)).to_have_count(1)  # never shown twice
+
+
+def test_a_send_refused_for_want_of_a_session_goes_to_the_sign_in_page(
+    new_page: NewPage, make_person: MakePerson, console_log: ConsoleLog
+) -> None:
+    """As htmx would: a 401 that names where to go (HX-Redirect) is followed."""
+    someone = make_person()
+    page = open_chat(new_page, someone)
+    console_log.allow(r"status of 401 \(Unauthorized\) \(\S+/rooms/public/messages\)$")  # below
+    page.route(
+        "**/rooms/public/messages",
+        lambda route: route.fulfill(status=401, headers={"HX-Redirect": "/login"}, body=""),
+    )
+    composer(page).fill(f"too late {unique_name('m')}")
+    composer(page).press("Enter")
+    expect(page).to_have_url(re.compile(r"/login$"))
