@@ -59,6 +59,32 @@
     });
     const base = document.title.replace(/^\(\d+\) /, "");
     document.title = total > 0 ? "(" + total + ") " + base : base;
+    updateMenuBadge(total);
+  }
+
+  // On a phone the sidebar hides behind the menu button (.nav-open): it shows the total too.
+  function updateMenuBadge(total) {
+    document.querySelectorAll(".nav-open").forEach(function (button) {
+      let badge = button.querySelector(".nav-badge");
+      if (!badge) {
+        badge = document.createElement("span");
+        badge.className = "badge nav-badge";
+        button.appendChild(badge);
+      }
+      badge.textContent = total > 0 ? String(total) : "";
+      badge.hidden = total <= 0;
+      if (button.hasAttribute("aria-label")) { // the name is the label's: the count joins it
+        if (!button.dataset.label) button.dataset.label = button.getAttribute("aria-label");
+        const label = button.dataset.label;
+        button.setAttribute("aria-label", total > 0 ? label + ", " + total + " unread" : label);
+        badge.setAttribute("aria-hidden", "true");
+      } else if (total > 0) { // the name is the content: say what the number is
+        const unit = document.createElement("span");
+        unit.className = "visually-hidden";
+        unit.textContent = " unread";
+        badge.appendChild(unit);
+      }
+    });
   }
 
   // --- Messages -------------------------------------------------------------
@@ -70,59 +96,58 @@
     if (!incoming || !incoming.id) return;
     const root = chatRoot();
     const existing = document.getElementById(incoming.id);
+    const here = root && incoming.dataset.conversation === root.dataset.conversation;
     if (existing) {
       const editing = existing.classList.contains("editing");
       if (!editing || incoming.classList.contains("deleted")) {
         htmx.swap(existing, html, swapSpec("outerHTML"));
       }
+      if (here) updateCurrentCount(); // a deleted message is no longer unread
       return;
     }
     const isNew = !incoming.querySelector(".edited") && !incoming.classList.contains("deleted");
-    const here = root && incoming.dataset.conversation === root.dataset.conversation;
+    const mine = incoming.dataset.sender === (root && root.dataset.me);
     const el = log();
+    if (fromStream && isNew && !mine) notifyOf(incoming);
     if (here && el && !el.querySelector(".newer")) {
       const stick = isNearBottom(el) || !fromStream;
       const empty = el.querySelector(".empty");
       if (empty) empty.remove();
+      if (fromStream && mine) claimPending(incoming); // our own, back before our POST's answer
       insertInOrder(el, incoming, html);
       if (stick) scrollToBottom();
       if (fromStream) {
         clearTyping(incoming.dataset.sender);
-        if (isNew) markRead();
+        if (isNew && !mine) arrivedHere(incoming, stick);
       }
-    } else if (fromStream && isNew && incoming.dataset.sender !== (root && root.dataset.me)) {
-      bumpUnread(incoming.dataset.conversation, 1);
+    } else if (fromStream && isNew && !mine) {
+      bumpUnread(incoming.dataset.conversation, 1, incoming);
     }
   }
 
   // A message that arrives late (a reconnect's catch-up, or a reply that crossed one's own
-  // send) goes where the server's order puts it, not simply at the end.
+  // send) goes where the server's order puts it, not simply at the end (before any of our
+  // own still being sent, which stay last).
   function insertInOrder(el, incoming, html) {
     const key = incoming.dataset.order || "";
     const later = Array.from(el.querySelectorAll(":scope > .message")).find(function (other) {
-      return (other.dataset.order || "") > key;
+      return other.classList.contains("pending") || (other.dataset.order || "") > key;
     });
     if (later) htmx.swap(later, html, swapSpec("beforebegin"));
     else htmx.swap(el, html, swapSpec("beforeend"));
   }
 
-  function bumpUnread(conversation, by) {
+  // One more unread in a conversation's badge; `message` (by its seq) is remembered, so that a
+  // read event counted before it arrived still counts it (applyRead).
+  function bumpUnread(conversation, by, message) {
     const badge = badgeFor(conversation);
     if (!badge) return;
+    const seq = message ? parseInt(message.dataset.seq, 10) || 0 : 0;
+    if (seq) {
+      if (!arrivals.has(conversation)) arrivals.set(conversation, new Set());
+      arrivals.get(conversation).add(seq);
+    }
     setUnread(conversation, (parseInt(badge.textContent, 10) || 0) + by);
-  }
-
-  // The reader saw the new message in the open conversation: tell the server, at most once
-  // a second, so the sidebar's unread count stays right in every tab.
-  let readTimer = null;
-
-  function markRead() {
-    const root = chatRoot();
-    if (!root || readTimer) return;
-    readTimer = window.setTimeout(function () {
-      readTimer = null;
-      postQuietly(root.dataset.readUrl);
-    }, 1000);
   }
 
   function postQuietly(url) {
@@ -136,22 +161,16 @@
 
   // --- Presence ------------------------------------------------------------------
 
+  // The open conversation's entry keeps its badge: what is unread there is what has not been
+  // seen yet (see "Read means seen").
   function markCurrent() {
     const root = chatRoot();
     const current = root && root.dataset.conversation;
     document.querySelectorAll("#people [data-conversation]").forEach(function (entry) {
       const here = entry.dataset.conversation === current;
       entry.classList.toggle("current", here);
-      if (here) {
-        entry.setAttribute("aria-current", "page");
-        const badge = entry.querySelector(".badge");
-        if (badge) {
-          badge.hidden = true;
-          badge.textContent = "";
-        }
-      } else {
-        entry.removeAttribute("aria-current");
-      }
+      if (here) entry.setAttribute("aria-current", "page");
+      else entry.removeAttribute("aria-current");
     });
   }
 
@@ -192,6 +211,7 @@
     markCurrent();
     updatePeerAway();
     updateTitle();
+    markOwnStatus();
   }
 
   // The away note at the top of a DM follows the peer's entry in the sidebar.
@@ -235,6 +255,8 @@
       badge.hidden = oldBadge.hidden;
       badge.setAttribute("aria-label", oldBadge.getAttribute("aria-label") || "");
     }
+    const oldLink = old && old.querySelector("a");
+    if (oldLink && oldLink.dataset.muted) link.dataset.muted = oldLink.dataset.muted;
     placeSorted(list, entry, "data-name", old);
     if (link.dataset.conversation === root.dataset.conversation) {
       const title = document.getElementById("conversation-title");
@@ -278,8 +300,7 @@
   }
 
   function leftThisRoom() {
-    window.clearTimeout(readTimer); // nothing more is read here
-    readTimer = null;
+    stopReading(); // nothing more is read here
     document.querySelectorAll("#composer, #room-panel form, #log .load-older").forEach(
       function (el) { el.remove(); }
     );
@@ -345,12 +366,665 @@
     }
     if (event.type === "message") placeMessage(event.data, true);
     else if (event.type === "person") placePerson(event.data);
-    else if (event.type === "read") setUnread(event.data, 0); // read here or in another tab
+    else if (event.type === "read") onReadEvent(event.data); // read here or in another tab
     else if (event.type === "typing") showTyping(event.data);
     else if (event.type === "room") placeRoom(event.data);
     else if (event.type === "member") placeMember(event.data);
     else if (event.type === "reload") window.location.reload();
     else if (event.type === "signed-out") window.location.assign("/login"); // in any tab
+    else if (event.type === "live") streamLive(); // caught up after (re)connecting
+  });
+
+  // --- Read means seen ------------------------------------------------------------
+  // A message counts as read once it was on screen (at least half of it, or half the log, in
+  // the log's viewport) while the tab was visible. The page tells the server the highest seq
+  // seen (POST .../read with seq; a position only moves forward): soon after, and at once when
+  // the page goes away or out of sight. A page that goes away also leaves what it sent for
+  // the tab's next page, which sends it again and is told what that leaves unread: the next
+  // page may have been made before the first request arrived.
+
+  const READ_DELAY_MS = 150;
+  const HANDOFF_KEY = "chat:read-handoff";
+  const HANDOFF_MAX_AGE_MS = 30000;
+  const onScreen = new Set(); // messages in the log's viewport, as the observer last said
+  const arrivals = new Map(); // conversation -> seqs of arrivals counted into its badge
+  let readSeq = 0; // the highest seq read in the open conversation (here, elsewhere, before)
+  let sentSeq = 0; // the highest seq this page has told the server
+  let shownSeq = 0; // the read position the page was made with
+  let readTimer = null;
+  let reading = false; // from start-up, until the reader leaves the room
+  let observer = null;
+  let wasVisible = document.visibilityState === "visible";
+
+  function seqOf(message) {
+    return parseInt(message.dataset.seq, 10) || 0;
+  }
+
+  function isVisible() {
+    return document.visibilityState === "visible";
+  }
+
+  function startReading() {
+    const root = chatRoot();
+    const el = log();
+    if (!root || !el || !root.dataset.readUrl) return;
+    readSeq = sentSeq = shownSeq = parseInt(root.dataset.readSeq, 10) || 0;
+    reading = true;
+    if ("IntersectionObserver" in window) {
+      observer = new IntersectionObserver(onIntersect, {
+        root: el, threshold: [0, 0.25, 0.5, 0.75, 1],
+      });
+      el.querySelectorAll(".message[data-seq]").forEach(function (m) { observer.observe(m); });
+    }
+    takeHandoff();
+    if (isVisible()) {
+      collectOnScreen();
+      noteSeen();
+    }
+    updateCurrentCount();
+  }
+
+  function stopReading() {
+    reading = false;
+    window.clearTimeout(readTimer);
+    readTimer = null;
+    if (observer) observer.disconnect();
+    onScreen.clear();
+  }
+
+  function watchMessages(content) {
+    const el = log();
+    if (!observer || !el || !content) return;
+    const scope = content.contains(el) ? el : content;
+    if (!el.contains(scope)) return;
+    if (scope.matches && scope.matches(".message[data-seq]")) observer.observe(scope);
+    scope.querySelectorAll(".message[data-seq]").forEach(function (m) { observer.observe(m); });
+  }
+
+  function showsEnough(shown, box, height) {
+    return shown > 0 && (shown >= height * 0.5 || shown >= box.height * 0.5);
+  }
+
+  function onIntersect(entries) {
+    entries.forEach(function (entry) {
+      const box = entry.rootBounds || log().getBoundingClientRect();
+      const shown = entry.isIntersecting ? entry.intersectionRect.height : 0;
+      if (entry.target.isConnected && showsEnough(shown, box, entry.boundingClientRect.height)) {
+        onScreen.add(entry.target);
+      } else {
+        onScreen.delete(entry.target);
+      }
+    });
+    noteSeen();
+  }
+
+  // What is on screen this moment, without waiting for the observer's next report.
+  function collectOnScreen() {
+    const el = log();
+    if (!el) return;
+    const box = el.getBoundingClientRect();
+    el.querySelectorAll(".message[data-seq]").forEach(function (m) {
+      const r = m.getBoundingClientRect();
+      const shown = Math.min(r.bottom, box.bottom) - Math.max(r.top, box.top);
+      if (showsEnough(shown, box, r.height)) onScreen.add(m);
+      else onScreen.delete(m);
+    });
+  }
+
+  // What is on screen now has been seen, if the tab is (or, `anyway`, was just) visible.
+  // Only others' messages move the position: one's own are never unread.
+  function noteSeen(anyway) {
+    if (!reading || !(anyway || isVisible())) return;
+    const me = chatRoot().dataset.me;
+    let high = readSeq;
+    onScreen.forEach(function (m) {
+      if (!m.isConnected) onScreen.delete(m);
+      else if (m.dataset.sender !== me) high = Math.max(high, seqOf(m));
+    });
+    if (high > readSeq) {
+      readSeq = high;
+      updateCurrentCount();
+      scheduleRead();
+    }
+    updateJump();
+  }
+
+  function scheduleRead() {
+    if (readTimer) return;
+    readTimer = window.setTimeout(function () {
+      readTimer = null;
+      sendRead();
+    }, READ_DELAY_MS);
+  }
+
+  function sendRead() {
+    const root = chatRoot();
+    if (!reading || !root || readSeq <= sentSeq) return;
+    const seq = readSeq;
+    const before = sentSeq;
+    sentSeq = seq;
+    postRead(root.dataset.readUrl, seq, false).then(
+      function (response) {
+        if (response.status === 404 || response.status === 403) stopReading(); // not ours now
+        else if (!response.ok && sentSeq === seq) sentSeq = before; // sent again later
+      },
+      function () {
+        if (sentSeq === seq) sentSeq = before;
+      }
+    );
+  }
+
+  // The page is going away or out of sight: what is on screen was seen; say so now. Whatever
+  // this page has sent is left for the next: it may have been made before it arrived.
+  function flushReads() {
+    if (!reading) return;
+    if (wasVisible) {
+      collectOnScreen();
+      noteSeen(true);
+    }
+    window.clearTimeout(readTimer);
+    readTimer = null;
+    sendRead();
+    const root = chatRoot();
+    if (sentSeq > shownSeq) handOff(root.dataset.conversation, root.dataset.readUrl, sentSeq);
+  }
+
+  function postRead(url, seq, wantCount) {
+    const body = document.body.getAttribute("hx-headers");
+    const headers = body ? JSON.parse(body) : {};
+    headers["HX-Request"] = "true";
+    if (wantCount) headers["Accept"] = "application/json";
+    return fetch(url, {
+      method: "POST",
+      headers: headers,
+      body: new URLSearchParams({ seq: String(seq) }),
+      credentials: "same-origin",
+      keepalive: true, // it outlives the page it was sent from
+    });
+  }
+
+  function handOff(conversation, url, seq) {
+    try {
+      const handoff = { conversation: conversation, url: url, seq: seq, at: Date.now() };
+      window.sessionStorage.setItem(HANDOFF_KEY, JSON.stringify(handoff));
+    } catch (e) { /* storage unavailable: the read still goes out */ }
+  }
+
+  function takeHandoff() {
+    let handoff = null;
+    try {
+      handoff = JSON.parse(window.sessionStorage.getItem(HANDOFF_KEY) || "null");
+      window.sessionStorage.removeItem(HANDOFF_KEY);
+    } catch (e) {
+      return;
+    }
+    if (!handoff || !handoff.url || Date.now() - handoff.at > HANDOFF_MAX_AGE_MS) return;
+    const root = chatRoot();
+    if (handoff.conversation === root.dataset.conversation) {
+      readSeq = Math.max(readSeq, handoff.seq); // sent again below, should it be needed
+      scheduleRead();
+      return;
+    }
+    postRead(handoff.url, handoff.seq, true)
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (state) {
+        if (state) applyRead(handoff.conversation, state.read_seq, state.unread, state.upto);
+      })
+      .catch(function () {});
+  }
+
+  // Whether the open conversation's count can be told from the page: its latest messages are
+  // here, and everything older than them has been read.
+  function canCountHere() {
+    const el = log();
+    if (!reading || !el || el.querySelector(".newer")) return false;
+    const first = el.querySelector(".message[data-seq]");
+    return !first || readSeq >= seqOf(first) - 1;
+  }
+
+  function updateCurrentCount() {
+    const root = chatRoot();
+    if (!root || !canCountHere()) return;
+    let count = 0;
+    log().querySelectorAll(".message[data-seq]").forEach(function (m) {
+      const others = m.dataset.sender !== root.dataset.me;
+      if (others && seqOf(m) > readSeq && !m.classList.contains("deleted")) count += 1;
+    });
+    setUnread(root.dataset.conversation, count);
+  }
+
+  // Someone else's new message, placed in the open conversation.
+  function arrivedHere(message, stuck) {
+    if (isVisible()) {
+      collectOnScreen();
+      noteSeen();
+    }
+    if (canCountHere()) updateCurrentCount();
+    else bumpUnread(message.dataset.conversation, 1, message);
+    if (!stuck && seqOf(message) > readSeq) showJump();
+  }
+
+  // A read event ("<key> <read seq> <unread> <upto>"): unread counts others' messages after
+  // the read position up to `upto`; those that arrived here since add to it.
+  function onReadEvent(data) {
+    const parts = String(data).trim().split(/\s+/);
+    const number = function (i) { return parseInt(parts[i], 10) || 0; };
+    applyRead(parts[0], number(1), number(2), number(3));
+  }
+
+  function applyRead(conversation, seq, unread, upto) {
+    const root = chatRoot();
+    if (root && reading && conversation === root.dataset.conversation) {
+      readSeq = Math.max(readSeq, seq);
+      sentSeq = Math.max(sentSeq, seq);
+      if (canCountHere()) {
+        updateCurrentCount();
+        updateJump();
+        return;
+      }
+    }
+    const counted = arrivals.get(conversation);
+    let later = 0;
+    if (counted) {
+      counted.forEach(function (s) {
+        if (s > upto) later += 1;
+        else counted.delete(s);
+      });
+    }
+    setUnread(conversation, unread + later);
+  }
+
+  window.addEventListener("pagehide", flushReads);
+
+  // Leaving the room: its read position goes with the membership, and a read would be refused.
+  document.addEventListener("submit", function (evt) {
+    if (evt.target.classList && evt.target.classList.contains("leave-room")) stopReading();
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (isVisible()) {
+      wasVisible = true;
+      collectOnScreen();
+      noteSeen();
+    } else {
+      flushReads(); // it was visible until now
+      wasVisible = false;
+    }
+    showNotificationState(); // permission may have changed in the browser's settings
+  });
+
+  // --- New messages: the line, and the button while reading history ---------------------
+
+  // Opening a conversation with unread messages starts at the line above the first of them.
+  function scrollToFirstUnread() {
+    const el = log();
+    const line = el && el.querySelector(".new-messages");
+    if (!line) return false;
+    el.scrollTop += line.getBoundingClientRect().top - el.getBoundingClientRect().top;
+    return true;
+  }
+
+  // A page of older messages may bring its own line: the first one is the one that counts.
+  function keepFirstNewMessagesLine() {
+    const el = log();
+    if (!el) return;
+    el.querySelectorAll(".new-messages").forEach(function (line, n) {
+      if (n > 0) line.remove();
+    });
+  }
+
+  function firstUnreadHere() {
+    const root = chatRoot();
+    const el = log();
+    if (!root || !el) return null;
+    return Array.from(el.querySelectorAll(".message[data-seq]")).find(function (m) {
+      return m.dataset.sender !== root.dataset.me && seqOf(m) > readSeq &&
+        !m.classList.contains("deleted");
+    }) || null;
+  }
+
+  function showJump() {
+    const button = document.getElementById("jump-new");
+    if (button) button.hidden = false;
+  }
+
+  function updateJump() {
+    const button = document.getElementById("jump-new");
+    const el = log();
+    if (!button || button.hidden || !el) return;
+    if (isNearBottom(el) || !firstUnreadHere()) button.hidden = true;
+  }
+
+  document.addEventListener("click", function (evt) {
+    const button = evt.target.closest && evt.target.closest("#jump-new");
+    if (!button) return;
+    const el = log();
+    const first = firstUnreadHere();
+    if (first) el.scrollTop += first.getBoundingClientRect().top - el.getBoundingClientRect().top;
+    else scrollToBottom();
+    button.hidden = true;
+    el.focus({ preventScroll: true });
+  });
+
+  // --- Desktop notifications --------------------------------------------------------
+  // Asked for by a button, never on its own. A direct message, a mention (@yourname), or a
+  // message in a group room that is not muted notifies, unless it is in the conversation
+  // open in a visible tab. One tab of the browser shows it: one that is looking at that
+  // conversation says so to the others, and the others take a lock on the message.
+
+  const NOTIFY_WAIT_MS = 250; // for a tab that is looking at it to say so
+  const NOTIFY_BODY_MAX = 200;
+  const lookedAt = new Set(); // message ids another tab of this browser shows
+  const otherTabs = "BroadcastChannel" in window ? new BroadcastChannel("chat-notices") : null;
+  if (otherTabs) {
+    otherTabs.onmessage = function (evt) {
+      if (evt.data && evt.data.looking) lookedAt.add(evt.data.looking);
+    };
+  }
+
+  function showNotificationState() {
+    const box = document.getElementById("notifications");
+    if (!box || !("Notification" in window)) return;
+    const permission = Notification.permission;
+    box.hidden = false;
+    document.getElementById("enable-notifications").hidden = permission !== "default";
+    document.getElementById("notifications-state").textContent =
+      permission === "granted" ? "Notifications on" :
+      permission === "denied" ? "Notifications are blocked: allow them in the browser's settings for this site." :
+      "";
+  }
+
+  document.addEventListener("click", function (evt) {
+    if (!evt.target.closest || !evt.target.closest("#enable-notifications")) return;
+    Notification.requestPermission().then(showNotificationState, showNotificationState);
+  });
+
+  function mentionsMe(text) {
+    const root = chatRoot();
+    const me = root && root.dataset.me;
+    if (!me) return false;
+    const name = me.replace(/[^A-Za-z0-9_]/g, "");
+    return new RegExp("(^|[^A-Za-z0-9_@])@" + name + "(?![A-Za-z0-9_])", "i").test(text);
+  }
+
+  function roomEntry(conversation) {
+    return document.querySelector('#rooms [data-conversation="' + CSS.escape(conversation) + '"]');
+  }
+
+  // Whether this message is one to be told of (the public room: only when it mentions you).
+  function worthNotifying(message, text) {
+    const conversation = message.dataset.conversation;
+    if (mentionsMe(text)) return true;
+    if (conversation === "public") return false;
+    if (conversation.indexOf("dm:") === 0) return true;
+    const entry = roomEntry(conversation);
+    return !(entry && entry.dataset.muted === "true");
+  }
+
+  function conversationUrl(message) {
+    const conversation = message.dataset.conversation;
+    const entry = document.querySelector(
+      '#people a[data-conversation="' + CSS.escape(conversation) + '"]'
+    );
+    if (entry) return entry.getAttribute("href");
+    if (conversation === "public") return "/rooms/public";
+    if (conversation.indexOf("dm:") === 0) {
+      return "/dm/" + encodeURIComponent(message.dataset.sender);
+    }
+    return "/rooms/" + encodeURIComponent(conversation);
+  }
+
+  function notificationTitle(message) {
+    const conversation = message.dataset.conversation;
+    const sender = message.dataset.sender;
+    if (conversation === "public") return sender + " in Public room";
+    if (conversation.indexOf("dm:") === 0) return sender;
+    const entry = roomEntry(conversation);
+    const item = entry && entry.closest("li");
+    return item && item.dataset.name ? sender + " in " + item.dataset.name : sender;
+  }
+
+  function notifyOf(message) {
+    if (!("Notification" in window)) return;
+    const root = chatRoot();
+    const id = message.dataset.id;
+    if (root && message.dataset.conversation === root.dataset.conversation && isVisible()) {
+      if (otherTabs) otherTabs.postMessage({ looking: id }); // being looked at: nobody notifies
+      return;
+    }
+    const bodyEl = message.querySelector(".body");
+    const text = bodyEl ? bodyEl.textContent.trim() : "";
+    if (Notification.permission !== "granted" || !worthNotifying(message, text)) return;
+    const body = text.length > NOTIFY_BODY_MAX ? text.slice(0, NOTIFY_BODY_MAX - 1) + "…" : text;
+    const title = notificationTitle(message);
+    const url = conversationUrl(message);
+    const conversation = message.dataset.conversation;
+    window.setTimeout(function () {
+      if (lookedAt.has(id)) return;
+      onlyOneTab("chat-notice-" + id, function () {
+        const notice = new Notification(title, { body: body, tag: "msg-" + id });
+        notice.onclick = function () {
+          window.focus();
+          notice.close();
+          openFromNotice(conversation, url, id);
+        };
+      });
+    }, NOTIFY_WAIT_MS);
+  }
+
+  // Runs `show` in one tab of this browser only, whichever takes the lock first.
+  function onlyOneTab(name, show) {
+    if (!navigator.locks) {
+      show();
+      return;
+    }
+    navigator.locks.request(name, { ifAvailable: true }, function (lock) {
+      if (!lock) return null;
+      show();
+      return new Promise(function (resolve) { window.setTimeout(resolve, 10000); });
+    });
+  }
+
+  function openFromNotice(conversation, url, id) {
+    const root = chatRoot();
+    const here = document.getElementById("msg-" + id);
+    if (root && conversation === root.dataset.conversation && here) {
+      here.scrollIntoView({ block: "center" });
+      return;
+    }
+    window.location.assign(url);
+  }
+
+  // --- Muting a group room ----------------------------------------------------------
+
+  // The room page's toggle came back in its new state: the sidebar's entry follows it.
+  function followMuteToggle(content) {
+    if (!content || !content.matches || !content.matches(".mute-form")) return;
+    const entry = roomEntry(content.dataset.conversation);
+    if (entry) entry.dataset.muted = content.dataset.muted;
+  }
+
+  // --- Connection state ---------------------------------------------------------------
+  // When the event stream drops, a notice (role="status") says so and your own status dot
+  // shows it, until the stream is back and has caught up (its `live` event).
+
+  const RECONNECTING_AFTER_MS = 1000; // a stream that is back at once is not worth a notice
+  let connectionTimer = null;
+  let connectionDown = false;
+
+  function streamLost() {
+    if (connectionDown || connectionTimer) return;
+    connectionTimer = window.setTimeout(function () {
+      connectionTimer = null;
+      showConnection(true);
+    }, RECONNECTING_AFTER_MS);
+  }
+
+  function streamLive() {
+    window.clearTimeout(connectionTimer);
+    connectionTimer = null;
+    if (connectionDown) showConnection(false);
+  }
+
+  function showConnection(down) {
+    connectionDown = down;
+    const notice = document.getElementById("connection-notice");
+    if (notice) notice.textContent = down ? "Reconnecting…" : "";
+    const root = chatRoot();
+    if (root) root.classList.toggle("reconnecting", down);
+    markOwnStatus();
+  }
+
+  function markOwnStatus() {
+    const root = chatRoot();
+    const entry = root && document.getElementById("person-" + root.dataset.meId);
+    const dot = entry && entry.querySelector(".dot");
+    if (!dot) return;
+    if (connectionDown) {
+      dot.dataset.connection = "reconnecting";
+      dot.title = "reconnecting";
+    } else {
+      delete dot.dataset.connection;
+      dot.title = entry.dataset.status || "";
+    }
+  }
+
+  document.addEventListener("htmx:sseError", streamLost);
+
+  // --- Sending: a pending copy until the server has it; Retry when it fails ---------------
+  // The composer's POST is the page's own (htmx asks, through htmx:confirm, and is told no):
+  // the message shows at once, greyed, "Sending…"; the server's copy, from the POST's answer
+  // or from the stream, whichever comes first, replaces it.
+
+  const NOT_REACHED = "Could not reach the server. Check your connection and try again.";
+  const pendingText = new WeakMap(); // pending copy -> the text it sends
+
+  document.addEventListener("htmx:confirm", function (evt) {
+    const form = evt.detail.elt;
+    if (!form || form.id !== "composer") return;
+    evt.preventDefault();
+    sendFromComposer(form);
+  });
+
+  function sendFromComposer(form) {
+    const field = form.querySelector("textarea[name=body]");
+    const text = field.value;
+    if (text.trim() === "") return;
+    const item = pendingCopy(form, text);
+    field.value = "";
+    field.style.height = "";
+    lastTypingSent = 0;
+    field.focus();
+    if (item) send(item);
+  }
+
+  function pendingCopy(form, text) {
+    const root = chatRoot();
+    const el = log();
+    if (!root || !el) return null;
+    const item = document.createElement("article");
+    item.className = "message mine pending";
+    item.dataset.conversation = root.dataset.conversation;
+    item.dataset.sender = root.dataset.me;
+    item.dataset.url = form.getAttribute("action");
+    const header = document.createElement("header");
+    const sender = document.createElement("span");
+    sender.className = "sender";
+    sender.textContent = root.dataset.me;
+    const state = document.createElement("span");
+    state.className = "pending-state";
+    header.append(sender, " ", state);
+    const body = document.createElement("p");
+    body.className = "body";
+    body.textContent = text.trim();
+    const actions = document.createElement("div");
+    actions.className = "actions pending-actions";
+    actions.hidden = true;
+    ["Retry", "Discard"].forEach(function (name) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = name;
+      button.dataset.action = name.toLowerCase();
+      actions.appendChild(button);
+    });
+    item.append(header, body, actions);
+    pendingText.set(item, text);
+    const empty = el.querySelector(".empty");
+    if (empty) empty.remove();
+    el.appendChild(item);
+    scrollToBottom();
+    return item;
+  }
+
+  function setPendingState(item, text, failed) {
+    item.classList.toggle("failed", failed);
+    item.querySelector(".pending-state").textContent = text;
+    item.querySelector(".pending-actions").hidden = !failed;
+  }
+
+  function send(item) {
+    setPendingState(item, "Sending…", false);
+    const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    headers["HX-Request"] = "true";
+    fetch(item.dataset.url, {
+      method: "POST",
+      headers: headers,
+      body: new URLSearchParams({ body: pendingText.get(item) }),
+      credentials: "same-origin",
+      keepalive: true, // a message sent just before leaving the page still goes
+    }).then(
+      function (response) {
+        const elsewhere = response.headers.get("HX-Redirect"); // signed out meanwhile
+        if (elsewhere) {
+          window.location.assign(elsewhere);
+          return null;
+        }
+        return response.text().then(function (html) {
+          if (response.ok) delivered(item, html);
+          else failed(item, errorText({ responseText: html, status: response.status }));
+        });
+      },
+      function () { failed(item, NOT_REACHED); }
+    );
+  }
+
+  function delivered(item, html) {
+    item.remove();
+    placeMessage(html, false);
+    const form = document.getElementById("composer");
+    if (form) clearError(form);
+  }
+
+  function failed(item, reason) {
+    if (!item.isConnected) return; // its copy came through the stream: it was sent after all
+    setPendingState(item, "Not sent.", true);
+    const form = document.getElementById("composer");
+    if (form) showError(form, reason);
+  }
+
+  // Our own message came through the stream: the pending copy of the same text gives way.
+  function claimPending(message) {
+    const body = message.querySelector(".body");
+    const text = comparable(body ? body.textContent : "");
+    const item = Array.from(log().querySelectorAll(".message.pending")).find(function (p) {
+      return comparable(pendingText.get(p) || "") === text;
+    });
+    if (item) item.remove();
+  }
+
+  // Text as the server keeps it, for comparing: no spaces and no control characters.
+  function comparable(text) {
+    return text.replace(/[\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "");
+  }
+
+  document.addEventListener("click", function (evt) {
+    const button = evt.target.closest && evt.target.closest(".pending-actions button");
+    if (!button) return;
+    const item = button.closest(".pending");
+    if (button.dataset.action === "retry") send(item);
+    else item.remove();
+    const field = document.getElementById("message-body"); // the button is gone: focus goes on
+    if (field) field.focus();
   });
 
   // --- Forms ------------------------------------------------------------------
@@ -400,14 +1074,6 @@
     if (elt.classList.contains("add-member") || elt.classList.contains("room-settings")) {
       const field = elt.querySelector("input[name=username]");
       if (field) field.value = "";
-    }
-    if (elt.id === "composer") {
-      placeMessage(evt.detail.xhr.responseText, false);
-      lastTypingSent = 0;
-      elt.reset();
-      const field = elt.querySelector("textarea");
-      field.style.height = "";
-      field.focus();
     }
   });
 
@@ -589,13 +1255,19 @@
   htmx.onLoad(function (content) {
     localiseTimes(content);
     arrangeLog();
+    watchMessages(content);
+    keepFirstNewMessagesLine();
+    followMuteToggle(content);
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    showNotificationState();
     const el = log();
     if (!el) return;
     el.addEventListener("scroll", loadOlderWhenAtTop, { passive: true });
-    if (!window.location.hash) scrollToBottom();
+    el.addEventListener("scroll", updateJump, { passive: true });
+    if (!window.location.hash && !scrollToFirstUnread()) scrollToBottom();
+    startReading();
     updateTitle();
     const field = document.getElementById("message-body");
     if (field && window.matchMedia("(min-width: 720px)").matches) field.focus();
