@@ -912,6 +912,7 @@
     if (text.trim() === "") return;
     const item = pendingCopy(form, text);
     field.value = "";
+    saveDraft(field); // the text is the pending copy's now (and Retry's, if it fails)
     field.style.height = "";
     lastTypingSent = 0;
     field.focus();
@@ -1225,12 +1226,6 @@
 
   document.addEventListener("input", function (evt) {
     if (evt.target.id === "message-body") saveDraft(evt.target);
-  });
-
-  document.addEventListener("htmx:afterRequest", function (evt) {
-    if (evt.detail.successful && evt.detail.elt.id === "composer") {
-      saveDraft(evt.detail.elt.querySelector("textarea")); // sent: the draft is gone
-    }
   });
 
   document.addEventListener("DOMContentLoaded", restoreDraft);
@@ -1637,9 +1632,10 @@
 
   document.addEventListener("htmx:afterSettle", function () {
     if (!olderFocus) return;
-    const next = olderFocus.previousElementSibling;
+    let next = olderFocus.previousElementSibling; // past any day separator or "New messages"
+    while (next && !next.matches(".message, .load-older")) next = next.previousElementSibling;
     olderFocus = null;
-    if (next && next.matches(".message, .load-older")) next.focus();
+    if (next) next.focus();
   });
 
   // --- Focus stays put when the stream replaces what holds it -------------------------------
