@@ -417,6 +417,10 @@
       el.querySelectorAll(".message[data-seq]").forEach(function (m) { observer.observe(m); });
     }
     takeHandoff();
+  }
+
+  // Once the page has scrolled to where it opens: what is on screen is seen.
+  function lookNow() {
     if (isVisible()) {
       collectOnScreen();
       noteSeen();
@@ -563,6 +567,7 @@
     if (handoff.conversation === root.dataset.conversation) {
       readSeq = Math.max(readSeq, handoff.seq); // sent again below, should it be needed
       scheduleRead();
+      moveNewMessagesLine();
       return;
     }
     postRead(handoff.url, handoff.seq, true)
@@ -662,6 +667,18 @@
     if (!line) return false;
     el.scrollTop += line.getBoundingClientRect().top - el.getBoundingClientRect().top;
     return true;
+  }
+
+  // This page was made before the last one's reads arrived: its line goes down to what is
+  // still unread (or away).
+  function moveNewMessagesLine() {
+    const el = log();
+    const line = el && el.querySelector(".new-messages");
+    const next = line && line.nextElementSibling;
+    if (!next || !next.dataset.seq || seqOf(next) > readSeq) return;
+    const first = firstUnreadHere();
+    if (first) first.before(line);
+    else line.remove();
   }
 
   // A page of older messages may bring its own line: the first one is the one that counts.
@@ -1261,8 +1278,9 @@
     if (!el) return;
     el.addEventListener("scroll", loadOlderWhenAtTop, { passive: true });
     el.addEventListener("scroll", updateJump, { passive: true });
-    if (!window.location.hash && !scrollToFirstUnread()) scrollToBottom();
     startReading();
+    if (!window.location.hash && !scrollToFirstUnread()) scrollToBottom();
+    lookNow();
     updateTitle();
     const field = document.getElementById("message-body");
     if (field && window.matchMedia("(min-width: 720px)").matches) field.focus();

@@ -128,8 +128,7 @@ def members(
 
 @pytest.fixture
 def visit() -> Iterator[Callable[[AppServer, Member], Person]]:
-    """The member, on another app process: same session cookie and CSRF token, no page read
-    (a first page would read the public room)."""
+    """The member, on another app process: same session cookie and CSRF token."""
     clients: list[httpx.Client] = []
 
     def make(app: AppServer, member: Member) -> Person:
@@ -513,10 +512,10 @@ def test_unread_counts_carry_over(
         assert person_unread(seen, carol) == 0
         title = seen.one(lambda n: n.tag == "title").text()
         assert title.startswith("(4) ")
-        # Opening the DM reads nothing by itself (its page tells what was seen on screen).
-        page(as_alice, f"/dm/{bob.name}")
+        # Reading the DM (its page posts .../read) clears it; the public room is still unread.
+        assert as_alice.send("POST", f"/dm/{bob.name}/read").status_code == 204
         seen = page(as_alice, f"/dm/{alice.name}")
-        assert person_unread(seen, bob) == 2 and public_unread(seen) == 2
+        assert person_unread(seen, bob) == 0 and public_unread(seen) == 2
 
         seen = page(as_bob, f"/dm/{bob.name}")
         assert public_unread(seen) == 0

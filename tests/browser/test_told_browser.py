@@ -112,6 +112,55 @@ def test_seeing_a_message_and_switching_at_once_leaves_it_read(
     expect(alice).to_have_title(re.compile(r"^\(1\) "))
 
 
+def test_seeing_a_message_and_reloading_at_once_leaves_it_read(
+    new_page: NewPage, make_person: MakePerson
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    alice = open_chat(new_page, alice_p, f"/dm/{bob_p.username}")
+    text = f"seen just before the reload {unique_name('m')}"
+    sent = bob_p.post_dm(alice_p.username, text)
+    assert sent.status_code == 201
+    with alice.expect_navigation():
+        alice.evaluate(
+            """async id => {
+                const frame = () => new Promise(resolve => requestAnimationFrame(resolve));
+                while (!document.getElementById(id)) await frame();
+                await frame();
+                await frame();
+                location.reload();
+            }""",
+            f"msg-{message_id(sent.text)}",
+        )
+    expect(message(alice, text)).to_have_count(1)
+    expect(badge(alice, bob_p.username)).to_be_hidden()
+    expect(alice).to_have_title(NO_UNREAD)
+    expect(log(alice).get_by_text("New messages", exact=True)).to_have_count(0)  # it was seen
+    alice.reload()
+    expect(badge(alice, bob_p.username)).to_be_hidden()
+    assert not server_title(alice_p).startswith("(")
+
+
+def test_another_tab_counts_what_it_has_not_seen_until_it_is_seen(
+    new_page: NewPage, make_person: MakePerson
+) -> None:
+    alice_p, bob_p = two_people(make_person)
+    elsewhere = open_chat(new_page, alice_p)  # the public room
+    reading = elsewhere.context.new_page()  # another tab, with bob's conversation open
+    reading.goto(f"/dm/{bob_p.username}")
+    expect(reading.get_by_role("button", name="Sign out")).to_be_visible()
+    set_visibility(reading, "hidden")
+    text = f"for the tab in the background {unique_name('m')}"
+    assert bob_p.post_dm(alice_p.username, text).status_code == 201
+    expect(message(reading, text)).to_have_count(1)
+    for tab in (elsewhere, reading):
+        expect(badge(tab, bob_p.username)).to_have_text("1")
+        expect(tab).to_have_title(re.compile(r"^\(1\) "))
+    set_visibility(reading, "visible")  # it is seen there: both tabs' counts go
+    for tab in (reading, elsewhere):
+        expect(badge(tab, bob_p.username)).to_be_hidden()
+        expect(tab).to_have_title(NO_UNREAD)
+
+
 def test_a_background_tab_counts_until_it_is_looked_at(
     new_page: NewPage, make_person: MakePerson
 ) -> None:
