@@ -16,6 +16,7 @@ from webapp import access, chat, store
 from webapp.auth import SignedInUser, signed_in
 from webapp.database import Db
 from webapp.errors import Forbidden, NotFound
+from webapp.hub import Hub
 from webapp.models import Room, User
 from webapp.templating import url_for
 
@@ -57,14 +58,17 @@ def public(request: Request) -> Conversation:
     return Conversation(room.key, "Public room", url_for("public_room"), room, True)
 
 
-async def with_person(db: Db, me: SignedInUser, username: str) -> Conversation:
-    """The direct conversation with `username` (NotFound if there is nobody of that name)."""
+async def with_person(
+    db: Db, me: SignedInUser, username: str, hub: Hub | None = None
+) -> Conversation:
+    """The direct conversation with `username` (NotFound if there is nobody of that name).
+    Its room, once made, never changes: the hub keeps it in memory when it is given."""
     peer = await store.get_user_by_name(db, username=username)
     if peer is None:
         named = username if chat.is_username(username) else "by that name"
         raise NotFound(f"There is no user called {named}.")
     key = chat.dm_key(me.identity, str(peer.id))
-    room = await store.find_room(db, key=key)
+    room = await (hub.room_by_key(key) if hub else store.find_room(db, key=key))
     title = "Notes to self" if peer.id == me.user.id else peer.username
     return Conversation(key, title, url_for("dm", username=peer.username), room, True, peer)
 
@@ -92,7 +96,7 @@ async def of_request(request: Request) -> Conversation:
     if "room_id" in request.path_params:
         return await group(db, me, request.path_params["room_id"])
     if "username" in request.path_params:
-        return await with_person(db, me, request.path_params["username"])
+        return await with_person(db, me, request.path_params["username"], request.app.state.hub)
     return public(request)
 
 

@@ -268,6 +268,7 @@ class Hub:
         self._away: dict[str, str] = {}
         self._users: OrderedDict[str, User] = OrderedDict()  # kept current by the user feed
         self._rooms: OrderedDict[str, Room] = OrderedDict()  # kept current by the room feed
+        self._room_ids: dict[str, str] = {}  # key -> id, for the rooms found by their key
         self.public: Room | None = None  # the public room, once started
         # People whose entries are announced together, soon (see _announce_people).
         self._unsettled: set[str] = set()
@@ -369,6 +370,21 @@ class Hub:
             self._remember_room(room)
         else:
             self._rooms.move_to_end(room_id)
+        return room
+
+    async def room_by_key(self, key: str) -> Room | None:
+        """The public room or a DM by its key, from memory once found: their keys and members
+        never change (a group room is found by its id)."""
+        room_id = self._room_ids.get(key)
+        room = self._rooms.get(room_id) if room_id else None
+        if room is None:
+            room = await store.find_room(self.db, key=key)
+            if room is None:
+                return None
+            if len(self._room_ids) >= ROOM_CACHE_SIZE:
+                self._room_ids.clear()
+            self._room_ids[key] = str(room.id)
+        self._remember_room(room)
         return room
 
     def _remember_room(self, room: Room) -> None:
