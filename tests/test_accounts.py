@@ -739,40 +739,58 @@ def test_production_cookie_is_secure(mongo_uri: str, tmp_path: Path) -> None:
 # The Procfile's command, as a Heroku-style router runs it
 
 
+def _until_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> bool:
+    """Waits for the app to answer; False if it stopped because its port was taken."""
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            text = log.read_text()
+            assert "address already in use" in text, text
+            return False
+        assert time.monotonic() < deadline, "the Procfile's web process did not start"
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def procfile_server(mongo_uri: str, tmp_path: Path) -> Iterator[str]:
     line = next(
         line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
     )
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "MONGODB_URI": mongo_uri,
-        "DATA_DIR": str(tmp_path),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-    }
-    log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 (closed with the process)
-    process = subprocess.Popen(
-        ["sh", "-c", "exec " + line.removeprefix("web:").strip()],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
+    for _ in range(3):  # a free port can be taken by another process before the app binds it
+        port = free_port()
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "MONGODB_URI": mongo_uri,
+            "DATA_DIR": str(tmp_path),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        }
+        log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 (closed with the process)
+        process = subprocess.Popen(
+            ["sh", "-c", "exec " + line.removeprefix("web:").strip()],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            healthy = _until_healthy(process, url, tmp_path / "web.log")
+        except BaseException:  # never left behind
+            process.kill()
+            process.wait()
+            raise
+        if healthy:
+            break
+    else:
+        raise AssertionError("the Procfile's web process found no free port")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (tmp_path / "web.log").read_text()
-            assert time.monotonic() < deadline, "the Procfile's web process did not start"
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)
