@@ -1249,9 +1249,15 @@
 
   // Without script the newest message takes focus to bring itself into view (autofocus);
   // with it, the page scrolls by itself and the keyboard starts at the top, as on any page.
+  let personActed = false; // a key or a pointer since the page loaded: focus is theirs then
+  ["keydown", "pointerdown"].forEach(function (type) {
+    document.addEventListener(type, function () { personActed = true; }, true);
+  });
+
   function undoAutofocus(focused) {
     if (!focused || !focused.matches || !focused.matches(".message[autofocus]")) return;
     focused.removeAttribute("autofocus");
+    if (personActed) return; // they moved here themselves
     const start = document.body; // where Tab then starts: the top of the page
     start.setAttribute("tabindex", "-1");
     start.focus({ preventScroll: true });

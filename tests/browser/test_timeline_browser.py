@@ -131,11 +131,11 @@ def test_text_runs_in_its_own_direction(new_page: NewPage, make_person: MakePers
     composer(page).press("Enter")
     body = message(page, "שלום").locator(".body")
     expect(body).to_have_attribute("dir", "auto")
-    assert body.evaluate("el => getComputedStyle(el).direction") == "rtl"
+    expect(body).to_have_css("direction", "rtl")
     composer(page).fill("hello everyone")
     composer(page).press("Enter")
     english = message(page, "hello everyone").locator(".body")
-    assert english.evaluate("el => getComputedStyle(el).direction") == "ltr"
+    expect(english).to_have_css("direction", "ltr")  # waits out the pending copy's swap
 
 
 def test_drafts_are_kept_per_conversation(new_page: NewPage, make_person: MakePerson) -> None:
