@@ -82,12 +82,20 @@ def clean_body(value: str) -> str:
     return value
 
 
-def clean_away(value: str) -> str:
-    """The away message on one line, its runs of spaces made one; at most AWAY_MAX characters."""
+def one_line(value: str, *, limit: int, too_long: str) -> str:
+    """Text on one line, control characters dropped and runs of spaces made one; BadRequest
+    saying `too_long` past `limit` characters."""
     value = " ".join(strip_controls(value).split())
-    if len(value) > AWAY_MAX:
-        raise BadRequest(f"Away messages are at most {AWAY_MAX} characters.")
+    if len(value) > limit:
+        raise BadRequest(too_long)
     return value
+
+
+def clean_away(value: str) -> str:
+    """The away message: one line of at most AWAY_MAX characters."""
+    return one_line(
+        value, limit=AWAY_MAX, too_long=f"Away messages are at most {AWAY_MAX} characters."
+    )
 
 
 def dm_key(a: str, b: str) -> str:
@@ -128,20 +136,16 @@ def clean_muted(value: str) -> bool:
 
 def clean_room_name(value: str) -> str:
     """A group room's name on one line: 1 to ROOM_NAME_MAX characters."""
-    value = " ".join(strip_controls(value).split())
+    too_long = f"Room names are at most {ROOM_NAME_MAX} characters."
+    value = one_line(value, limit=ROOM_NAME_MAX, too_long=too_long)
     if not value:
         raise BadRequest("Give the room a name.")
-    if len(value) > ROOM_NAME_MAX:
-        raise BadRequest(f"Room names are at most {ROOM_NAME_MAX} characters.")
     return value
 
 
 def clean_topic(value: str) -> str:
     """A room's topic on one line, at most TOPIC_MAX characters (empty: none)."""
-    value = " ".join(strip_controls(value).split())
-    if len(value) > TOPIC_MAX:
-        raise BadRequest(f"Topics are at most {TOPIC_MAX} characters.")
-    return value
+    return one_line(value, limit=TOPIC_MAX, too_long=f"Topics are at most {TOPIC_MAX} characters.")
 
 
 def presence_status(online: bool, away_message: str) -> str:
