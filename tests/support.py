@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from webapp.embedded_db import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECS = 30
 PASSWORD = "correct horse battery"
+METRICS_TOKEN = "metrics-" + secrets.token_hex(8)  # every test server shows its metrics
 
 
 def unique_name(prefix: str = "user") -> str:
@@ -38,6 +40,7 @@ class AppServer:
             **os.environ,
             "DATA_DIR": str(data_dir),
             "PYTHONUNBUFFERED": "1",
+            "METRICS_TOKEN": METRICS_TOKEN,
             **({"MONGODB_URI": mongo_uri} if mongo_uri else {}),
             **(env or {}),
         }
@@ -70,6 +73,19 @@ class AppServer:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"app not ready in {READY_SECS}s:\n{self.log()}")
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of GET /metrics, by its name and labels as Prometheus writes them."""
+        response = httpx.get(
+            self.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        assert response.status_code == 200, response.text
+        samples = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
+        return samples
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -274,3 +290,76 @@ async def open_stream(
             yield stream
         finally:
             await stream.close()
+
+
+def entry_of(html: str) -> dict[str, str]:
+    """The data- attributes of a person's sidebar entry (a "person" event's data)."""
+    match = re.match(r'\s*<li id="person-\w+"([^>]*)>', html)
+    assert match, html[:200]
+    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', match.group(1)))
+
+
+async def person_event(stream: EventStream, username: str, **expected: str) -> dict[str, str]:
+    """The first "person" event about `username` that says what is expected.
+
+    Others are skipped, and so is a newcomer's first entry ("offline", sent when they
+    registered) when it is announced after the stream opened.
+    """
+    while True:
+        entry = entry_of((await stream.next_named("person")).data)
+        if entry["username"] == username and all(entry[k] == v for k, v in expected.items()):
+            return entry
+
+
+# Rooms
+
+
+def create_room(someone: Person, name: str = "", *, topic: str = "", open: bool = False) -> str:
+    """A new room (htmx), its id from the Location header."""
+    data = {"name": name or unique_name("room"), "topic": topic}
+    if open:
+        data["open"] = "on"
+    response = someone.send("POST", "/rooms", data)
+    assert response.status_code == 201, response.text
+    location = response.headers["location"]
+    assert re.fullmatch(r"/rooms/[0-9a-f]{24}", location), location
+    assert response.headers["hx-location"] == location
+    return location.rsplit("/", 1)[1]
+
+
+def add_to_room(someone: Person, room_id: str, other: Person) -> None:
+    response = someone.send("POST", f"/rooms/{room_id}/members", {"username": other.username})
+    assert response.status_code == 201, response.text
+
+
+def post_in_room(someone: Person, room_id: str, body: str) -> str:
+    """Posts in a group room (htmx); the new message's id."""
+    response = someone.send("POST", f"/rooms/{room_id}/messages", {"body": body})
+    assert response.status_code == 201, response.text
+    return message_id(response.text)
+
+
+def plain_form(
+    someone: Person, path: str, data: dict[str, str] | None = None, method: str = "POST"
+) -> httpx.Response:
+    """A browser form without JavaScript: the token in the form, HTML accepted."""
+    return someone.client.request(
+        method,
+        path,
+        data={"csrf_token": someone.csrf, **(data or {})},
+        headers={"Accept": "text/html"},
+    )
+
+
+def bearer_client(someone: Person, token: str = "") -> httpx.Client:
+    """A script's client for someone: a Bearer token and no cookie."""
+    return httpx.Client(
+        base_url=someone.base_url,
+        timeout=10,
+        headers={"Authorization": f"Bearer {token or someone.token()}"},
+    )
+
+
+def htmx_error(message: str) -> str:
+    """The fragment an htmx request gets for a refusal."""
+    return f'<p class="form-error" role="alert">{message}</p>'

@@ -103,18 +103,21 @@ def test_who_may_change_a_message(
 
 
 @pytest.mark.parametrize(
-    ("members", "leaving", "heir"),
+    ("owner", "members", "settled"),
     [
-        (["owner", "a", "b"], "owner", "a"),  # the longest-standing other member
-        (["a", "owner", "b"], "owner", "a"),
-        (["owner"], "owner", None),  # nobody left: the room is archived
-        ([], "owner", None),
+        ("owner", ["owner", "a"], ("owner", False)),  # the owner stays
+        ("owner", ["a", "owner", "b"], ("owner", False)),
+        ("owner", ["a", "b"], ("a", False)),  # gone: the longest-standing member owns it
+        ("owner", ["b", "a"], ("b", False)),
+        ("owner", [], ("", True)),  # nobody left: archived
+        ("", [], ("", True)),
+        ("", ["joiner"], ("joiner", False)),  # a join that raced the last leave revives it
     ],
 )
-def test_ownership_passes_to_the_longest_standing_member(
-    members: list[str], leaving: str, heir: str | None
+def test_who_owns_a_room_and_whether_it_is_archived(
+    owner: str, members: list[str], settled: tuple[str, bool]
 ) -> None:
-    assert access.next_owner(members, leaving) == heir
+    assert access.ownership(owner, members) == settled
 
 
 @pytest.mark.parametrize(

@@ -251,13 +251,35 @@ def test_dm_key_is_symmetric() -> None:
         ("x" * 64, "x" * 64),
         ("\u202eevil\u202c", "evil"),  # bidi overrides dropped
         ("Ünïcødé 🎉", "Ünïcødé 🎉"),
+        ("\u200bdev\u200d", "\u200bdev\u200d"),  # invisible beside something visible
+        ("🏳️\u200d🌈", "🏳️\u200d🌈"),
+        ("e\u0301", "e\u0301"),
     ],
 )
 def test_room_names_are_cleaned(value: str, cleaned: str) -> None:
     assert chat.clean_room_name(value) == cleaned
 
 
-@pytest.mark.parametrize("value", ["", "   ", "\x00\x01", "x" * 65])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        "\x00\x01",
+        "x" * 65,
+        "\u200b\u200b",  # zero-width spaces
+        "\u2060\ufeff",  # word joiner, BOM
+        "\u00ad",  # soft hyphen
+        "\u200c\u200d",  # joiners
+        "\U000e0041\U000e007f",  # tag letters
+        "\u0301\u20dd",  # combining marks with nothing to mark
+        "\ufe0f",  # a variation selector
+        "\u3164\u115f\uffa0",  # Hangul fillers
+        "\u2800",  # blank Braille
+        "\ue000",  # private use
+        " \u200b\u00a0\u3000\u2028",  # all of a kind at once
+    ],
+)
 def test_bad_room_names_are_refused(value: str) -> None:
     with pytest.raises(BadRequest):
         chat.clean_room_name(value)

@@ -901,9 +901,7 @@ FORM_ROUTES: dict[str, tuple[str, Callable[[str], str]]] = {
 
 
 def notes(someone: Person) -> Where:
-    return Where(
-        f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone))
-    )
+    return Where(f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone)))
 
 
 def form_target(world: World, route: str) -> tuple[Person, str]:
@@ -1184,9 +1182,7 @@ def test_any_csrf_token(world: World, where: str, data: st.DataObject) -> None:
     note(f"token, escaped: {token!a}")
     jti = str(jwt.decode(someone.cookie, options={"verify_signature": False})["jti"])
     good = tokens.csrf_token_matches(token, jti, secret=SECRET_KEY, max_age=CSRF_MAX_AGE_SECS)
-    notes = Where(
-        f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone))
-    )
+    notes = Where(f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone)))
     path, fields, before, accepted = {
         "message": (
             "/dm/{}/messages",

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -22,7 +21,21 @@ from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.support import AppServer, EventStream, Person, SSEEvent, message_id, open_stream
+from tests.html import Element, fragment, parse
+from tests.support import (
+    AppServer,
+    EventStream,
+    Person,
+    SSEEvent,
+    add_to_room,
+    bearer_client,
+    create_room,
+    htmx_error,
+    message_id,
+    open_stream,
+    plain_form,
+    post_in_room,
+)
 from tests.support import unique_name as unique
 
 MakePerson = Callable[..., Person]
@@ -90,167 +103,13 @@ def sequence(db: Db, room_id: str) -> int:
     return int(counter["value"]) if counter else 0
 
 
-# Requests
-
-
-def create_room(someone: Person, name: str = "", *, topic: str = "", open: bool = False) -> str:
-    """A new room (htmx), its id from the Location header."""
-    data = {"name": name or unique("room"), "topic": topic}
-    if open:
-        data["open"] = "on"
-    response = someone.send("POST", "/rooms", data)
-    assert response.status_code == 201, response.text
-    location = response.headers["location"]
-    assert re.fullmatch(r"/rooms/[0-9a-f]{24}", location), location
-    assert response.headers["hx-location"] == location
-    return location.rsplit("/", 1)[1]
-
-
-def add(someone: Person, room_id: str, other: Person) -> None:
-    response = someone.send("POST", f"/rooms/{room_id}/members", {"username": other.username})
-    assert response.status_code == 201, response.text
-
-
-def post(someone: Person, room_id: str, body: str) -> str:
-    response = someone.send("POST", f"/rooms/{room_id}/messages", {"body": body})
-    assert response.status_code == 201, response.text
-    return message_id(response.text)
-
-
-def plain_form(
-    someone: Person, path: str, data: dict[str, str] | None = None, method: str = "POST"
-) -> httpx.Response:
-    """A browser form without JavaScript: the token in the form, HTML accepted."""
-    return someone.client.request(
-        method,
-        path,
-        data={"csrf_token": someone.csrf, **(data or {})},
-        headers={"Accept": "text/html"},
-    )
-
-
-def bearer(someone: Person, token: str = "") -> httpx.Client:
-    return httpx.Client(
-        base_url=someone.base_url,
-        timeout=10,
-        headers={"Authorization": f"Bearer {token or someone.token()}"},
-    )
-
-
-def htmx_error(message: str) -> str:
-    return f'<p class="form-error" role="alert">{message}</p>'
-
-
-# Markup, parsed
-
-
-VOID = frozenset(
-    [
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "source",
-        "track",
-        "wbr",
-    ]
-)
-
-
-@dataclass
-class Element:
-    tag: str
-    attrs: dict[str, str | None]
-    children: list[Element | str] = field(default_factory=list)
-
-    def iter(self) -> Iterator[Element]:
-        for child in self.children:
-            if isinstance(child, Element):
-                yield child
-                yield from child.iter()
-
-    def matches(self, tag: str, attrs: dict[str, str]) -> bool:
-        if tag and self.tag != tag:
-            return False
-        for name, value in attrs.items():
-            if name == "class":
-                if value not in (self.attrs.get("class") or "").split():
-                    return False
-            elif self.attrs.get(name) != value:
-                return False
-        return True
-
-    def find_all(self, tag: str = "", **attrs: str) -> list[Element]:
-        attrs = {("class" if k == "class_" else k.replace("_", "-")): v for k, v in attrs.items()}
-        return [element for element in self.iter() if element.matches(tag, attrs)]
-
-    def find(self, tag: str = "", **attrs: str) -> Element | None:
-        found = self.find_all(tag, **attrs)
-        return found[0] if found else None
-
-    def one(self, tag: str = "", **attrs: str) -> Element:
-        found = self.find_all(tag, **attrs)
-        assert len(found) == 1, f"{len(found)} <{tag or '*'} {attrs}> in <{self.tag}>"
-        return found[0]
-
-    @property
-    def text(self) -> str:
-        parts = [c if isinstance(c, str) else c.text for c in self.children]
-        return " ".join(" ".join(parts).split())
-
-    def has(self, name: str) -> bool:
-        return name in self.attrs
-
-
-class TreeBuilder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Element("#root", {})
-        self._open = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element = Element(tag, dict(attrs))
-        self._open[-1].children.append(element)
-        if tag not in VOID:
-            self._open.append(element)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._open[-1].children.append(Element(tag, dict(attrs)))
-
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self._open) - 1, 0, -1):
-            if self._open[depth].tag == tag:
-                del self._open[depth:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self._open[-1].children.append(data)
-
-
-def parse(html: str) -> Element:
-    builder = TreeBuilder()
-    builder.feed(html)
-    builder.close()
-    return builder.root
+# Markup
 
 
 def page_of(someone: Person, path: str = "/") -> Element:
     response = someone.client.get(path)
     assert response.status_code == 200, response.text
     return parse(response.text)
-
-
-def fragment(html: str) -> Element:
-    """The one top-level element of an event's fragment."""
-    elements = [c for c in parse(html).children if isinstance(c, Element)]
-    assert len(elements) == 1, html[:300]
-    return elements[0]
 
 
 def sidebar_rooms(page: Element) -> dict[str, Element]:
@@ -401,7 +260,7 @@ def test_creating_a_room_answers_each_kind_of_client(make_person: MakePerson, db
     plain_id = response.headers["location"].removeprefix("/rooms/")
     assert room_doc(db, plain_id)["open"] is True
     # A Bearer client: 201 and Location, no CSRF token, no HX-Location.
-    with bearer(alice) as client:
+    with bearer_client(alice) as client:
         response = client.post("/rooms", data={"name": unique("api")})
     assert response.status_code == 201, response.text
     assert re.fullmatch(r"/rooms/[0-9a-f]{24}", response.headers["location"])
@@ -426,7 +285,7 @@ async def test_room_names_and_topics_are_text_everywhere(make_person: MakePerson
     topic = "<script>alert(2)</script> & <b>bold</b>"
     room_id = create_room(alice, name, topic=topic, open=True)
     async with open_stream(bob.base_url, cookie=bob.cookie) as bob_events:
-        add(alice, room_id, bob)
+        add_to_room(alice, room_id, bob)
         entry = fragment((await next_about(bob_events, "room", f"room-{room_id}")).data)
     assert entry.attrs["data-name"] == name and entry.one("span", class_="name").text == name
     assert entry.one("a").attrs["data-topic"] == topic
@@ -448,7 +307,7 @@ async def test_room_events_reach_its_members_and_nobody_else(
 ) -> None:
     alice, bob, carol, dave = make_person(), make_person(), make_person(), make_person()
     room_id = create_room(alice)
-    add(alice, room_id, bob)
+    add_to_room(alice, room_id, bob)
     async with (
         open_stream(alice.base_url, cookie=alice.cookie) as alice_events,
         open_stream(bob.base_url, cookie=bob.cookie) as bob_events,
@@ -473,7 +332,7 @@ async def test_room_events_reach_its_members_and_nobody_else(
             bob.username,
         )
         # Membership: alice adds dave; alice and bob see him arrive, carol does not.
-        add(alice, room_id, dave)
+        add_to_room(alice, room_id, dave)
         dave_id = user_id(db, dave)
         for stream in (alice_events, bob_events):
             joined = await next_about(stream, "member", f"member-{room_id}-{dave_id}")
@@ -492,14 +351,14 @@ async def test_an_added_member_hears_of_the_room_at_once(make_person: MakePerson
     alice, bob, carol = make_person(), make_person(), make_person()
     name = unique("Attic")
     room_id = create_room(alice, name, topic="old boxes")
-    add(alice, room_id, carol)
+    add_to_room(alice, room_id, carol)
     bob_id = user_id(db, bob)
     async with (
         open_stream(alice.base_url, cookie=alice.cookie) as alice_events,
         open_stream(bob.base_url, cookie=bob.cookie) as bob_events,
         open_stream(carol.base_url, cookie=carol.cookie) as carol_events,
     ):
-        before = post(alice, room_id, "before bob")
+        before = post_in_room(alice, room_id, "before bob")
         await next_about(carol_events, "message", before)
         response = carol.send("POST", f"/rooms/{room_id}/members", {"username": bob.username})
         assert response.status_code == 201, response.text  # any member adds
@@ -529,7 +388,7 @@ async def test_an_added_member_hears_of_the_room_at_once(make_person: MakePerson
         )
         assert remove_buttons(others) == []
         # The next message of the room reaches him.
-        mid = post(alice, room_id, "welcome bob")
+        mid = post_in_room(alice, room_id, "welcome bob")
         event = await next_about(bob_events, "message", mid)
         assert "welcome bob" in event.data
         # Nothing from before he came was sent to him live.
@@ -545,11 +404,11 @@ async def test_someone_gone_from_a_room_gets_nothing_more_of_it(
 ) -> None:
     alice, bob = make_person(), make_person()
     room_id = create_room(alice)
-    add(alice, room_id, bob)
+    add_to_room(alice, room_id, bob)
     bob_id = user_id(db, bob)
     own_room = create_room(bob)  # bob's own, for a marker on the room stream
     async with open_stream(bob.base_url, cookie=bob.cookie) as bob_events:
-        first = post(alice, room_id, "while bob is in")
+        first = post_in_room(alice, room_id, "while bob is in")
         cursor = (await next_about(bob_events, "message", first)).id
         assert cursor
         if how == "removed":
@@ -568,7 +427,7 @@ async def test_someone_gone_from_a_room_gets_nothing_more_of_it(
         # He is told he left (his page takes the room away), and that is the last of it.
         gone = fragment((await next_about(bob_events, "member", f"member-{room_id}-{bob_id}")).data)
         assert gone.has("data-left")
-        later = post(alice, room_id, "after bob went")
+        later = post_in_room(alice, room_id, "after bob went")
         edited = alice.send("PATCH", f"/messages/{first}", {"body": "edited after bob went"})
         assert edited.status_code == 200
         assert alice.send("POST", f"/rooms/{room_id}/typing").status_code == 204
@@ -663,7 +522,7 @@ def test_a_room_you_may_not_see_is_a_room_that_does_not_exist(
 ) -> None:
     alice, mallory = make_person(), make_person()
     room_id = create_room(alice, topic="not for mallory")
-    secret = post(alice, room_id, "secret words")
+    secret = post_in_room(alice, room_id, "secret words")
     assert alice.post_dm(mallory.username, "a DM makes a room").status_code == 201
     mallory_id = user_id(db, mallory)
     dm = db["room"].find_one({"kind": "dm", "members": mallory_id})
@@ -692,7 +551,7 @@ def test_a_room_you_may_not_see_is_a_room_that_does_not_exist(
         }
 
     before = snapshot()
-    with bearer(mallory) as client:
+    with bearer_client(mallory) as client:
         for flavour in ("htmx", "plain", "bearer"):
             # Every kind of target as htmx; the room, an unknown id and a non-id for Bearer; the
             # room and an unknown id for plain pages and forms.
@@ -734,8 +593,8 @@ def test_the_owner_removes_and_members_only_leave(make_person: MakePerson, db: D
     alice, bob, carol = make_person(), make_person(), make_person()
     room_id = create_room(alice, unique("Owned"))
     bob_id, carol_id = user_id(db, bob), user_id(db, carol)
-    add(alice, room_id, carol)  # carol first: she is the longest-standing after alice
-    add(carol, room_id, bob)
+    add_to_room(alice, room_id, carol)  # carol first: she is the longest-standing after alice
+    add_to_room(carol, room_id, bob)
     page = page_of(alice, f"/rooms/{room_id}")
     assert sorted(remove_buttons(page.one("ul", id="members"))) == sorted(
         [f"Remove {bob.username}", f"Remove {carol.username}"]
@@ -768,7 +627,7 @@ def test_the_owner_removes_and_members_only_leave(make_person: MakePerson, db: D
     assert response.status_code == 200, response.text
     assert member_ids_in_db(db, room_id) == {user_id(db, alice), carol_id}
     assert bob.client.get(f"/rooms/{room_id}").status_code == 404  # a private room: gone
-    add(alice, room_id, bob)  # back, and now the newest member
+    add_to_room(alice, room_id, bob)  # back, and now the newest member
     # The owner leaves: the longest-standing member owns the room, and can now do what owners do.
     response = alice.send("POST", f"/rooms/{room_id}/leave")
     assert response.status_code == 200, response.text
@@ -792,7 +651,7 @@ def test_the_last_to_leave_archives_the_room(make_person: MakePerson, db: Db) ->
     alice, bob, carol = make_person(), make_person(), make_person()
     name = unique("Fading")
     room_id = create_room(alice, name, topic="soon gone", open=True)
-    mid = post(alice, room_id, "the last words")
+    mid = post_in_room(alice, room_id, "the last words")
     assert bob.send("POST", f"/rooms/{room_id}/join").status_code == 201
     assert browse(carol)[room_id].count == "2 members"
     assert alice.send("POST", f"/rooms/{room_id}/leave").status_code == 200
@@ -831,11 +690,11 @@ async def test_the_last_two_leaving_at_once_archive_the_room(
     """The owner and the last other member leave at the same moment: the room is empty, so
     it must be archived, not kept with an owner who is gone."""
     alice, bob = make_person(), make_person()
-    bob_id = user_id(db, bob)
+    alice_id, bob_id = user_id(db, alice), user_id(db, bob)
     rooms = []
-    for _ in range(12):
-        room_id = create_room(alice)
-        add(alice, room_id, bob)
+    for n in range(12):  # (bob makes half of them: ten a minute each is the limit)
+        room_id = create_room(alice if n % 2 else bob)
+        add_to_room(alice if n % 2 else bob, room_id, bob if n % 2 else alice)
         rooms.append(room_id)
     timeout = httpx.Timeout(10)
     async with (
@@ -863,7 +722,7 @@ async def test_the_last_two_leaving_at_once_archive_the_room(
         assert memberships(db, room_id) == []
         room = room_doc(db, room_id)
         if not room["archived"] or room["owner_id"]:
-            owner = "bob" if room["owner_id"] == bob_id else room["owner_id"]
+            owner = {bob_id: "bob", alice_id: "alice"}.get(room["owner_id"], room["owner_id"])
             kept.append((room_id, f"archived={room['archived']!r}", f"owner={owner}"))
     assert kept == [], f"{len(kept)} of {len(rooms)} empty rooms kept, not archived"
 
@@ -879,7 +738,7 @@ async def test_open_rooms_are_listed_seen_from_outside_and_joined(
     room_id = create_room(alice, name, topic="everyone welcome", open=True)
     private_name = unique("Hideout")
     private_id = create_room(alice, private_name, topic="shh")
-    said = post(alice, room_id, "inside talk")
+    said = post_in_room(alice, room_id, "inside talk")
     # Listed for everyone, with its topic and member count; the private one never.
     listed = browse(bob)
     assert listed[room_id] == Listed(
@@ -931,7 +790,7 @@ async def test_open_rooms_are_listed_seen_from_outside_and_joined(
         assert joined.headers["location"] == joined.headers["hx-location"] == f"/rooms/{room_id}"
         await next_about(bob_events, "room", f"room-{room_id}")
         await next_about(alice_events, "member", f"member-{room_id}-{bob_id}")
-        mid = post(bob, room_id, "hello plaza")
+        mid = post_in_room(bob, room_id, "hello plaza")
         assert "hello plaza" in (await next_about(alice_events, "message", mid)).data
     assert bob.send("POST", f"/rooms/{room_id}/join").status_code == 200  # in already
     assert member_ids_in_db(db, room_id) == {user_id(db, alice), bob_id}
@@ -969,6 +828,19 @@ def test_joining_and_leaving_by_plain_forms(make_person: MakePerson, db: Db) -> 
 
 # Bad input
 
+# Names that show nothing: each is refused as a name of spaces is.
+INVISIBLE_NAMES = {
+    "zero-width spaces": "\u200b\u200b\u200b",
+    "word joiner and BOM": "\u2060\ufeff",
+    "soft hyphens": "\u00ad\u00ad",
+    "joiners": "\u200c\u200d\u200c",
+    "tag letters": "\U000e0041\U000e0042\U000e007f",
+    "mixed with spaces": " \u200b \u2060 \u00a0 \u3000 ",
+    "Hangul fillers": "\u3164\u115f",
+    "variation selectors": "\ufe0f\ufe0e",
+    "blank Braille": "\u2800\u2800",
+}
+
 
 @pytest.mark.parametrize(
     ("data", "message"),
@@ -979,8 +851,9 @@ def test_joining_and_leaving_by_plain_forms(make_person: MakePerson, db: Db) -> 
         ({"name": "x" * 65}, LONG_NAME),
         ({"name": "fine", "topic": "t" * 201}, LONG_TOPIC),
         ({"name": "x" * 65, "topic": "t" * 201}, LONG_NAME),
+        *(({"name": name}, NO_NAME) for name in INVISIBLE_NAMES.values()),
     ],
-    ids=["empty", "blank", "missing", "name 65", "topic 201", "both"],
+    ids=["empty", "blank", "missing", "name 65", "topic 201", "both", *INVISIBLE_NAMES],
 )
 def test_a_bad_room_is_refused_and_nothing_is_made(
     regular: tuple[Person, str], db: Db, data: dict[str, str], message: str
@@ -1009,7 +882,7 @@ def test_a_bad_room_is_refused_and_nothing_is_made(
     form = page.one("form", action="/rooms")
     assert form.one("input", name="name").attrs.get("value", "") == data.get("name", "")
     assert form.one("input", name="topic").attrs.get("value", "") == data.get("topic", "")
-    with bearer(person, token) as client:
+    with bearer_client(person, token) as client:
         response = client.post("/rooms", data=data)
     assert (response.status_code, response.json()) == (400, {"error": message})
     assert counts() == before
@@ -1026,13 +899,14 @@ def test_the_longest_name_and_topic_are_taken(regular: tuple[Person, str], db: D
 def test_refused_changes_to_a_room_change_nothing(make_person: MakePerson, db: Db) -> None:
     alice, bob = make_person(), make_person()
     room_id = create_room(alice, unique("Steady"), topic="steady topic")
-    add(alice, room_id, bob)
+    add_to_room(alice, room_id, bob)
     room = room_doc(db, room_id)
     members = memberships(db, room_id)
     nobody = "nobody_here_ever"
     refusals = [
         (alice, "POST", "settings", {"name": ""}, 400, NO_NAME),
         (alice, "POST", "settings", {"name": "y" * 65}, 400, LONG_NAME),
+        *((alice, "POST", "settings", {"name": n}, 400, NO_NAME) for n in INVISIBLE_NAMES.values()),
         (alice, "POST", "settings", {"name": "ok", "topic": "z" * 201}, 400, LONG_TOPIC),
         (bob, "POST", "settings", {"name": "bob's"}, 403, OWNER_RENAMES),
         (alice, "POST", "members", {"username": nobody}, 404, f"There is no user called {nobody}."),
@@ -1062,19 +936,49 @@ def test_refused_changes_to_a_room_change_nothing(make_person: MakePerson, db: D
     for name in (bob.username, bob.username.upper(), alice.username):
         response = alice.send("POST", f"/rooms/{room_id}/members", {"username": name})
         assert response.status_code == 200, (name, response.text)
-    # Without the CSRF token, nothing at all.
+    # Without the CSRF token (or with another session's), nothing at all, on every route.
+    outsider = make_person()
     forged = [
+        ("POST", "messages", {"body": "forged words"}),
+        ("POST", "read", {}),
+        ("POST", "typing", {}),
         ("POST", "settings", {"name": "forged"}),
-        ("POST", "members", {"username": alice.username}),
+        ("POST", "members", {"username": outsider.username}),
         ("DELETE", f"members/{bob.username}", {}),
+        ("POST", f"members/{bob.username}/remove", {}),
         ("POST", "leave", {}),
+        ("POST", "mute", {"muted": "on"}),
     ]
+    messages = db["message"].count_documents({"room_id": room_id})
     for method, route, data in forged:
-        response = alice.client.request(method, f"/rooms/{room_id}/{route}", data=data)
-        assert response.status_code == 403, route
+        for token in ({}, {"csrf_token": bob.csrf}, {"csrf_token": "forged"}):
+            response = alice.client.request(
+                method, f"/rooms/{room_id}/{route}", data={**data, **token}
+            )
+            assert response.status_code == 403, (route, token)
+    joined = outsider.client.post(f"/rooms/{room_id}/join")  # a private room: the token first
+    assert joined.status_code == 403
     response = alice.client.post("/rooms", data={"name": "forged room"})
     assert response.status_code == 403
     assert db["room"].count_documents({"name": "forged room"}) == 0
+    assert room_doc(db, room_id) == room
+    assert memberships(db, room_id) == members
+    assert db["message"].count_documents({"room_id": room_id}) == messages
+    assert db["typing"].count_documents({"room_id": room_id}) == 0
+    assert db["room_mutes"].count_documents({"room_id": room_id}) == 0
+    # Wrong methods: 405, and nothing changes either.
+    for method, route in [
+        ("PUT", ""),
+        ("DELETE", ""),
+        ("GET", "/leave"),
+        ("GET", "/join"),
+        ("PUT", "/members"),
+        ("GET", f"/members/{bob.username}"),
+        ("PATCH", "/settings"),
+        ("DELETE", "/mute"),
+    ]:
+        response = alice.send(method, f"/rooms/{room_id}{route}")
+        assert response.status_code == 405, (method, route)
     assert room_doc(db, room_id) == room
     assert memberships(db, room_id) == members
 
@@ -1087,17 +991,17 @@ async def test_unread_badges_count_room_messages_and_reading_clears_them(
 ) -> None:
     alice, bob = make_person(), make_person()
     room_id = create_room(alice)
-    add(alice, room_id, bob)
+    add_to_room(alice, room_id, bob)
     before = memberships(db, room_id)
     room = room_doc(db, room_id)
     assert badge(page_of(bob), room_id) == ("0 unread", True, "")
     async with open_stream(bob.base_url, cookie=bob.cookie) as bob_events:
-        first = post(alice, room_id, "one for bob")
+        first = post_in_room(alice, room_id, "one for bob")
         await next_about(bob_events, "message", first)
         assert badge(page_of(bob), room_id) == ("1 unread", False, "1")
         for n in range(2):
-            post(alice, room_id, f"more {n}")
-        post(bob, room_id, "bob's own")
+            post_in_room(alice, room_id, f"more {n}")
+        post_in_room(bob, room_id, "bob's own")
         page = page_of(bob)
         assert badge(page, room_id) == ("3 unread", False, "3")  # his own never counts
         assert page.one("title").text.startswith("(3) ")
@@ -1123,7 +1027,7 @@ async def test_unread_badges_count_room_messages_and_reading_clears_them(
     assert alice.send("POST", f"/rooms/{room_id}/read").status_code == 204
     assert badge(page_of(alice), room_id) == ("0 unread", True, "")
     # A deleted message is no longer unread.
-    gone = post(alice, room_id, "soon deleted")
+    gone = post_in_room(alice, room_id, "soon deleted")
     assert badge(page_of(bob), room_id) == ("1 unread", False, "1")
     assert alice.send("DELETE", f"/messages/{gone}").status_code == 200
     assert badge(page_of(bob), room_id) == ("0 unread", True, "")
@@ -1137,15 +1041,15 @@ async def test_a_new_members_count_is_the_same_live_and_after_a_reload(
     alice, bob = make_person(), make_person()
     room_id = create_room(alice)
     for n in range(2):
-        post(alice, room_id, f"history {n}")
+        post_in_room(alice, room_id, f"history {n}")
     async with open_stream(bob.base_url, cookie=bob.cookie) as bob_events:
-        add(alice, room_id, bob)
+        add_to_room(alice, room_id, bob)
         live = fragment((await next_about(bob_events, "room", f"room-{room_id}")).data)
     span = live.one("span", class_="badge")
     live_badge = (span.attrs.get("aria-label"), span.has("hidden"), span.text)
     assert badge(page_of(bob), room_id) == live_badge
     # What comes after he joined counts, and only that.
-    post(alice, room_id, "the first he has not read")
+    post_in_room(alice, room_id, "the first he has not read")
     assert badge(page_of(bob), room_id) == ("1 unread", False, "1")
 
 
@@ -1157,12 +1061,12 @@ async def test_editing_and_deleting_in_a_room_and_not_after_leaving_it(
 ) -> None:
     alice, bob, carol = make_person(), make_person(), make_person()
     room_id = create_room(alice)
-    add(alice, room_id, bob)
+    add_to_room(alice, room_id, bob)
     async with (
         open_stream(alice.base_url, cookie=alice.cookie) as alice_events,
         open_stream(carol.base_url, cookie=carol.cookie) as carol_events,
     ):
-        mid = post(bob, room_id, "first draft")
+        mid = post_in_room(bob, room_id, "first draft")
         await next_about(alice_events, "message", mid)
         edited = bob.send("PATCH", f"/messages/{mid}", {"body": "second draft"})
         assert edited.status_code == 200, edited.text
@@ -1176,7 +1080,7 @@ async def test_editing_and_deleting_in_a_room_and_not_after_leaving_it(
         assert mid in event[-1].data and "second draft" not in event[-1].data
         await assert_no_room_messages_before_marker(alice, carol_events, room_id)
     # Once removed, his old message there is closed to him.
-    kept = post(bob, room_id, "said while a member")
+    kept = post_in_room(bob, room_id, "said while a member")
     assert alice.send("DELETE", f"/rooms/{room_id}/members/{bob.username}").status_code == 200
     for response in (
         bob.send("PATCH", f"/messages/{kept}", {"body": "rewritten"}),
@@ -1199,8 +1103,8 @@ def test_room_messages_page_like_the_public_room(make_person: MakePerson) -> Non
     alice, bob = make_person(), make_person()
     room_id = create_room(alice)
     other = create_room(alice)
-    ids = [post(alice, room_id, f"page {n}") for n in range(3)]
-    elsewhere = post(alice, other, "in another room")
+    ids = [post_in_room(alice, room_id, f"page {n}") for n in range(3)]
+    elsewhere = post_in_room(alice, other, "in another room")
     listed = alice.client.get(f"/rooms/{room_id}/messages", headers={"HX-Request": "true"})
     assert listed.status_code == 200
     found = [a.attrs["data-id"] for a in parse(listed.text).find_all("article")]
@@ -1225,7 +1129,7 @@ async def test_a_rename_reaches_every_member_live_and_nobody_else(
 ) -> None:
     alice, bob, carol = make_person(), make_person(), make_person()
     room_id = create_room(alice, unique("Before"), topic="old topic")
-    add(alice, room_id, bob)
+    add_to_room(alice, room_id, bob)
     carols = create_room(carol)
     async with (
         open_stream(alice.base_url, cookie=alice.cookie) as alice_events,
@@ -1261,7 +1165,7 @@ async def test_bearer_clients_use_every_room_route(make_person: MakePerson, db: 
     alice, bob = make_person(), make_person()
     bob_id = user_id(db, bob)
     bob_token = bob.token()
-    with bearer(alice) as client:
+    with bearer_client(alice) as client:
         response = client.post(
             "/rooms", data={"name": unique("Api"), "topic": "by script", "open": "on"}
         )
@@ -1300,7 +1204,7 @@ async def test_bearer_clients_use_every_room_route(make_person: MakePerson, db: 
         removed = client.delete(f"/rooms/{room_id}/members/{bob.username}")
         assert removed.status_code == 200, removed.text
         assert member_ids_in_db(db, room_id) == {user_id(db, alice)}
-        with bearer(bob, bob_token) as bobs:
+        with bearer_client(bob, bob_token) as bobs:
             assert bobs.post(f"/rooms/{room_id}/join").status_code == 201
             said = bobs.post(f"/rooms/{room_id}/messages", data={"body": "bob by script"})
             assert said.status_code == 201

@@ -247,13 +247,9 @@ def _member_id(member: Person) -> str:
 
 
 @pytest.mark.parametrize("path", ["/rooms/public/typing", "/rooms/public/read"])
-def test_typing_and_reading_without_token_are_refused(
-    member: Person, db: Db, path: str
-) -> None:
+def test_typing_and_reading_without_token_are_refused(member: Person, db: Db, path: str) -> None:
     user_id = _member_id(member)
-    before = {
-        name: list(db[name].find({"user_id": user_id})) for name in ("typing", "membership")
-    }
+    before = {name: list(db[name].find({"user_id": user_id})) for name in ("typing", "membership")}
     response = member.client.post(path, headers={"HX-Request": "true"})
     assert response.status_code == 403
     after = {name: list(db[name].find({"user_id": user_id})) for name in before}

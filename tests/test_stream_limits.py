@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from tests.support import AppServer, EventStream, Person, message_id, open_stream
+from tests.support import AppServer, EventStream, Person, message_id, open_stream, person_event
 
 MakePerson = Callable[..., Person]
 
@@ -159,3 +159,66 @@ async def test_a_reader_that_stops_reading_is_closed_and_goes_offline(
         assert "Closing a stream" in second_server.log()
     finally:
         stalled.close()
+
+
+def raw_request(method: str, path: str, port: int, token: str = "") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_a_stream_with_a_request_pipelined_behind_it_is_dropped_alone(
+    make_person: MakePerson, second_server: AppServer
+) -> None:
+    """A GET /events with another request pipelined behind it, then the connection closed:
+    the stream goes (and its user offline), and everyone else's delivery goes on."""
+    mallory, alice, bob = (make_person(second_server.url) for _ in range(3))
+    port = second_server.port
+    async with open_stream(second_server.url, token=bob.token()) as early:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            raw_request("GET", "/events", port, mallory.token())
+            + raw_request("GET", "/healthz", port)
+        )
+        await writer.drain()
+        await asyncio.wait_for(reader.readuntil(b": connected"), 10)
+        await person_event(early, mallory.username, status="online")
+        async with open_stream(second_server.url, token=bob.token()) as late:
+            writer.close()  # the disconnect reaches the queued /healthz
+            await writer.wait_closed()
+            await person_event(early, mallory.username, status="offline")
+            posted = alice.post_public("after the pipelined stream")
+            for tab in (early, late):  # opened before and after mallory's
+                got = await tab.next_named("message")
+                assert message_id(got.data) == message_id(posted.text)
+    assert "RuntimeError" not in second_server.log()
+
+
+async def test_head_events_answers_the_headers_and_no_body(
+    person: Person, app_server: AppServer
+) -> None:
+    """HEAD /events: the stream's headers, no event bytes; the connection's next request is
+    answered next."""
+    port = app_server.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            raw_request("HEAD", "/events", port, person.token())
+            + raw_request("GET", "/healthz", port)
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in header_lines if line)
+        assert status == "HTTP/1.1 200 OK"
+        assert headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert headers["cache-control"] == "no-store"
+        following = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert following.startswith(b"HTTP/1.1 200 OK\r\n"), following[:200]
+        assert b"content-type: application/json" in following
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    anonymous = httpx.head(app_server.url + "/events")
+    assert (anonymous.status_code, anonymous.content) == (401, b"")

@@ -7,7 +7,7 @@ room (in the public room everyone is a member, whatever the database holds).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 PUBLIC, DM, GROUP = "public", "dm", "group"
@@ -73,10 +73,15 @@ def can_change_message(room: RoomLike, member: bool, sender_id: str, actor_id: s
     return sender_id == actor_id and can_read(room, member)
 
 
-def next_owner(members_by_seniority: Iterable[str], leaving_id: str) -> str | None:
-    """Who owns a room once `leaving_id` (its owner) goes: the longest-standing other member,
-    or None, when nobody is left and the room is archived."""
-    return next((user_id for user_id in members_by_seniority if user_id != leaving_id), None)
+def ownership(owner_id: str, members_by_seniority: Sequence[str]) -> tuple[str, bool]:
+    """Who owns a group room with these members, and whether it is archived: its owner while
+    they stay, else the longest-standing member; nobody once everyone has left, and then the
+    room is archived (someone who joins brings it back)."""
+    if owner_id in members_by_seniority:
+        return owner_id, False
+    if members_by_seniority:
+        return members_by_seniority[0], False
+    return "", True
 
 
 def readers(room: RoomLike, member_ids: Collection[str]) -> frozenset[str] | None:

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from webapp import auth, chat, settings, store, tokens
 from webapp.database import Db
-from webapp.errors import ChatError, NameTaken, TooManyAttempts, Unauthorized
+from webapp.errors import ChatError, NameTaken, TooManyAttempts, Unauthorized, retry_headers
 from webapp.models import User
 from webapp.templating import templates
 
@@ -76,7 +76,7 @@ def _account_form(
 
 def _refused(request: Request, mode: str, exc: ChatError, username: str) -> Response:
     """The form again, saying what was wrong (and, for a refusal for now, when to retry)."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    headers = retry_headers(exc)
     return _account_form(
         request,
         mode,

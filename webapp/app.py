@@ -15,10 +15,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp import accounts, rooms, server, settings, store, stream, views
+from webapp import accounts, metrics, rooms, server, settings, store, stream, views
 from webapp.auth import SessionBackend
 from webapp.database import open_database
-from webapp.errors import ChatError, TooManyAttempts, Unauthorized
+from webapp.errors import ChatError, Unauthorized, retry_headers
 from webapp.hub import Hub
 from webapp.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from webapp.templating import templates, use_routes
@@ -37,7 +37,7 @@ def _wants_json(request: Request) -> bool:
 
 async def handle_chat_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChatError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}
+    headers = retry_headers(exc)
     if _wants_json(request):
         return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=headers)
     if isinstance(exc, Unauthorized):
@@ -139,6 +139,7 @@ routes = [
     Route("/away", views.set_away, methods=["POST"], name="set_away"),
     Route("/events", stream.stream_events, name="events"),
     Route("/healthz", views.show_health, name="health"),
+    Route("/metrics", metrics.show_metrics, name="metrics"),
     Mount(
         "/static/htmx",
         StaticFiles(directory=NODE_MODULES / "htmx.org/dist", check_dir=False),
@@ -151,6 +152,9 @@ routes = [
     ),
     Mount("/static", StaticFiles(directory=settings.ROOT / "static"), name="static"),
 ]
+for _route in routes:  # requests are measured by their route's template
+    if isinstance(_route, Route | Mount):
+        _route.app = metrics.tag_route(_route.app, _route.path)
 
 
 def create_app() -> Starlette:
@@ -158,6 +162,7 @@ def create_app() -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(metrics.RequestMetricsMiddleware),
             Middleware(SecurityHeadersMiddleware),
             Middleware(BodyLimitMiddleware),
             Middleware(AuthenticationMiddleware, backend=SessionBackend()),

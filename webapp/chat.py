@@ -21,6 +21,8 @@ PUBLIC = "public"  # the public room's key
 ROOM_NAME_MAX = 64
 TOPIC_MAX = 200
 UNREAD_CAP = 999  # unread messages counted per room, at most
+UNREAD_WINDOW = 10 * UNREAD_CAP  # the newest messages of a room looked at to count them
+BROWSE_PAGE = 50  # open rooms a page of "Browse rooms" lists
 TYPING_REPEAT_SECS = 3  # a typing notice repeated sooner than this reaches nobody
 
 LOGIN_WINDOW = timedelta(minutes=1)
@@ -134,13 +136,32 @@ def clean_muted(value: str) -> bool:
     return MUTED[value]
 
 
+# What shows nothing by itself: separators, controls, format characters (zero-width space and
+# joiners, word joiner, BOM, soft hyphen, tag characters ...), combining marks with nothing to
+# mark, unassigned and private code points, and the letters and symbols drawn blank (Hangul
+# fillers, the blank Braille pattern).
+_UNSEEN_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_visible(char: str) -> bool:
+    """Whether the character shows something on its own."""
+    return char not in _BLANK and unicodedata.category(char) not in _UNSEEN_CATEGORIES
+
+
 def clean_room_name(value: str) -> str:
-    """A group room's name on one line: 1 to ROOM_NAME_MAX characters."""
+    """A group room's name on one line: 1 to ROOM_NAME_MAX characters, something visible."""
     too_long = f"Room names are at most {ROOM_NAME_MAX} characters."
     value = one_line(value, limit=ROOM_NAME_MAX, too_long=too_long)
-    if not value:
+    if not any(map(is_visible, value)):
         raise BadRequest("Give the room a name.")
     return value
+
+
+def clean_room_filter(value: str) -> str:
+    """What "Browse rooms" looks for in room names: one line of at most ROOM_NAME_MAX."""
+    too_long = f"Look for at most {ROOM_NAME_MAX} characters of a room's name."
+    return one_line(value, limit=ROOM_NAME_MAX, too_long=too_long)
 
 
 def clean_topic(value: str) -> str:
@@ -193,5 +214,11 @@ class Rate:
         """Whole seconds (at least 1) until an event refused at `now` would be admitted."""
         return max(1, math.ceil(tat - self.tolerance - now))
 
+    def scaled(self, factor: float) -> Rate:
+        """The same burst, with every interval `factor` times as long."""
+        return Rate(self.interval * factor, self.burst)
+
 
 POSTING = Rate(interval=0.1, burst=30)  # per user: 10 messages a second, 30 at once
+ROOM_MAKING = Rate(interval=6.0, burst=10)  # per user: 10 rooms a minute, all 10 at once
+ROOM_ADDING = Rate(interval=2.0, burst=30)  # per user who adds: 30 people a minute

@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from webapp import nx_compat, settings
+from webapp import metrics, nx_compat, settings
 from webapp.embedded_db import EmbeddedDatabase
 from webapp.models import (
     LoginFailure,
@@ -99,7 +99,11 @@ async def open_database(uri: str = "") -> Connection:
         tz_aware=True,
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
-        event_listeners=[nx_compat.wake_on_write, nx_compat.server_returns],
+        event_listeners=[
+            nx_compat.wake_on_write,
+            nx_compat.server_returns,
+            metrics.command_counter,
+        ],
     )
     db = client.get_default_database("chat")
     try:

@@ -62,9 +62,22 @@ class PostingTooFast(TooManyAttempts):
     message = "You are sending messages too fast. Try again in {seconds} seconds."
 
 
+class MakingRoomsTooFast(TooManyAttempts):
+    message = "You are making rooms too fast. Try again in {seconds} seconds."
+
+
+class AddingTooFast(TooManyAttempts):
+    message = "You are adding people to rooms too fast. Try again in {seconds} seconds."
+
+
 class Busy(TooManyAttempts):
     """Every core has been hashing passwords for as long as a request waits its turn (a
     TooManyAttempts for its Retry-After, but 503)."""
 
     status_code = 503
     message = "The server is busy. Try again in {seconds} seconds."
+
+
+def retry_headers(exc: ChatError) -> dict[str, str]:
+    """Retry-After for a refusal for now; nothing for any other."""
+    return {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}

@@ -124,10 +124,7 @@ class Stream:
             self._held.append((key, data))
             return
         if self.transport is not None:
-            if self.transport.get_write_buffer_size() > PENDING_LIMIT_BYTES:
-                self.cut_off()  # too far behind: it reconnects and catches up
-            else:  # one chunk of the response's chunked body
-                self.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            self._write(self.transport, data)
             return
         self._pending.append(data)
         self._pending_bytes += len(data)
@@ -135,6 +132,22 @@ class Stream:
             self.close()  # too far behind: it reconnects and catches up
         elif self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
+
+    def _write(self, transport: asyncio.WriteTransport, data: bytes) -> None:
+        """One chunk of the response's chunked body, straight to the socket.
+
+        A connection that is going or gone ends the stream instead (its task then finishes
+        and the hub forgets it): a write to one stream never fails for anyone else.
+        """
+        if transport.is_closing():
+            self.close()
+        elif transport.get_write_buffer_size() > PENDING_LIMIT_BYTES:
+            self.cut_off()  # too far behind: it reconnects and catches up
+        else:
+            try:
+                transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            except (RuntimeError, OSError):  # closed under us
+                self.close()
 
     def release(self, after: SortKey | None, first: Iterable[bytes] = ()) -> None:
         """Go live: `first` (a replay), then what was held that comes after `after`."""
@@ -478,6 +491,9 @@ class Hub:
             now = loop.time()
             stalled_since = now - settings.STREAM_SEND_TIMEOUT_SECS
             for stream in self.all_streams():
+                if stream.transport is not None and stream.transport.is_closing():
+                    stream.close()  # its connection went: its task finishes and forgets it
+                    continue
                 started = stream.stuck_since(now)
                 if started is not None and started < stalled_since:
                     self.cut_stalled(stream)

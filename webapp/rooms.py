@@ -6,13 +6,15 @@ same as a room that does not exist (conversations.group).
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from webapp import access, chat, conversations, store
+from webapp import access, chat, conversations, limits, store
 from webapp.auth import checked_form, signed_in
 from webapp.conversations import Conversation
-from webapp.errors import BadRequest, Forbidden, NotFound
+from webapp.errors import ChatError, Forbidden, NotFound, retry_headers
 from webapp.templating import templates, url_for
 from webapp.views import is_plain_form_post
 
@@ -38,30 +40,45 @@ async def create_room(request: Request) -> Response:
     me = signed_in(request)
     form = await checked_form(request)
     is_open = form.get("open") == "on"
+    db = request.app.state.db
     try:
         name = chat.clean_room_name(str(form.get("name", "")))
         topic = chat.clean_topic(str(form.get("topic", "")))
-    except BadRequest as exc:
+        await limits.count(db, "room", user_id=me.identity)
+    except ChatError as exc:
         if not is_plain_form_post(request):
             raise
         again = {"error": exc.message, "name": form.get("name", ""), "topic": form.get("topic", "")}
         return templates.TemplateResponse(
-            request, "room_new.html", {**again, "open": is_open}, status_code=400
+            request,
+            "room_new.html",
+            {**again, "open": is_open},
+            status_code=exc.status_code,
+            headers=retry_headers(exc),
         )
-    room = await store.create_group_room(
-        request.app.state.db, name=name, topic=topic, open=is_open, owner=me.user
-    )
+    room = await store.create_group_room(db, name=name, topic=topic, open=is_open, owner=me.user)
     return _done(request, url_for("group_room", room_id=str(room.id)), 201, go=True)
 
 
 async def browse_rooms(request: Request) -> Response:
-    """GET /rooms: the open rooms, with their topics and numbers of members."""
+    """GET /rooms: the open rooms by name, with their topics and numbers of members, a page
+    at a time (?after=ROOM_ID), optionally those whose name holds ?q=."""
     me = signed_in(request)
     db = request.app.state.db
-    rooms = await store.open_rooms(db)
+    name_part = chat.clean_room_filter(request.query_params.get("q", ""))
+    after_id = request.query_params.get("after", "")
+    after = await store.get_room(db, room_id=after_id) if after_id else None
+    if after_id and (after is None or after.kind != access.GROUP):
+        raise NotFound("That page of rooms is gone: start again from the first.")
+    rooms = await store.open_rooms(db, name_part=name_part, after=after, limit=chat.BROWSE_PAGE + 1)
     mine = await store.room_ids_of(db, user_id=me.identity)
-    listed = [(room, count, str(room.id) in mine) for room, count in rooms]
-    return templates.TemplateResponse(request, "rooms.html", {"rooms": listed})
+    listed = [(room, count, str(room.id) in mine) for room, count in rooms[: chat.BROWSE_PAGE]]
+    following = ""
+    if len(rooms) > chat.BROWSE_PAGE:
+        last = str(rooms[chat.BROWSE_PAGE - 1][0].id)
+        following = url_for("browse_rooms") + "?" + urlencode({"q": name_part, "after": last})
+    context = {"rooms": listed, "q": name_part, "next_url": following, "paged": after is not None}
+    return templates.TemplateResponse(request, "rooms.html", context)
 
 
 async def _group(request: Request) -> Conversation:
@@ -82,7 +99,8 @@ async def add_member(request: Request) -> Response:
     if user is None:
         named = username if chat.is_username(username) else "by that name"
         raise NotFound(f"There is no user called {named}.")
-    added = await store.add_member(db, room=conversation.room, user_id=str(user.id))
+    await limits.count(db, "add", user_id=signed_in(request).identity)
+    added, _ = await store.add_member(db, room=conversation.room, user_id=str(user.id))
     return _done(request, conversation.page_url, status_code=201 if added else 200)
 
 
@@ -124,7 +142,11 @@ async def join_room(request: Request) -> Response:
         return _done(request, conversation.page_url)
     if not access.can_join(conversation.room, conversation.member):
         raise conversations.no_such_room()
-    await store.add_member(request.app.state.db, room=conversation.room, user_id=me.identity)
+    _, room = await store.add_member(
+        request.app.state.db, room=conversation.room, user_id=me.identity
+    )
+    if room is None or room.archived:  # settled: a room someone joins is never archived
+        raise conversations.no_such_room()
     return _done(request, conversation.page_url, 201, go=True)
 
 

@@ -24,7 +24,11 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from webapp import settings
 
@@ -45,12 +49,17 @@ logger = logging.getLogger(__name__)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a size limit and a deadline on request headers.
+    """uvicorn's httptools protocol, with a size limit and a deadline on request headers, and
+    a lost connection told to the request being answered.
 
     Bytes are fed to the parser at most MAX_HEADER_BYTES at a time, so it never holds more of
     an unfinished header than the limit. Bytes of a piece in which a request's headers ended
     are not counted towards the next (pipelined) request's: that one may then reach up to
     twice the limit, never more.
+
+    uvicorn tells a lost connection to its newest request only: with a request pipelined
+    behind an event stream, that is the queued one, and the stream would never hear of it.
+    Here the request being answered hears of it too.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -60,6 +69,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._headers_ended = False  # in the piece being parsed
         self._refused = False
         self._header_timer: asyncio.TimerHandle | None = None
+        self._running: RequestResponseCycle | None = None  # the request being answered
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -71,7 +81,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_header_timer()
+        running, self._running = self._running, None
+        if running is not None and running is not self.cycle and not running.response_complete:
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         while data and not self._refused and not self.transport.is_closing():

@@ -8,6 +8,7 @@ database"), and find() is what MongoDB serves best from an index anyway.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,17 +23,17 @@ from webapp import access
 from webapp.chat import (
     LOGIN_WINDOW,
     PAGE_SIZE,
-    POSTING,
     PUBLIC,
     TYPING_REPEAT_SECS,
     UNREAD_CAP,
+    UNREAD_WINDOW,
     Rate,
     dm_key,
     is_username,
     username_key,
 )
 from webapp.database import Db, Document
-from webapp.errors import NameTaken, PostingTooFast
+from webapp.errors import NameTaken
 from webapp.models import (
     LoginFailure,
     Membership,
@@ -320,36 +321,50 @@ async def contacts_of(db: Db, *, user_ids: Iterable[str], public_id: str) -> dic
     }
 
 
-async def add_member(db: Db, *, room: Room, user_id: str) -> bool:
-    """Adds a member; False if they were in already. They start caught up: what was said
-    before is history to read, not unread messages."""
+async def add_member(db: Db, *, room: Room, user_id: str) -> tuple[bool, Room | None]:
+    """Adds a member (False if they were in already), and the room as it then is (settled:
+    see settle_room). They start caught up: what was said before is history to read, not
+    unread messages."""
     counter = await db[RoomSequence.__collection__].find_one({"_id": str(room.id)})
     read_seq = counter["value"] if counter else 0
-    return await _join(db, room_id=str(room.id), user_id=user_id, read_seq=read_seq)
+    added = await _join(db, room_id=str(room.id), user_id=user_id, read_seq=read_seq)
+    return added, await settle_room(db, room_id=room.id)
 
 
-async def remove_member(db: Db, *, room: Room, user_id: str) -> None:
-    """Takes someone out of a group room (and forgets whether they had muted it). An owner who
-    goes hands the room to the longest-standing member; the last one to go archives it.
-
-    Several may leave at once: each looks again, after its own removal, at who is left and who
-    owns the room, so that whoever goes last leaves it right (the changes are conditional on
-    what was seen, and looked at again until they hold).
-    """
+async def remove_member(db: Db, *, room: Room, user_id: str) -> Room | None:
+    """Takes someone out of a group room (and forgets whether they had muted it); the room
+    then settles who owns it (settle_room)."""
     room_id = str(room.id)
     await db[Membership.__collection__].delete_one({"_id": f"{room_id}:{user_id}"})
     await db[RoomMute.__collection__].delete_one({"_id": f"{room_id}:{user_id}"})
+    return await settle_room(db, room_id=room.id)
+
+
+async def settle_room(db: Db, *, room_id: ObjectId) -> Room | None:
+    """Makes the room's owner and archived flag agree with its members, as access.ownership
+    says: after anyone joins, is added or leaves.
+
+    Several may join and leave at once: each looks, after its own change, at who is there and
+    who owns the room; a change is made only if the room is still as seen (compare and set),
+    and looked at again until it holds, so that whoever settles last leaves it right: a join
+    racing the last leave either finds the room alive or brings it back with its new member.
+    """
     rooms = db[Room.__collection__]
+    current = None
     for _ in range(5):
-        current = await get_by_id(db, Room, object_id=room.id)
-        if current is None or current.archived:
-            return
-        left = await member_ids(db, room_id=room_id)
-        if current.owner_id in left:
-            return
-        heir = access.next_owner(left, current.owner_id)
-        change = {"owner_id": heir} if heir else {"owner_id": "", "archived": True}
-        await rooms.update_one({"_id": room.id, "owner_id": current.owner_id}, {"$set": change})
+        current = await get_by_id(db, Room, object_id=room_id)
+        if current is None or current.kind != access.GROUP:
+            return current
+        members = await member_ids(db, room_id=str(room_id))
+        owner_id, archived = access.ownership(current.owner_id, members)
+        if (owner_id, archived) == (current.owner_id, current.archived):
+            return current
+        seen = {"_id": room_id, "owner_id": current.owner_id, "archived": current.archived}
+        change: dict[str, Any] = {"owner_id": owner_id}
+        if archived != current.archived:
+            change["archived"] = archived
+        await rooms.update_one(seen, {"$set": change})
+    return current
 
 
 async def set_muted(db: Db, *, room: Room, user_id: str, muted: bool) -> None:
@@ -369,14 +384,25 @@ async def muted_room_ids(db: Db, *, user_id: str) -> set[str]:
     return {doc["room_id"] async for doc in cursor}
 
 
-async def open_rooms(db: Db, *, limit: int = 200) -> list[tuple[Room, int]]:
-    """The first `limit` open group rooms by name, each with its number of members."""
+async def open_rooms(
+    db: Db, *, name_part: str = "", after: Room | None = None, limit: int
+) -> list[tuple[Room, int]]:
+    """Up to `limit` open group rooms by name (those after `after`; those whose name holds
+    `name_part`, ignoring case), each with its number of members."""
+    conditions: list[dict[str, Any]] = [{"open": True, "archived": False, "kind": access.GROUP}]
+    if name_part:
+        conditions.append({"name_key": {"$regex": re.escape(name_part.casefold())}})
+    if after is not None:
+        conditions.append(
+            {
+                "$or": [
+                    {"name_key": {"$gt": after.name_key}},
+                    {"name_key": after.name_key, "_id": {"$gt": after.id}},
+                ]
+            }
+        )
     rooms = await _find(
-        db,
-        Room,
-        {"open": True, "archived": False, "kind": access.GROUP},
-        sort=[("name_key", 1), ("_id", 1)],
-        limit=limit,
+        db, Room, {"$and": conditions}, sort=[("name_key", 1), ("_id", 1)], limit=limit
     )
     counts = await db[Membership.__collection__].aggregate(
         [
@@ -640,31 +666,31 @@ async def unread_counts(
 ) -> dict[str, int]:
     """Unread messages per room id, for the public room and the rooms of these memberships.
 
-    A room is only counted when its counter has moved past the reader's position, so that a
-    page costs one query for the counters and one count per room with something new.
+    Two queries however many rooms there are and however many have news (three for someone
+    who never read the public room): the counters, then one count of others' messages after
+    the reader's position in every room whose counter moved past it (at most UNREAD_WINDOW messages back in each, so that a room nobody read
+    for years costs no more than one read last week).
     """
     user_id = str(user.id)
     positions = {m.room_id: m.read_seq for m in memberships}
     public_id = str(public.id)
     sequences = await room_sequences(db, room_ids=[*positions, public_id])
-    counts = {}
+    others = {"sender_id": {"$ne": user_id}, "deleted": False}
+    # Each branch carries every condition: nx-27017's aggregate drops fields beside an $or.
+    branches: list[dict[str, Any]] = []
+    if public_id in sequences and public_id not in positions:  # never read: since joining
+        positions[public_id] = await _starting_position(db, room=public, user=user)
     for room_id, seq in sequences.items():
         read = positions.get(room_id)
-        if read is None and room_id == public_id:  # never read: what came since joining
-            counts[room_id] = await db[Message.__collection__].count_documents(
-                {
-                    "room_id": room_id,
-                    "created_at": {"$gt": user.created_at},
-                    "sender_id": {"$ne": user_id},
-                    "deleted": False,
-                },
-                limit=UNREAD_CAP,
-            )
-        elif read is not None and seq > read:
-            counts[room_id] = await count_unread(
-                db, room_id=room_id, user_id=user_id, after_seq=read
-            )
-    return counts
+        if read is not None and seq > read:
+            since = {"$gt": max(read, seq - UNREAD_WINDOW), "$lte": seq}
+            branches.append({"room_id": room_id, "seq": since, **others})
+    if not branches:
+        return {}
+    counted = await db[Message.__collection__].aggregate(
+        [{"$match": {"$or": branches}}, {"$group": {"_id": "$room_id", "unread": {"$sum": 1}}}]
+    )
+    return {doc["_id"]: min(int(doc["unread"]), UNREAD_CAP) async for doc in counted}
 
 
 # Limits: sign-in failures reserved before the check
@@ -722,11 +748,10 @@ async def _count_event(db: Db, *, key: str, rate: Rate) -> int | None:
     return 1  # still moving after three looks: come back in a second
 
 
-async def count_post(db: Db, *, user_id: str) -> None:
-    """One more message from this user; PostingTooFast (and nothing counted) beyond POSTING."""
-    wait = await _count_event(db, key=f"post:{user_id}", rate=POSTING)
-    if wait is not None:
-        raise PostingTooFast(wait)
+async def count_event(db: Db, *, key: str, rate: Rate) -> int | None:
+    """Counts one event against key's rate in every process: None when it is admitted, else
+    the seconds to wait (and nothing is counted)."""
+    return await _count_event(db, key=key, rate=rate)
 
 
 # Migration from conversation keys (messages that named "public" or "dm:<a>:<b>" and copied

@@ -141,6 +141,9 @@ class EventStreamResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub: Hub = self.request.app.state.hub
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
+            await send({"type": "http.response.body", "body": b""})
+            return
         stream = await hub.connect(self.me.identity, self.me.claims.jti)
         stream.task = asyncio.current_task()
         stream.transport = scope.get("extensions", {}).get(TRANSPORT)
@@ -163,6 +166,10 @@ class EventStreamResponse:
             if not stream.stalled:
                 raise
             # Cut off by the watchdog: the server closes the connection.
+        except (RuntimeError, OSError):
+            if stream.transport is None or not stream.transport.is_closing():
+                raise
+            # The connection went while the stream was ending: nothing more to say to it.
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

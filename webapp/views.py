@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from webapp import access, chat, conversations, store, timeline
+from webapp import access, chat, conversations, limits, store, timeline
 from webapp.auth import SignedInUser, checked_form, signed_in
 from webapp.conversations import Conversation
 from webapp.database import Db
@@ -148,7 +148,7 @@ async def post_message(request: Request) -> Response:
     conversation = await conversations.readable(request)
     body = chat.clean_body(str(form.get("body", "")))
     db = request.app.state.db
-    await store.count_post(db, user_id=me.identity)  # PostingTooFast past chat.POSTING
+    await limits.count(db, "post", user_id=me.identity)
     room = await conversations.room_to_write_in(request, conversation)
     message = await store.create_message(db, room=room, sender=me.user, body=body)
     if is_plain_form_post(request):
@@ -199,7 +199,7 @@ async def edit_message(request: Request) -> Response:
     message, room = await _own_message(request)
     body = chat.clean_body(str(form.get("body", "")))
     db = request.app.state.db
-    await store.count_post(db, user_id=message.sender_id)  # edits count as posts
+    await limits.count(db, "post", user_id=message.sender_id)  # edits count as posts
     message = await store.edit_message(db, message=message, body=body)
     return await _after_change(request, message, room)
 
