@@ -668,8 +668,9 @@ async def unread_counts(
 
     Two queries however many rooms there are and however many have news (three for someone
     who never read the public room): the counters, then one count of others' messages after
-    the reader's position in every room whose counter moved past it (at most UNREAD_WINDOW messages back in each, so that a room nobody read
-    for years costs no more than one read last week).
+    the reader's position in every room whose counter moved past it (at most UNREAD_WINDOW
+    messages back in each, so that a room nobody read for years costs no more than one read
+    last week).
     """
     user_id = str(user.id)
     positions = {m.room_id: m.read_seq for m in memberships}
