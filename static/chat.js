@@ -609,12 +609,11 @@
     if (!stuck && seqOf(message) > readSeq) showJump();
   }
 
-  // A read event ("<key> <read seq> <unread> <upto>"): unread counts others' messages after
-  // the read position up to `upto`; those that arrived here since add to it.
+  // A read event ({"key", "read_seq", "unread", "upto"}): unread counts others' messages
+  // after the read position up to `upto`; those that arrived here since add to it.
   function onReadEvent(data) {
-    const parts = String(data).trim().split(/\s+/);
-    const number = function (i) { return parseInt(parts[i], 10) || 0; };
-    applyRead(parts[0], number(1), number(2), number(3));
+    const state = JSON.parse(data);
+    applyRead(state.key, state.read_seq, state.unread, state.upto);
   }
 
   function applyRead(conversation, seq, unread, upto) {

@@ -7,6 +7,7 @@ is kept apart from the membership, whose changes reach the reader's tabs as read
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -164,13 +165,16 @@ def test_a_reader_who_asks_is_told_what_is_left(make_person: MakePerson) -> None
     path = f"/dm/{bob.username}"
     told = read(alice, path, seq_of(posted[0].text), Accept="application/json")
     assert told.status_code == 200
-    assert told.json() == {"read_seq": 1, "unread": 2, "upto": 4}
+    key = told.json()["key"]
+    assert key == dm_key_of(alice.client.get(f"/dm/{alice.username}").text, bob.username)
+    assert told.json() == {"key": key, "read_seq": 1, "unread": 2, "upto": 4}
     told = read(alice, path, Accept="application/json")
-    assert told.json() == {"read_seq": 4, "unread": 0, "upto": 4}
+    assert told.json() == {"key": key, "read_seq": 4, "unread": 0, "upto": 4}
     # A conversation nobody has written in yet.
     carol = make_person()
     told = read(alice, f"/dm/{carol.username}", 3, Accept="application/json")
-    assert told.json() == {"read_seq": 0, "unread": 0, "upto": 0}
+    carols = dm_key_of(alice.client.get(f"/dm/{alice.username}").text, carol.username)
+    assert told.json() == {"key": carols, "read_seq": 0, "unread": 0, "upto": 0}
 
 
 async def test_the_read_event_says_how_many_are_left(make_person: MakePerson) -> None:
@@ -182,11 +186,11 @@ async def test_the_read_event_says_how_many_are_left(make_person: MakePerson) ->
     async with open_stream(alice.base_url, token=alice.token()) as other_tab:
         assert read(alice, path, seq_of(posted[1].text)).status_code == 204
         event = await other_tab.next_named("read")
-        assert event.data.split() == [key, "2", "1", "3"]  # key, read seq, unread, upto
+        assert json.loads(event.data) == {"key": key, "read_seq": 2, "unread": 1, "upto": 3}
         assert read(alice, path, 1).status_code == 204  # moves nothing: no event
         assert read(alice, path).status_code == 204
         event = await other_tab.next_named("read")
-        assert event.data.split() == [key, "3", "0", "3"]
+        assert json.loads(event.data) == {"key": key, "read_seq": 3, "unread": 0, "upto": 3}
 
 
 def test_the_public_room_is_read_from_where_one_joined(make_person: MakePerson, db: Db) -> None:

@@ -10,6 +10,7 @@ before the marker.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ async def assert_no_room_typing_before_marker(
 
 def read_room(event: SSEEvent) -> str:
     """The room a "read" event is about (its data: key, read position, unread, counted up to)."""
-    return event.data.split()[0]
+    return str(json.loads(event.data)["key"])
 
 
 async def membership_marker(poster: Person, reader: Person, stream: EventStream) -> list[SSEEvent]:
@@ -1016,7 +1017,8 @@ async def test_unread_badges_count_room_messages_and_reading_clears_them(
         # Reading: 204, the read event for his other tabs, and the badge is gone.
         assert bob.send("POST", f"/rooms/{room_id}/read").status_code == 204
         read = await events_until(bob_events, "read", lambda e: read_room(e) == room_id)
-        assert read[-1].data.split() == [room_id, "4", "0", "4"]  # read up to 4, none left
+        state = json.loads(read[-1].data)  # read up to 4, none left
+        assert state == {"key": room_id, "read_seq": 4, "unread": 0, "upto": 4}
     bobs = db["membership"].find_one({"_id": f"{room_id}:{user_id(db, bob)}"})
     assert bobs is not None and bobs["read_seq"] == 4
     assert badge(page_of(bob), room_id) == ("0 unread", True, "")

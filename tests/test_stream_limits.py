@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -117,8 +118,9 @@ async def test_reading_sends_one_small_event_to_the_readers_own_tabs(
         await alice_tab.next_named("message")
         assert alice.send("POST", "/rooms/public/read").status_code == 204
         read = await alice_tab.next_named("read")
-        key, *numbers = read.data.split()  # a conversation key and its count, not a sidebar
-        assert key == "public" and len(numbers) == 3 and numbers[1] == "0"
+        state = json.loads(read.data)  # a conversation key and its count, not a sidebar
+        assert set(state) == {"key", "read_seq", "unread", "upto"}
+        assert (state["key"], state["unread"]) == ("public", 0)
         await bob_tab.expect_none("read", within=1.0)
 
 

@@ -58,6 +58,14 @@ class ReadEvent:
     id = None
     name = "read"
 
+    def state(self) -> dict[str, object]:
+        """What the reader's tabs are told, as POST .../read tells a client that asks."""
+        return read_state(self.room.key, self.read_seq, self.unread, self.upto)
+
+
+def read_state(key: str, read_seq: int, unread: int, upto: int) -> dict[str, object]:
+    return {"key": key, "read_seq": read_seq, "unread": unread, "upto": upto}
+
 
 @dataclass(frozen=True)
 class TypingEvent:

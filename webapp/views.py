@@ -10,6 +10,7 @@ from webapp.auth import SignedInUser, checked_form, signed_in
 from webapp.conversations import Conversation
 from webapp.database import Db
 from webapp.errors import BadRequest, Conflict, Forbidden, NotFound
+from webapp.feeds import read_state
 from webapp.models import Message, Room
 from webapp.sidebar import build_sidebar
 from webapp.templating import templates
@@ -214,7 +215,7 @@ async def delete_message(request: Request) -> Response:
 async def mark_read(request: Request) -> Response:
     """POST .../read: the reader has seen this conversation up to the message numbered `seq`
     (everything so far, without it). 204; a client that accepts JSON is told where that leaves
-    it: {"read_seq", "unread", "upto"}, as a read event would (feeds.ReadEvent)."""
+    it: {"key", "read_seq", "unread", "upto"}, as a read event would (feeds.ReadEvent)."""
     me = signed_in(request)
     form = await checked_form(request)
     conversation = await conversations.readable(request)
@@ -235,7 +236,7 @@ async def mark_read(request: Request) -> Response:
         unread = await store.count_unread(
             db, room_id=str(room.id), user_id=me.identity, after_seq=read_seq, upto=upto
         )
-    return JSONResponse({"read_seq": read_seq, "unread": unread, "upto": upto})
+    return JSONResponse(read_state(conversation.key, read_seq, unread, upto))
 
 
 async def post_typing(request: Request) -> Response:

@@ -8,6 +8,7 @@ controls; both are made once per event. The encoding is sse-starlette's.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sse_starlette import ServerSentEvent
@@ -83,5 +84,5 @@ def encode_event(event: Event) -> Encoded:
         )
     else:
         assert isinstance(event, ReadEvent)
-        html = f"{event.room.key} {event.read_seq} {event.unread} {event.upto}"
+        html = json.dumps(event.state())
     return Encoded(encode(html, event=event.name))
