@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 from pymongo import MongoClient
 
-from webapp.embedded_db import EmbeddedDatabase, free_port
+from webapp.data.embedded import EmbeddedDatabase, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"

@@ -20,7 +20,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.support import AppServer, Person
-from webapp.embedded_db import EmbeddedDatabase
+from webapp.data.embedded import EmbeddedDatabase
 
 
 @pytest.fixture(scope="session")

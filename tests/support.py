@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from webapp.embedded_db import free_port
+from webapp.data.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECS = 30

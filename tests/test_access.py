@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from webapp import access
+from webapp.rules import access
 
 OWNER, MEMBER, OUTSIDER = "owner", "member", "outsider"
 

@@ -26,7 +26,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.support import PASSWORD, ROOT, AppServer, Person, unique_name
-from webapp.embedded_db import free_port
+from webapp.data.embedded import free_port
 
 SECRET_KEY = os.environ["SECRET_KEY"]  # conftest gives the server the same one
 AUDIENCE = "chat:session"

@@ -1,4 +1,4 @@
-"""webapp/auth.py on its own: passwords hash in turns, one per core, no server."""
+"""webapp/actions/passwords.py on its own: passwords hash in turns, one per core, no server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from webapp import auth
+from webapp.actions import passwords as auth
 from webapp.errors import Busy
 
 PASSWORD = "correct horse battery"

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webapp import chat
 from webapp.errors import BadRequest, ChatError, PayloadTooLarge
-from webapp.templating import render_text
+from webapp.rules import keys, rates
+from webapp.rules import text as texts
+from webapp.web.templating import render_text
 
 # Usernames
 
@@ -26,7 +27,7 @@ from webapp.templating import render_text
     ],
 )
 def test_clean_username_accepts(value: str, expected: str) -> None:
-    assert chat.clean_username(value) == expected
+    assert texts.clean_username(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_clean_username_accepts(value: str, expected: str) -> None:
 )
 def test_clean_username_refuses(value: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        chat.clean_username(value)
+        texts.clean_username(value)
     assert caught.value.status_code == 400
     assert "3 to 32" in caught.value.message
 
@@ -60,12 +61,12 @@ def test_clean_username_refuses(value: str) -> None:
     ("value", "key"), [("Alice", "alice"), ("alice", "alice"), ("  BOB_1 ", "bob_1")]
 )
 def test_username_key_ignores_case_and_spaces(value: str, key: str) -> None:
-    assert chat.username_key(value) == key
+    assert texts.username_key(value) == key
 
 
 def test_names_differing_only_in_case_share_a_key() -> None:
-    assert chat.username_key("Carol") == chat.username_key("cAROL")
-    assert chat.username_key("carol") != chat.username_key("carol_")
+    assert texts.username_key("Carol") == texts.username_key("cAROL")
+    assert texts.username_key("carol") != texts.username_key("carol_")
 
 
 LOOKALIKES = [
@@ -85,11 +86,11 @@ LOOKALIKES = [
     ids=[case[0] for case in LOOKALIKES],
 )
 def test_only_ascii_names_are_names(name: str, ascii_name: str) -> None:
-    assert chat.is_username(ascii_name)
-    assert chat.is_username(ascii_name.upper())
-    assert not chat.is_username(name)
-    assert chat.username_key(name) != chat.username_key(ascii_name)
-    assert chat.throttle_keys(name, "10.0.0.1") != chat.throttle_keys(ascii_name, "10.0.0.1")
+    assert texts.is_username(ascii_name)
+    assert texts.is_username(ascii_name.upper())
+    assert not texts.is_username(name)
+    assert texts.username_key(name) != texts.username_key(ascii_name)
+    assert rates.throttle_keys(name, "10.0.0.1") != rates.throttle_keys(ascii_name, "10.0.0.1")
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_only_ascii_names_are_names(name: str, ascii_name: str) -> None:
      ("abc\n", True), ("abc\x00", False), ("", False)],
 )  # fmt: skip
 def test_is_username(value: str, valid: bool) -> None:
-    assert chat.is_username(value) is valid
+    assert texts.is_username(value) is valid
 
 
 # Passwords
@@ -107,19 +108,19 @@ def test_is_username(value: str, valid: bool) -> None:
 @pytest.mark.parametrize("length", [8, 9, 64, 127, 128])
 def test_check_password_accepts(length: int) -> None:
     password = "p" * length
-    assert chat.check_password(password) == password
+    assert texts.check_password(password) == password
 
 
 @pytest.mark.parametrize("length", [0, 1, 7, 129, 1000])
 def test_check_password_refuses(length: int) -> None:
     with pytest.raises(BadRequest) as caught:
-        chat.check_password("p" * length)
+        texts.check_password("p" * length)
     assert caught.value.status_code == 400
     assert "8 to 128" in caught.value.message
 
 
 def test_check_password_keeps_spaces() -> None:
-    assert chat.check_password("  spaced  ") == "  spaced  "
+    assert texts.check_password("  spaced  ") == "  spaced  "
 
 
 # Message text
@@ -139,7 +140,7 @@ def test_check_password_keeps_spaces() -> None:
     ],
 )
 def test_clean_body_accepts(value: str, expected: str) -> None:
-    assert chat.clean_body(value) == expected
+    assert texts.clean_body(value) == expected
 
 
 def test_clean_body_counts_a_line_break_once() -> None:
@@ -148,20 +149,20 @@ def test_clean_body_counts_a_line_break_once() -> None:
     assert len(typed) == 4000
     sent = typed.replace("\n", "\r\n")
     assert len(sent) > 4000
-    assert chat.clean_body(sent) == typed
+    assert texts.clean_body(sent) == typed
 
 
 @pytest.mark.parametrize("value", ["", " ", "\n", "\r\n\r\n", " \t \n "])
 def test_clean_body_refuses_empty(value: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        chat.clean_body(value)
+        texts.clean_body(value)
     assert caught.value.status_code == 400
 
 
 @pytest.mark.parametrize("value", ["x" * 4001, "x" * 4001 + "   ", "x" * 10_000])
 def test_clean_body_refuses_too_long(value: str) -> None:
     with pytest.raises(PayloadTooLarge) as caught:
-        chat.clean_body(value)
+        texts.clean_body(value)
     assert caught.value.status_code == 413
     assert "4000" in caught.value.message
 
@@ -183,7 +184,7 @@ def test_clean_body_refuses_too_long(value: str) -> None:
     ],
 )
 def test_strip_controls(value: str, expected: str) -> None:
-    assert chat.strip_controls(value) == expected
+    assert texts.strip_controls(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -195,13 +196,13 @@ def test_strip_controls(value: str, expected: str) -> None:
     ],
 )
 def test_clean_body_drops_controls(value: str, expected: str) -> None:
-    assert chat.clean_body(value) == expected
+    assert texts.clean_body(value) == expected
 
 
 @pytest.mark.parametrize("value", ["\x00", "\x00\x01\x1b", " \u202e \u2066\u2069 ", "\r"])
 def test_clean_body_of_only_controls_is_empty(value: str) -> None:
     with pytest.raises(BadRequest):
-        chat.clean_body(value)
+        texts.clean_body(value)
 
 
 # Away messages
@@ -221,13 +222,13 @@ def test_clean_body_of_only_controls_is_empty(value: str) -> None:
     ],
 )
 def test_clean_away_accepts(value: str, expected: str) -> None:
-    assert chat.clean_away(value) == expected
+    assert texts.clean_away(value) == expected
 
 
 @pytest.mark.parametrize("value", ["z" * 201, "word " * 60])
 def test_clean_away_refuses_too_long(value: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        chat.clean_away(value)
+        texts.clean_away(value)
     assert caught.value.status_code == 400
 
 
@@ -236,11 +237,11 @@ def test_clean_away_refuses_too_long(value: str) -> None:
 
 def test_dm_key_is_symmetric() -> None:
     a, b, c = "65f0000000000000000000aa", "65f0000000000000000000bb", "65f0000000000000000000cc"
-    assert chat.dm_key(a, b) == chat.dm_key(b, a)
-    assert chat.dm_key(a, b) != chat.dm_key(a, c)
-    assert chat.dm_key(a, b) != chat.dm_key(b, c)
-    assert chat.dm_key(a, b) != chat.PUBLIC
-    assert chat.dm_key(a, a) == f"dm:{a}:{a}"
+    assert keys.dm_key(a, b) == keys.dm_key(b, a)
+    assert keys.dm_key(a, b) != keys.dm_key(a, c)
+    assert keys.dm_key(a, b) != keys.dm_key(b, c)
+    assert keys.dm_key(a, b) != keys.PUBLIC
+    assert keys.dm_key(a, a) == f"dm:{a}:{a}"
 
 
 @pytest.mark.parametrize(
@@ -257,7 +258,7 @@ def test_dm_key_is_symmetric() -> None:
     ],
 )
 def test_room_names_are_cleaned(value: str, cleaned: str) -> None:
-    assert chat.clean_room_name(value) == cleaned
+    assert texts.clean_room_name(value) == cleaned
 
 
 @pytest.mark.parametrize(
@@ -282,25 +283,25 @@ def test_room_names_are_cleaned(value: str, cleaned: str) -> None:
 )
 def test_bad_room_names_are_refused(value: str) -> None:
     with pytest.raises(BadRequest):
-        chat.clean_room_name(value)
+        texts.clean_room_name(value)
 
 
 @pytest.mark.parametrize(("value", "ok"), [("", True), ("t" * 200, True), ("t" * 201, False)])
 def test_topics_are_at_most_200_characters(value: str, ok: bool) -> None:
     if ok:
-        assert chat.clean_topic(value) == value
+        assert texts.clean_topic(value) == value
     else:
         with pytest.raises(BadRequest):
-            chat.clean_topic(value)
+            texts.clean_topic(value)
 
 
 # Throttling
 
 
 def test_throttle_keys_ignore_the_case_of_the_name() -> None:
-    assert chat.throttle_keys("Alice", "10.0.0.1") == chat.throttle_keys("alice", "10.0.0.1")
-    assert chat.throttle_keys("alice", "10.0.0.1") != chat.throttle_keys("alice", "10.0.0.2")
-    name_key, address_key = chat.throttle_keys("alice", "10.0.0.1")
+    assert rates.throttle_keys("Alice", "10.0.0.1") == rates.throttle_keys("alice", "10.0.0.1")
+    assert rates.throttle_keys("alice", "10.0.0.1") != rates.throttle_keys("alice", "10.0.0.2")
+    name_key, address_key = rates.throttle_keys("alice", "10.0.0.1")
     assert "alice" in name_key
     assert "alice" not in address_key
 
@@ -323,7 +324,7 @@ NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
     ],
 )
 def test_retry_after_is_between_1_and_60(seconds_ago: float, low: int, high: int) -> None:
-    value = chat.retry_after(NOW - timedelta(seconds=seconds_ago), NOW)
+    value = rates.retry_after(NOW - timedelta(seconds=seconds_ago), NOW)
     assert 1 <= value <= 60
     assert low <= value <= high
 
@@ -332,8 +333,8 @@ def test_retry_after_covers_the_rest_of_the_window() -> None:
     """Waiting Retry-After seconds is always enough for the oldest failure to stop counting."""
     for tenths in range(0, 600):
         oldest = NOW - timedelta(seconds=tenths / 10)
-        wait = chat.retry_after(oldest, NOW)
-        assert NOW + timedelta(seconds=wait) >= oldest + chat.LOGIN_WINDOW, tenths
+        wait = rates.retry_after(oldest, NOW)
+        assert NOW + timedelta(seconds=wait) >= oldest + rates.LOGIN_WINDOW, tenths
 
 
 # The posting rate
@@ -360,13 +361,13 @@ RATE_CASES = [
 def test_posting_rate_admits(
     tat: float | None, later: float, admitted: bool, after: float | None
 ) -> None:
-    new_tat = chat.POSTING.admit(tat, T0 + later)
+    new_tat = rates.POSTING.admit(tat, T0 + later)
     assert (new_tat is not None) is admitted
     if after is not None:
         assert new_tat == pytest.approx(after, abs=1e-6)
 
 
-def burst(rate: chat.Rate, times: list[float]) -> list[bool]:
+def burst(rate: rates.Rate, times: list[float]) -> list[bool]:
     """Which of posts at these times are admitted, the tat carried from one to the next."""
     tat, admitted = None, []
     for now in times:
@@ -377,16 +378,16 @@ def burst(rate: chat.Rate, times: list[float]) -> list[bool]:
 
 
 def test_posting_rate_takes_a_burst_of_thirty_at_once() -> None:
-    assert burst(chat.POSTING, [T0] * 31) == [True] * 30 + [False]
+    assert burst(rates.POSTING, [T0] * 31) == [True] * 30 + [False]
 
 
 def test_posting_rate_admits_ten_a_second_for_ever_after_a_burst() -> None:
     paced = [T0 + (n + 1) * 0.1 for n in range(600)]  # a minute at 10 a second
-    assert burst(chat.POSTING, [T0] * 30 + paced) == [True] * 630
+    assert burst(rates.POSTING, [T0] * 30 + paced) == [True] * 630
 
 
 def test_posting_rate_refuses_eleven_a_second_once_the_burst_is_spent() -> None:
-    admitted = burst(chat.POSTING, [T0 + n / 11 for n in range(11 * 60)])
+    admitted = burst(rates.POSTING, [T0 + n / 11 for n in range(11 * 60)])
     assert all(admitted[:30])
     assert not all(admitted)
     assert sum(admitted) <= 30 + 10 * 60
@@ -394,9 +395,9 @@ def test_posting_rate_refuses_eleven_a_second_once_the_burst_is_spent() -> None:
 
 @pytest.mark.parametrize(("ahead", "wait"), [(3.0, 1), (3.5, 1), (3.95, 2), (10.0, 8), (62.9, 60)])
 def test_posting_rate_retry_after(ahead: float, wait: int) -> None:
-    assert chat.POSTING.admit(T0 + ahead, T0) is None
-    assert chat.POSTING.retry_after(T0 + ahead, T0) == wait
-    assert chat.POSTING.admit(T0 + ahead, T0 + wait) is not None  # waiting is enough
+    assert rates.POSTING.admit(T0 + ahead, T0) is None
+    assert rates.POSTING.retry_after(T0 + ahead, T0) == wait
+    assert rates.POSTING.admit(T0 + ahead, T0 + wait) is not None  # waiting is enough
 
 
 def test_errors_are_chat_errors_with_their_status() -> None:
@@ -518,4 +519,4 @@ def test_render_text_links_each_url_once() -> None:
     ],
 )
 def test_dm_peer(conversation: str, user_id: str, peer: str | None) -> None:
-    assert chat.dm_peer(conversation, user_id) == peer
+    assert keys.dm_peer(conversation, user_id) == peer

@@ -1,4 +1,4 @@
-"""The move from conversation keys to rooms (store.migrate_conversations, run at start-up).
+"""The move from conversation keys to rooms (data.migration.migrate_conversations, at start-up).
 
 Each test seeds data of the shape before rooms straight into a database of its own, with people
 registered through the app (their user documents copied over, so their passwords and sessions
@@ -36,10 +36,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.database import Database
 
 from tests.support import AppServer, Person, message_id, open_stream
-from webapp import store
-from webapp.database import Db, open_database
-from webapp.embedded_db import EmbeddedDatabase
-from webapp.models import Membership, Message, Room, RoomSequence, Typing, User
+from webapp.data import rooms as room_data
+from webapp.data.connection import Db, open_database
+from webapp.data.embedded import EmbeddedDatabase
+from webapp.data.migration import migrate_conversations
+from webapp.data.models import Membership, Message, Room, RoomSequence, Typing, User
 
 Doc = dict[str, Any]
 PUBLIC = "public"
@@ -575,8 +576,8 @@ async def test_a_second_start_and_a_second_run_change_nothing(
         assert snapshot(old_db) == first
     connection = await open_database(fresh_uri)
     try:
-        assert await store.migrate_conversations(connection.db) == 0
-        assert await store.migrate_conversations(connection.db) == 0
+        assert await migrate_conversations(connection.db) == 0
+        assert await migrate_conversations(connection.db) == 0
     finally:
         await connection.close()
     assert snapshot(old_db) == first
@@ -639,7 +640,7 @@ async def test_concurrent_runs_number_each_message_once(
     seed_many(old, people)
     connections = [await open_database(fresh_uri) for _ in range(3)]
     try:
-        moved = await asyncio.gather(*(store.migrate_conversations(c.db) for c in connections))
+        moved = await asyncio.gather(*(migrate_conversations(c.db) for c in connections))
     finally:
         for connection in connections:
             await connection.close()
@@ -699,12 +700,12 @@ async def test_a_process_starting_while_another_numbers_keeps_dm_unread_counts(
     a_db, b_db = await open_database(fresh_uri), await open_database(fresh_uri)
     reached, gate = asyncio.Event(), asyncio.Event()
     try:
-        await store.public_room(b_db.db)  # as a hub makes it; the DM is the only room to move
+        await room_data.public(b_db.db)  # as a hub makes it; the DM is the only room to move
         paused = cast(Db, _Paused(a_db.db, reached, gate))
-        a = asyncio.create_task(store.migrate_conversations(paused))
+        a = asyncio.create_task(migrate_conversations(paused))
         try:
             await asyncio.wait_for(reached.wait(), 10)
-            await store.migrate_conversations(b_db.db)
+            await migrate_conversations(b_db.db)
         finally:
             gate.set()
             await a

@@ -15,7 +15,7 @@ import pytest
 from pymongo import MongoClient
 
 from tests.support import AppServer, Person, entry_of, open_stream, person_event
-from webapp.sidebar import OFFLINE_LIMIT
+from webapp.web.sidebar import OFFLINE_LIMIT
 
 MakePerson = Callable[..., Person]
 

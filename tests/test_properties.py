@@ -2,9 +2,10 @@
 
 Whatever a client sends, the app answers within TIMEOUT seconds and never with a 5xx; a refusal
 (4xx) changes nothing; and an accepted input is stored as the app's own rules say. Those rules
-are the pure functions of webapp.chat, webapp.store.parse_id and webapp.tokens: the expected
-outcome of every example is computed with them, never restated here. A 429 (the posting limit,
-sign-in throttling) is always an acceptable refusal, and like any refusal it changes nothing.
+are the pure functions of webapp.rules, webapp.data._query.parse_id and webapp.web.tokens:
+the expected outcome of every example is computed with them, never restated here. A 429 (the
+posting limit, sign-in throttling) is always an acceptable refusal, and like any refusal it
+changes nothing.
 
 The people the examples act as are created once per module (hypothesis runs a test function's
 examples inside one call, so function-scoped fixtures would be shared by them anyway). Every
@@ -55,10 +56,13 @@ from pymongo.database import Database
 from starlette.requests import cookie_parser
 
 from tests.support import PASSWORD, AppServer, Person, message_id, unique_name
-from webapp import chat, store, tokens
+from webapp.data._query import parse_id
 from webapp.errors import ChatError
-from webapp.security import MAX_BODY_BYTES
+from webapp.rules import keys
+from webapp.rules import text as texts
 from webapp.settings import CSRF_MAX_AGE_SECS
+from webapp.web import tokens
+from webapp.web.security import MAX_BODY_BYTES
 
 SECRET_KEY = os.environ["SECRET_KEY"]  # conftest gives the server the same one
 TIMEOUT = 10.0  # seconds: every request must be answered within this
@@ -246,9 +250,9 @@ class Where:
 
 def conversation(world: World, someone: Person, where: str) -> Where:
     if where == "public":
-        return Where("/rooms/public", chat.PUBLIC)
+        return Where("/rooms/public", keys.PUBLIC)
     peer = world.peer
-    return Where(f"/dm/{peer.username}", chat.dm_key(user_id(someone), user_id(peer)))
+    return Where(f"/dm/{peer.username}", keys.dm_key(user_id(someone), user_id(peer)))
 
 
 def room_id(world: World, key: str) -> str | None:
@@ -337,7 +341,7 @@ def world(app_server: AppServer, db: Db) -> Iterator[World]:
             "hidden dm": post_until_accepted(made, other, dm_with_peer, "between others"),
             "author's dm": post_until_accepted(made, authors[0], dm_with_peer, "to the peer"),
         }
-        made.passwords = {chat.username_key(p.username): p.password for p in everyone}
+        made.passwords = {texts.username_key(p.username): p.password for p in everyone}
         deleted = send(made, owner, "DELETE", f"/messages/{made.landmarks['own deleted']}")
         assert deleted.status_code == 200, deleted.text
         yield made
@@ -373,19 +377,19 @@ MESSAGE_TEXT = st.one_of(
     SHORT_TEXT,
     WHITESPACE,
     st.tuples(WHITESPACE, SHORT_TEXT, WHITESPACE).map("".join),
-    repeated([chat.BODY_MAX - 1, chat.BODY_MAX, chat.BODY_MAX + 1, 70_000]),
+    repeated([texts.BODY_MAX - 1, texts.BODY_MAX, texts.BODY_MAX + 1, 70_000]),
 )
 AWAY_TEXT = st.one_of(
     SHORT_TEXT,
     WHITESPACE,
-    repeated([chat.AWAY_MAX - 1, chat.AWAY_MAX, chat.AWAY_MAX + 1, 70_000]),
+    repeated([texts.AWAY_MAX - 1, texts.AWAY_MAX, texts.AWAY_MAX + 1, 70_000]),
 )
 PASSWORD_TEXT = st.one_of(
     SHORT_TEXT,
-    st.text(alphabet=CHARS, min_size=chat.PASSWORD_MIN - 1, max_size=chat.PASSWORD_MIN + 1),
-    repeated([chat.PASSWORD_MAX, chat.PASSWORD_MAX + 1, 70_000]),
+    st.text(alphabet=CHARS, min_size=texts.PASSWORD_MIN - 1, max_size=texts.PASSWORD_MIN + 1),
+    repeated([texts.PASSWORD_MAX, texts.PASSWORD_MAX + 1, 70_000]),
 )
-VALID_NAME = st.from_regex(chat.USERNAME_RE, fullmatch=True)
+VALID_NAME = st.from_regex(texts.USERNAME_RE, fullmatch=True)
 VIA = st.sampled_from(["htmx", "field", "plain", "bearer"])
 
 
@@ -405,7 +409,7 @@ def look_alikes() -> dict[str, dict[str, list[str]]]:
             forms["nfkc"] = lambda c=char: unicodedata.normalize("NFKC", c).lower()
         for kind, fold in forms.items():
             folded = fold()
-            if len(folded) == 1 and chat.USERNAME_RE.fullmatch(folded * 3):
+            if len(folded) == 1 and texts.USERNAME_RE.fullmatch(folded * 3):
                 table[folded][kind].append(char)
                 break
     return table
@@ -440,9 +444,9 @@ def test_register_any_username_and_password(
 ) -> None:
     users = world.db["user"]
     fields = form(username=username, password=password)
-    name, name_refusal = rule(chat.clean_username, username or "")
-    _, password_refusal = rule(chat.check_password, password or "")
-    taken = name is not None and users.find_one({"username_key": chat.username_key(name)})
+    name, name_refusal = rule(texts.clean_username, username or "")
+    _, password_refusal = rule(texts.check_password, password or "")
+    taken = name is not None and users.find_one({"username_key": texts.username_key(name)})
     count = users.count_documents({})
 
     with fresh_client(world.url) as client:
@@ -458,7 +462,7 @@ def test_register_any_username_and_password(
         return
     assert response.status_code == 303, response.text[:300]
     assert users.count_documents({}) == count + 1
-    doc = users.find_one({"username_key": chat.username_key(name)})
+    doc = users.find_one({"username_key": texts.username_key(name)})
     assert doc is not None
     assert doc["username"] == name
     assert PasswordHasher().verify(doc["password_hash"], password or "")
@@ -483,9 +487,9 @@ def check_sign_in(world: World, route: str, username: str | None, password: str 
     note(f"username, escaped: {username!a}")  # look-alikes print like the letters they mimic
     fields = form(username=username, password=password)
     users = world.db["user"]
-    name, _ = rule(chat.clean_username, username or "")
-    account = users.find_one({"username_key": chat.username_key(name)}) if name else None
-    touched = users.find_one({"username_key": chat.username_key(username or "")})
+    name, _ = rule(texts.clean_username, username or "")
+    account = users.find_one({"username_key": texts.username_key(name)}) if name else None
+    touched = users.find_one({"username_key": texts.username_key(username or "")})
 
     with fresh_client(world.url) as client:
         response = world.call(client, "POST", route, data=fields)
@@ -497,7 +501,7 @@ def check_sign_in(world: World, route: str, username: str | None, password: str 
         if route == "/api/token":
             assert isinstance(response.json()["error"], str)
             assert "access_token" not in response.json()
-        assert users.find_one({"username_key": chat.username_key(username or "")}) == touched
+        assert users.find_one({"username_key": texts.username_key(username or "")}) == touched
         return
     assert account is not None
     if route == "/login":
@@ -545,7 +549,7 @@ def test_posting_any_body(world: World, where: str, body: str | None, via: str) 
     place = conversation(world, author, where)
     before = conversation_state(world, author, place)
     fields = form(body=body)
-    expected, refusal = rule(chat.clean_body, body or "")
+    expected, refusal = rule(texts.clean_body, body or "")
 
     response = send(world, author, "POST", place.messages, fields, via=via)
 
@@ -644,9 +648,9 @@ def test_dm_routes_any_username(world: World, action: str, data: st.DataObject) 
     headers = {"Accept": "text/html"} if action == "page" else {"HX-Request": "true"}
     url = f"/dm/{segment}{suffix}"
     route = re.fullmatch(r"/dm/([^/]+)" + re.escape(suffix), seen_path(world.url + url))
-    cleaned, _ = rule(chat.clean_username, route.group(1)) if route else (None, None)
+    cleaned, _ = rule(texts.clean_username, route.group(1)) if route else (None, None)
     users = world.db["user"]
-    target = users.find_one({"username_key": chat.username_key(cleaned)}) if cleaned else None
+    target = users.find_one({"username_key": texts.username_key(cleaned)}) if cleaned else None
     before = traces(world, author)
 
     if method == "GET":
@@ -659,12 +663,12 @@ def test_dm_routes_any_username(world: World, action: str, data: st.DataObject) 
         refused(response, {404} if route else {404, 405, 307, 308})
         assert_no_traces(world, author, before)
         return
-    key = chat.dm_key(user_id(author), str(target["_id"]))
+    key = keys.dm_key(user_id(author), str(target["_id"]))
     if action == "post":
         assert response.status_code == 201, response.text[:300]
         doc = world.db["message"].find_one({"_id": ObjectId(message_id(response.text))})
         assert doc is not None
-        assert (key_of(world, doc), doc["body"]) == (key, chat.clean_body(text))
+        assert (key_of(world, doc), doc["body"]) == (key, texts.clean_body(text))
     elif action in ("list", "page"):
         assert response.status_code == 200, response.text[:300]
     else:
@@ -685,14 +689,14 @@ def test_find_person_any_username(world: World, username: str | None) -> None:
     params = {"username": username} if username is not None else None
     someone = world.authors[0]
     response = world.call(someone.client, "GET", "/dm", params=params)
-    cleaned, _ = rule(chat.clean_username, username or "")
+    cleaned, _ = rule(texts.clean_username, username or "")
     if cleaned is None:
         refused(response, {404})
         return
     assert response.status_code == 303, response.text[:300]
     assert response.headers["location"] == f"/dm/{cleaned}"
     page = world.call(someone.client, "GET", f"/dm/{cleaned}")
-    exists = world.db["user"].find_one({"username_key": chat.username_key(cleaned)})
+    exists = world.db["user"].find_one({"username_key": texts.username_key(cleaned)})
     assert page.status_code == (200 if exists else 404)
 
 
@@ -746,7 +750,7 @@ def test_listing_before_any_cursor(world: World, where: str, data: st.DataObject
 
     sent = response.request.url.query.decode("ascii")
     before = dict(parse_qsl(sent, keep_blank_values=True)).get("before")  # the last one wins
-    oid = store.parse_id(before) if before is not None else None
+    oid = parse_id(before) if before is not None else None
     cursor = world.db["message"].find_one({"_id": oid}) if oid else None
     if before is not None and (cursor is None or key_of(world, cursor) != place.key):
         refused(response, {404})
@@ -808,7 +812,7 @@ def test_message_routes_any_id_and_body(
     method, suffix = MESSAGE_ROUTES[route]
     url = f"/messages/{segment}{suffix}"
     matched = re.fullmatch(r"/messages/([^/]+)" + re.escape(suffix), seen_path(world.url + url))
-    oid = store.parse_id(matched.group(1)) if matched else None
+    oid = parse_id(matched.group(1)) if matched else None
     target = world.db["message"].find_one({"_id": oid}) if oid else None
     before, count = landmark_docs(world), world.db["message"].count_documents({})
     fields = form(body=body)
@@ -829,7 +833,7 @@ def test_message_routes_any_id_and_body(
     elif target["deleted"]:
         refusals |= {404, 409, 410}
     edits = route in ("PATCH", "POST edit")
-    expected, body_refusal = rule(chat.clean_body, body or "")
+    expected, body_refusal = rule(texts.clean_body, body or "")
     if edits and body_refusal:
         refusals.add(body_refusal)
     if method != "GET" and too_large(fields):
@@ -869,7 +873,7 @@ def test_away_any_text(world: World, away: str | None, via: str) -> None:
     before = users.find_one(me)
     assert before is not None
     fields = form(away_message=away)
-    expected, refusal = rule(chat.clean_away, away or "")
+    expected, refusal = rule(texts.clean_away, away or "")
     if away is None:
         refusal = 400  # no field at all is a mistake; an empty one clears the message
 
@@ -895,13 +899,13 @@ def test_away_any_text(world: World, away: str | None, via: str) -> None:
 # Route -> (its field, the app's rule for it). Messages go to the author's notes to self: the
 # same form handling as any conversation's, with a short list to compare.
 FORM_ROUTES: dict[str, tuple[str, Callable[[str], str]]] = {
-    "message": ("body", chat.clean_body),
-    "away": ("away_message", chat.clean_away),
+    "message": ("body", texts.clean_body),
+    "away": ("away_message", texts.clean_away),
 }
 
 
 def notes(someone: Person) -> Where:
-    return Where(f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone)))
+    return Where(f"/dm/{someone.username}", keys.dm_key(user_id(someone), user_id(someone)))
 
 
 def form_target(world: World, route: str) -> tuple[Person, str]:
@@ -1182,7 +1186,7 @@ def test_any_csrf_token(world: World, where: str, data: st.DataObject) -> None:
     note(f"token, escaped: {token!a}")
     jti = str(jwt.decode(someone.cookie, options={"verify_signature": False})["jti"])
     good = tokens.csrf_token_matches(token, jti, secret=SECRET_KEY, max_age=CSRF_MAX_AGE_SECS)
-    notes = Where(f"/dm/{someone.username}", chat.dm_key(user_id(someone), user_id(someone)))
+    notes = Where(f"/dm/{someone.username}", keys.dm_key(user_id(someone), user_id(someone)))
     path, fields, before, accepted = {
         "message": (
             "/dm/{}/messages",
@@ -1239,7 +1243,7 @@ def test_public_typing_and_read_any_body(
         assert_no_traces(world, someone, before)
         return
     assert response.status_code == 204, response.text[:300]
-    public = room_id(world, chat.PUBLIC)
+    public = room_id(world, keys.PUBLIC)
     if path.endswith("typing"):
         assert world.db["typing"].find_one({"_id": f"{user_id(someone)}:{public}"})
     else:
@@ -1327,7 +1331,7 @@ def token_is_good(world: World, token: str) -> bool:
         claims = tokens.read_session_token(token, secret=SECRET_KEY)
     except Exception:  # whatever goes wrong reading a token, it is no session
         return False
-    oid = store.parse_id(claims.user_id)
+    oid = parse_id(claims.user_id)
     return bool(
         oid
         and world.db["user"].find_one({"_id": oid})

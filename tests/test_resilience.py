@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support import AppServer, Person, message_id, open_stream
-from webapp.embedded_db import EmbeddedDatabase
+from webapp.data.embedded import EmbeddedDatabase
 
 
 def health(url: str) -> int:

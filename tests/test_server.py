@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.support import AppServer, Person, open_stream
-from webapp.security import BODY_TIMEOUT_SECS
 from webapp.server import HEADER_TIMEOUT_SECS, MAX_HEADER_BYTES
+from webapp.web.security import BODY_TIMEOUT_SECS
 
 MakePerson = Callable[..., Person]
 PATIENCE_SECS = HEADER_TIMEOUT_SECS + 20  # how long a test waits for the server to act

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from webapp.models import Message
-from webapp.timeline import Day, Entry, arrange, continues, day_label
+from webapp.data.models import Message
+from webapp.rules.timeline import Day, Entry, arrange, continues, day_label
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # a Tuesday
 

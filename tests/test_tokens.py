@@ -12,7 +12,7 @@ import jwt
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from webapp import tokens
+from webapp.web import tokens
 
 SECRET = "unit-test-secret-" + "x" * 64
 OTHER_SECRET = "another-secret-" + "y" * 64

@@ -1,53 +1,44 @@
-"""The application: routes, middleware, error handling and the lifespan that opens the database."""
+"""The application: routes, middleware, error handling and the lifespan that opens the database
+and starts the hub."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from webapp import accounts, metrics, rooms, server, settings, store, stream, views
-from webapp.auth import SessionBackend
-from webapp.database import open_database
-from webapp.errors import ChatError, Unauthorized, retry_headers
-from webapp.hub import Hub
-from webapp.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from webapp.templating import templates, use_routes
+from webapp import settings
+from webapp.data.connection import open_database
+from webapp.data.migration import migrate_conversations
+from webapp.errors import ChatError
+from webapp.live import wire
+from webapp.live.hub import Hub
+from webapp.ops import metrics
+from webapp.web import accounts, events, health, messages, pages, reading, respond, rooms
+from webapp.web.auth import SessionBackend
+from webapp.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from webapp.web.state import AppState
+from webapp.web.templating import templates, use_routes
 
 NODE_MODULES = settings.ROOT / "node_modules"
 
 
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return (
-        request.url.path.startswith(("/api/", "/events"))
-        or "authorization" in request.headers
-        or ("text/html" not in accept and not request.headers.get("hx-request"))
-    )
-
-
 async def handle_chat_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ChatError)
-    headers = retry_headers(exc)
-    if _wants_json(request):
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code, headers=headers)
-    if isinstance(exc, Unauthorized):
-        if request.headers.get("hx-request"):
-            return Response(status_code=401, headers={"HX-Redirect": "/login"})
-        return RedirectResponse("/login", status_code=303)
-    template = "_error.html" if request.headers.get("hx-request") else "error.html"
-    return templates.TemplateResponse(
-        request, template, {"error": exc}, status_code=exc.status_code, headers=headers
-    )
+    return respond.error(request, exc)
 
 
 async def handle_not_found(request: Request, exc: Exception) -> Response:
@@ -70,24 +61,45 @@ async def handle_not_found(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
+def on_exit(callback: Callable[[], None]) -> None:
+    """Calls `callback` in the event loop as soon as the server is told to stop (SIGINT or
+    SIGTERM), before it waits for open requests to finish.
+
+    Event streams never finish by themselves: told nothing, they would hold the graceful
+    shutdown until its timeout, and then be cancelled mid-write. The server's own handlers
+    (installed before the app starts) still run after the callback is scheduled.
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(callback)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.connection = await open_database()
-    app.state.db = app.state.connection.db
-    await store.migrate_conversations(app.state.db)  # data of the shape before rooms
-    app.state.hub = Hub(app.state.db)
-    await app.state.hub.start()
-    server.on_exit(app.state.hub.end_streams)
+    connection = await open_database()
+    await migrate_conversations(connection.db)  # data of the shape before rooms
+    hub = Hub(connection.db)
+    await hub.start()
+    app.state.chat = AppState(connection, hub)
+    on_exit(hub.end_streams)
     try:
         yield
     finally:
-        await app.state.hub.stop()
-        await app.state.connection.close()
+        await hub.stop()
+        await connection.close()
 
 
 ROOM = "/rooms/{room_id}"
 routes = [
-    Route("/", views.show_home, name="home"),
+    Route("/", pages.show_home, name="home"),
     Route("/register", accounts.show_register, name="register_page"),
     Route("/register", accounts.register, methods=["POST"], name="register"),
     Route("/login", accounts.show_login, name="login_page"),
@@ -95,27 +107,27 @@ routes = [
     Route("/logout", accounts.logout, methods=["POST"], name="logout"),
     Route("/api/token", accounts.create_api_token, methods=["POST"], name="api_token"),
     # The public room
-    Route("/rooms/public", views.show_conversation, name="public_room"),
-    Route("/rooms/public/messages", views.list_messages, name="public_messages"),
-    Route("/rooms/public/messages", views.post_message, methods=["POST"], name="post_public"),
-    Route("/rooms/public/read", views.mark_read, methods=["POST"], name="read_public"),
-    Route("/rooms/public/typing", views.post_typing, methods=["POST"], name="typing_public"),
+    Route("/rooms/public", pages.show_conversation, name="public_room"),
+    Route("/rooms/public/messages", pages.list_messages, name="public_messages"),
+    Route("/rooms/public/messages", messages.post_message, methods=["POST"], name="post_public"),
+    Route("/rooms/public/read", reading.mark_read, methods=["POST"], name="read_public"),
+    Route("/rooms/public/typing", reading.post_typing, methods=["POST"], name="typing_public"),
     # Direct conversations
-    Route("/dm", views.find_person, name="find_person"),
-    Route("/dm/{username}", views.show_conversation, name="dm"),
-    Route("/dm/{username}/messages", views.list_messages, name="dm_messages"),
-    Route("/dm/{username}/messages", views.post_message, methods=["POST"], name="post_dm"),
-    Route("/dm/{username}/read", views.mark_read, methods=["POST"], name="read_dm"),
-    Route("/dm/{username}/typing", views.post_typing, methods=["POST"], name="typing_dm"),
+    Route("/dm", pages.find_person, name="find_person"),
+    Route("/dm/{username}", pages.show_conversation, name="dm"),
+    Route("/dm/{username}/messages", pages.list_messages, name="dm_messages"),
+    Route("/dm/{username}/messages", messages.post_message, methods=["POST"], name="post_dm"),
+    Route("/dm/{username}/read", reading.mark_read, methods=["POST"], name="read_dm"),
+    Route("/dm/{username}/typing", reading.post_typing, methods=["POST"], name="typing_dm"),
     # Group rooms
     Route("/rooms", rooms.browse_rooms, name="browse_rooms"),
     Route("/rooms", rooms.create_room, methods=["POST"], name="create_room"),
     Route("/rooms/new", rooms.show_new_room, name="new_room"),
-    Route(ROOM, views.show_conversation, name="group_room"),
-    Route(ROOM + "/messages", views.list_messages, name="room_messages"),
-    Route(ROOM + "/messages", views.post_message, methods=["POST"], name="post_room"),
-    Route(ROOM + "/read", views.mark_read, methods=["POST"], name="read_room"),
-    Route(ROOM + "/typing", views.post_typing, methods=["POST"], name="typing_room"),
+    Route(ROOM, pages.show_conversation, name="group_room"),
+    Route(ROOM + "/messages", pages.list_messages, name="room_messages"),
+    Route(ROOM + "/messages", messages.post_message, methods=["POST"], name="post_room"),
+    Route(ROOM + "/read", reading.mark_read, methods=["POST"], name="read_room"),
+    Route(ROOM + "/typing", reading.post_typing, methods=["POST"], name="typing_room"),
     Route(ROOM + "/members", rooms.add_member, methods=["POST"], name="add_member"),
     Route(
         ROOM + "/members/{username}", rooms.remove_member, methods=["DELETE"], name="remove_member"
@@ -131,14 +143,18 @@ routes = [
     Route(ROOM + "/settings", rooms.change_room, methods=["POST"], name="change_room"),
     Route(ROOM + "/mute", rooms.mute_room, methods=["POST"], name="mute_room"),
     # Messages, wherever they are
-    Route("/messages/{message_id}", views.edit_message, methods=["PATCH"], name="patch_message"),
-    Route("/messages/{message_id}", views.delete_message, methods=["DELETE"], name="del_message"),
-    Route("/messages/{message_id}/edit", views.show_edit_form, name="edit_form"),
-    Route("/messages/{message_id}/edit", views.edit_message, methods=["POST"], name="edit"),
-    Route("/messages/{message_id}/delete", views.delete_message, methods=["POST"], name="delete"),
-    Route("/away", views.set_away, methods=["POST"], name="set_away"),
-    Route("/events", stream.stream_events, name="events"),
-    Route("/healthz", views.show_health, name="health"),
+    Route("/messages/{message_id}", messages.edit_message, methods=["PATCH"], name="patch_message"),
+    Route(
+        "/messages/{message_id}", messages.delete_message, methods=["DELETE"], name="del_message"
+    ),
+    Route("/messages/{message_id}/edit", messages.show_edit_form, name="edit_form"),
+    Route("/messages/{message_id}/edit", messages.edit_message, methods=["POST"], name="edit"),
+    Route(
+        "/messages/{message_id}/delete", messages.delete_message, methods=["POST"], name="delete"
+    ),
+    Route("/away", accounts.set_away, methods=["POST"], name="set_away"),
+    Route("/events", events.stream_events, name="events"),
+    Route("/healthz", health.show_health, name="health"),
     Route("/metrics", metrics.show_metrics, name="metrics"),
     Mount(
         "/static/htmx",
@@ -171,6 +187,7 @@ def create_app() -> Starlette:
         lifespan=lifespan,
     )
     use_routes(app.router)
+    templates.env.globals["stream_events"] = ",".join(wire.EVENT_NAMES)
     app.router.redirect_slashes = False  # handle_not_found redirects, without the Host header
     return app
 

@@ -17,10 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
-from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -31,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from webapp import settings
+from webapp.live.streams import TRANSPORT
 
 MAX_HEADER_BYTES = 16 * 1024  # the request line and every header, in all
 # The kernel's send buffer per connection (left alone, it grows to megabytes for a client that
@@ -41,7 +39,6 @@ HEADER_TIMEOUT_SECS = 10.0  # from the connection, or a request's first bytes, t
 # the refusal reaches it instead of being lost to a reset connection.
 LINGER_SECS = 2.0
 GRACEFUL_SHUTDOWN_SECS = 5
-TRANSPORT = "webapp.transport"  # a scope extension: the connection's transport
 APP = "webapp.app:app"
 PROTOCOL = "webapp.server:BoundedHttpToolsProtocol"
 
@@ -115,7 +112,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_timer is not None:
             self._stop_header_timer()
         HttpToolsProtocol.on_headers_complete(self)
-        # The app's event streams write their chunks to the transport themselves (stream.py).
+        # The app's event streams write their chunks to the transport themselves.
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[TRANSPORT] = self.transport
 
@@ -161,27 +158,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_SECS, self.transport.close)
         else:
             self.transport.close()
-
-
-def on_exit(callback: Callable[[], None]) -> None:
-    """Calls `callback` in the event loop as soon as the server is told to stop (SIGINT or
-    SIGTERM), before it waits for open requests to finish.
-
-    Event streams never finish by themselves: told nothing, they would hold the graceful
-    shutdown until its timeout, and then be cancelled mid-write. The server's own handlers
-    (installed before the app starts) still run after the callback is scheduled.
-    """
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous = signal.getsignal(sig)
-        if not callable(previous):
-            continue
-
-        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(callback)
-            previous(signum, frame)
-
-        signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> None:

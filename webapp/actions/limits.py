@@ -1,0 +1,24 @@
+"""The rate limits applied: one more of something by someone, or a refusal for now."""
+
+from __future__ import annotations
+
+from webapp import settings
+from webapp.data import limits
+from webapp.data.connection import Db
+from webapp.errors import AddingTooFast, MakingRoomsTooFast, PostingTooFast, TooManyAttempts
+from webapp.rules.rates import LIMITS, limit_key
+
+REFUSALS: dict[str, type[TooManyAttempts]] = {
+    "post": PostingTooFast,
+    "room": MakingRoomsTooFast,
+    "add": AddingTooFast,
+}
+
+
+async def count(db: Db, what: str, *, user_id: str) -> None:
+    """One more of `what` (a key of rules.rates.LIMITS) by this user, in every process; its
+    refusal (and nothing counted) past the limit. LIMIT_WINDOW_SCALE stretches every window."""
+    rate = LIMITS[what].scaled(settings.LIMIT_WINDOW_SCALE)
+    wait = await limits.count_event(db, key=limit_key(what, user_id), rate=rate)
+    if wait is not None:
+        raise REFUSALS[what](wait)

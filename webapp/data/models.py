@@ -1,0 +1,174 @@
+"""The documents the app stores (odmantic models); the queries live beside this module."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pymongo
+from odmantic import Field, Index, Model
+
+
+class User(Model):
+    username: str
+    username_key: str = Field(unique=True)  # lower-cased: names are unique ignoring case
+    password_hash: str
+    created_at: datetime
+    away_message: str = ""
+    last_seen_at: datetime | None = None
+
+    model_config = {"indexes": lambda: [Index(User.last_seen_at)]}  # the recently seen
+
+
+class Room(Model):
+    """A conversation: the public room, a direct conversation or a group room (rules/access.py)."""
+
+    kind: str  # "public", "dm" or "group"
+    # What it is found by: "public", "dm:<user id>:<user id>" (the ids in a fixed order), or a
+    # group room's own id. Pages and events name a conversation by this key.
+    key: str = Field(unique=True)
+    name: str = ""  # a group room's; the others are named for whoever looks at them
+    name_key: str = (
+        ""  # the name case-folded, to list rooms by (the embedded server has no collation)
+    )
+    topic: str = ""
+    open: bool = False  # a group room anyone may join
+    owner_id: str = ""  # a group room's owner (a member's role is derived from it)
+    members: list[str] = []  # a DM's one or two people, fixed for ever; empty otherwise
+    created_at: datetime
+    archived: bool = False  # a group room everyone left
+
+    model_config = {"indexes": lambda: [Index(Room.open, Room.archived, Room.name_key)]}
+
+
+class Membership(Model):
+    """One member of one room; its id, "<room id>:<user id>", makes it unique per room and user.
+
+    The public room's members are implicit: a membership there only keeps a read position.
+    """
+
+    id: str = Field(primary_field=True)
+    room_id: str
+    user_id: str
+    read_seq: int = 0  # the room's messages read, by their seq
+    joined_at: datetime
+
+    model_config = {
+        "indexes": lambda: [
+            Index(Membership.user_id),
+            Index(Membership.room_id, Membership.joined_at),
+        ]
+    }
+
+
+class RoomMute(Model):
+    """Someone muted a group room: its messages send them no notification. Its id is
+    "<room id>:<user id>"; unmuting deletes it. Apart from the membership, whose changes reach
+    the member's tabs as read events."""
+
+    id: str = Field(primary_field=True)
+    room_id: str
+    user_id: str
+    muted_at: datetime
+
+    model_config = {"collection": "room_mutes", "indexes": lambda: [Index(RoomMute.user_id)]}
+
+
+class RoomSequence(Model):
+    """A room's message counter, apart from the room so that posting never touches the room
+    document, whose changes the hub follows. Its id is the room's."""
+
+    id: str = Field(primary_field=True)
+    value: int = 0
+
+    model_config = {"collection": "room_sequences"}
+
+
+class Message(Model):
+    # References are ids as strings (see README, "The embedded database").
+    room_id: str
+    seq: int  # the room's count of messages when this one was posted: for unread counts
+    sender_id: str
+    sender_name: str
+    body: str  # "" once deleted
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted: bool = False
+
+    model_config = {
+        "indexes": lambda: [
+            # Pages of a conversation, newest first. (MongoDB would take _id as a third key; the
+            # embedded server cannot index _id inside a compound index.)
+            Index(Message.room_id, Message.created_at),
+            Index(Message.room_id, Message.seq),  # unread counts
+        ]
+    }
+
+
+class RevokedToken(Model):
+    """A signed-out token, kept until it would have expired anyway."""
+
+    jti: str = Field(unique=True)
+    expires_at: datetime
+
+    model_config = {
+        "collection": "revoked_tokens",
+        "indexes": lambda: [pymongo.IndexModel("expires_at", expireAfterSeconds=0)],
+    }
+
+
+class LoginFailure(Model):
+    """One failed sign-in; counted per name and address over the last minute."""
+
+    keys: list[str]
+    at: datetime
+
+    model_config = {
+        "collection": "login_failures",
+        "indexes": lambda: [
+            Index(LoginFailure.keys, LoginFailure.at),
+            pymongo.IndexModel("at", expireAfterSeconds=60),
+        ],
+    }
+
+
+class Presence(Model):
+    """One open event stream; its id, "<user id>:<stream id>", says whose it is."""
+
+    id: str = Field(primary_field=True)
+    user_id: str
+    expires_at: datetime  # pushed forward by the stream's process while it stays open
+    opened_at: datetime | None = None  # the newest streams of a user are kept (hub.connect)
+
+    model_config = {
+        "collection": "presence",
+        "indexes": lambda: [
+            Index(Presence.user_id, Presence.expires_at),
+            pymongo.IndexModel("expires_at", expireAfterSeconds=0),
+        ],
+    }
+
+
+class Typing(Model):
+    """Someone is typing in a room; its id is "<user id>:<room id>"."""
+
+    id: str = Field(primary_field=True)
+    user_id: str
+    username: str
+    room_id: str
+    at: datetime
+
+    model_config = {
+        "collection": "typing",
+        "indexes": lambda: [pymongo.IndexModel("at", expireAfterSeconds=60)],
+    }
+
+
+class RateLimit(Model):
+    """How fast someone is going (chat.Rate); id "<what>:<user id>", as "post:<user id>"."""
+
+    id: str = Field(primary_field=True)
+    # The theoretical arrival time, in seconds since the epoch: a number, not a date, since
+    # it is written with $set and $inc (README, "The embedded database").
+    tat: float
+
+    model_config = {"collection": "rate_limits"}

@@ -1,0 +1,86 @@
+"""Users and rooms kept in memory for the request path and the hub, kept current by the user
+and room feeds (feeds.py): one directory, handed to whoever needs it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TypeVar
+
+from webapp.data import rooms, users
+from webapp.data.connection import Db
+from webapp.data.models import Room, User
+
+USERS_KEPT = 10_000
+ROOMS_KEPT = 10_000
+T = TypeVar("T")
+
+
+def _keep(kept: OrderedDict[str, T], key: str, value: T, limit: int) -> None:
+    """Keeps `value` as the most recently used, forgetting the least recent past `limit`."""
+    kept[key] = value
+    kept.move_to_end(key)
+    if len(kept) > limit:
+        kept.popitem(last=False)
+
+
+class Directory:
+    """The users and rooms seen lately, by id; the public room and DMs also by key (their keys
+    and members never change; a group room is found by its id)."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.public: Room | None = None  # the public room, once started
+        self._users: OrderedDict[str, User] = OrderedDict()
+        self._rooms: OrderedDict[str, Room] = OrderedDict()
+        self._room_ids: dict[str, str] = {}  # key -> id
+
+    async def start(self) -> Room:
+        self.public = await rooms.public(self.db)
+        _keep(self._rooms, str(self.public.id), self.public, ROOMS_KEPT)
+        return self.public
+
+    async def user(self, user_id: str) -> User | None:
+        user = self._users.get(user_id)
+        if user is None:
+            user = await users.by_id(self.db, user_id=user_id)
+            if user is None:
+                return None
+            _keep(self._users, user_id, user, USERS_KEPT)
+        else:
+            self._users.move_to_end(user_id)
+        return user
+
+    async def room(self, room_id: str) -> Room | None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = await rooms.by_id(self.db, room_id=room_id)
+            if room is None:
+                return None
+            _keep(self._rooms, room_id, room, ROOMS_KEPT)
+        else:
+            self._rooms.move_to_end(room_id)
+        return room
+
+    async def room_by_key(self, key: str) -> Room | None:
+        """The public room or a DM by its key."""
+        room_id = self._room_ids.get(key)
+        room = self._rooms.get(room_id) if room_id else None
+        if room is None:
+            room = await rooms.by_key(self.db, key=key)
+            if room is None:
+                return None
+            if len(self._room_ids) >= ROOMS_KEPT:
+                self._room_ids.clear()
+            self._room_ids[key] = str(room.id)
+        _keep(self._rooms, str(room.id), room, ROOMS_KEPT)
+        return room
+
+    def user_changed(self, user: User) -> None:
+        """A user's new copy, from the user feed: kept if it was."""
+        if str(user.id) in self._users:
+            _keep(self._users, str(user.id), user, USERS_KEPT)
+
+    def room_changed(self, room: Room) -> None:
+        """A room's new copy, from the room feed: kept if it was."""
+        if str(room.id) in self._rooms:
+            _keep(self._rooms, str(room.id), room, ROOMS_KEPT)

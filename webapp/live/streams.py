@@ -1,0 +1,162 @@
+"""One open event stream: who it is for, and how bytes reach its socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import struct
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from webapp.data._query import now
+from webapp.rules.keys import presence_key
+
+PENDING_LIMIT_BYTES = 512 * 1024  # waiting for one stream's socket before it is cut off
+# A scope extension: the connection's transport, which the server lends the event stream's
+# response (webapp/server.py) so that the hub writes each event straight to the socket.
+TRANSPORT = "webapp.transport"
+
+SortKey = tuple[int, str]  # a resume token, in commit order (data/nx_compat.token_sort_key)
+
+
+class Stream:
+    """One open GET /events: who it is for, and how bytes reach its socket.
+
+    The hub offers bytes. When the server lends the connection's transport (webapp/server.py),
+    an offer is written to it at once, as one chunk of the response: no task wakes for it.
+    Otherwise the stream's own task (stream.py) takes what is pending in one piece and sends
+    it. Offers with an id at or before `after` were replayed already and are dropped.
+    """
+
+    __slots__ = (
+        "_held",
+        "_pending",
+        "_pending_bytes",
+        "_wakeup",
+        "after",
+        "closed",
+        "jti",
+        "opened_at",
+        "presence_id",
+        "revoked",
+        "sending_since",
+        "stalled",
+        "task",
+        "transport",
+        "user_id",
+    )
+
+    def __init__(self, user_id: str, jti: str = "") -> None:
+        self.user_id = user_id
+        self.jti = jti
+        self.presence_id = presence_key(user_id, secrets.token_hex(8))
+        self.opened_at: datetime = now()
+        self.after: SortKey | None = None
+        self.closed = False
+        self.revoked = False
+        self.stalled = False
+        self.sending_since: float | None = None  # set while its socket is being written
+        self.task: asyncio.Task[Any] | None = None
+        self.transport: asyncio.WriteTransport | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        # Live offers kept aside until the replay is written (see release).
+        self._held: list[tuple[SortKey | None, bytes]] | None = []
+        self._wakeup: asyncio.Future[None] | None = None
+
+    def offer(self, data: bytes, key: SortKey | None = None) -> None:
+        if self.closed or self.revoked:
+            return
+        if key is not None and self.after is not None:
+            if key <= self.after:
+                return
+            self.after = None  # live has overtaken the replay
+        if self._held is not None:
+            self._held.append((key, data))
+            return
+        if self.transport is not None:
+            self._write(self.transport, data)
+            return
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes > PENDING_LIMIT_BYTES:
+            self.close()  # too far behind: it reconnects and catches up
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _write(self, transport: asyncio.WriteTransport, data: bytes) -> None:
+        """One chunk of the response's chunked body, straight to the socket.
+
+        A connection that is going or gone ends the stream instead (its task then finishes
+        and the hub forgets it): a write to one stream never fails for anyone else.
+        """
+        if transport.is_closing():
+            self.close()
+        elif transport.get_write_buffer_size() > PENDING_LIMIT_BYTES:
+            self.cut_off()  # too far behind: it reconnects and catches up
+        else:
+            try:
+                transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            except (RuntimeError, OSError):  # closed under us
+                self.close()
+
+    def release(self, after: SortKey | None, first: Iterable[bytes] = ()) -> None:
+        """Go live: `first` (a replay), then what was held that comes after `after`."""
+        held, self._held = self._held or [], None
+        for data in first:
+            self.offer(data)
+        self.after = after
+        for key, data in held:
+            self.offer(data, key)
+
+    def cut_off(self) -> None:
+        """Drops the connection at once with a reset, whatever its socket still holds.
+
+        (A close, or an abort that lingers, would wait for ever to flush to a socket that
+        takes nothing, keeping it and its buffers.)
+        """
+        if self.transport is not None:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+        self.close()
+
+    def stuck_since(self, now: float) -> float | None:
+        """Since when its socket has taken nothing it was given (None: it keeps up).
+
+        A stream's own task marks its sends; a transport's backlog is looked at here.
+        """
+        if self.transport is not None:
+            if not self.transport.get_write_buffer_size():
+                self.sending_since = None
+            elif self.sending_since is None:
+                self.sending_since = now
+        return self.sending_since
+
+    def close(self) -> None:
+        """Ends the stream: nothing more is written, and its task finishes."""
+        self.closed = True
+        self._pending.clear()
+        self._held = None
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def next_chunk(self) -> bytes | None:
+        """Everything waiting, as one chunk; None once the stream is closed."""
+        while not self._pending:
+            if self.closed:
+                return None
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
+            self._wakeup = None
+        if self.closed:
+            return None
+        chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        return chunk
