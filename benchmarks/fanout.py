@@ -1,34 +1,43 @@
-"""Fan-out benchmark: delivery latency to many open streams, memory, idle cost and posting.
+"""Fan-out benchmark: the app beside a floor of its own, with the same readers and the same clock.
 
-    .venv/bin/python -m benchmarks.fanout            # everything, full size
-    .venv/bin/python -m benchmarks.fanout --quick    # small sizes, for development
+    .venv/bin/python -m benchmarks.fanout                  # everything, full size, floor and app
+    .venv/bin/python -m benchmarks.fanout --quick          # small sizes, for development
     .venv/bin/python -m benchmarks.fanout --only fanout,idle --streams 100,500
+    .venv/bin/python -m benchmarks.fanout --target floor   # one of them only (floor or app)
 
-It starts an embedded nx-27017 in a temporary folder (or uses MONGODB_URI, with a scratch
-database dropped at the end) and the app as the Procfile's `web:` line starts it, registers
-the accounts it needs (each stream is its own account, reused from one scenario to the next;
-registering signs an account in, and its session token serves as its Bearer token, or with
---sign-in one from POST /api/token) and measures, in this order:
+The floor is benchmarks/bare.py, the least this architecture can cost: a bare ASGI app on
+uvicorn + httptools, one change stream, each message encoded once and written to every open
+stream from one task. The app is started as the Procfile's `web:` line starts it. Both run on
+one database server: an embedded nx-27017 in a temporary folder (or MONGODB_URI, with a scratch
+database dropped at the end); the floor writes to a database of its own beside the app's (the
+app's name + "_floor"), dropped after the floor's run.
 
-- the floor: insert_one -> a collection change stream, on the database alone (no app yet);
+First the database alone: insert_one -> a collection change stream, the hop under every
+delivery (`--only hop`). Then the floor and then the app, one at a time, each through the same
+scenarios with the same reader processes. Each registers the accounts it needs (each stream is
+its own account, reused from one scenario to the next; registering signs an account in, and its
+session token serves as its Bearer token, or with --sign-in one from POST /api/token): the
+accounts are registered twice, under the same indexes, so the same streams open on both: on
+the floor, which checks no token (quick), and on the app, which needs real ones. Then:
+
 - posting: 20 concurrent senders for 10 s, each over several accounts so that none nears the
   per-user posting limit: posts/s and POST latency;
 - then with 100, 500, 1,000 and 2,000 streams open in turn (opened 50 at a time):
-  - 100: the app's memory (VmRSS), idle CPU of the app and the database for 10 s, and
-    fan-out of 200 public messages at 20/s to every stream;
-  - 500: a second app process on the same database with 500 streams of its own; public
-    messages posted to the first are timed through each (the second's crossed processes);
-    then the second one's streams close and it stops;
-  - 1,000: memory again (so the cost of one more idle stream), fan-out, and 500
-    direct-message pairs at 50 messages/s in all (each message reaches its sender's stream
-    and the other's);
+  - 100: memory (VmRSS), idle CPU of the server and the database for 10 s, and fan-out of
+    200 public messages at 20/s to every stream;
+  - 500 (the app only): a second app process on the same database with 500 streams of its
+    own; public messages posted to the first are timed through each (the second's crossed
+    processes); then the second one's streams close and it stops;
+  - 1,000: memory again (so the cost of one more idle stream), fan-out, and (the app only)
+    500 direct-message pairs at 50 messages/s in all (each message reaches both ends);
   - 2,000: fan-out;
-- last, how long the app takes to stop after SIGTERM with its streams open.
+- last, how long the server takes to stop after SIGTERM with its streams open.
 
-Before each measurement the app is left to catch up: until, for a second, no event has arrived
-and the app and the database have used little CPU (at most 20 s; the table says how long it
-took, or that it did not come). A run takes about 5 minutes when the app keeps up; every wait
-is bounded, so a slow app makes it longer but never hangs it.
+Before each measurement the server is left to catch up: until, for a second, no event has
+arrived and the server and the database have used little CPU (at most 20 s; the table says how
+long it took, or that it did not come). The floor polls the database every 2 ms even when idle,
+so for it "little" is counted above what it uses idle, measured once after it starts. Every
+wait is bounded, so a slow app makes a run longer but never hangs it.
 
 A delivery's latency runs from just before its POST is written (time.time_ns()) to the
 kernel's receive timestamp of the read that completed the event on the reader's socket
@@ -36,11 +45,13 @@ kernel's receive timestamp of the read that completed the event on the reader's 
 (benchmarks/readers.py), whose CPU is shown beside the figures. A (stream, message) pair not
 delivered within 10 s of the last post is lost; one delivered twice is doubled.
 
-`--quick` runs the same at small sizes, `--only` picks scenarios. It prints progress, then
-one table of figures beside their targets, and writes the same figures as JSON (it prints the
-path). It never judges the figures: it exits 0 when it ran, 1 when it could not (or gave up
-after --max-minutes, printing what it had). Every process it starts is stopped on the way
-out, after an error or Ctrl-C too.
+`--quick` runs the same at small sizes, `--only` picks scenarios, `--target` the floor, the
+app or both. It prints progress, then one table: a row per figure, with the floor's value, the
+app's, and app/floor (lower is better, unless the row says otherwise), beside the targets,
+which are the app's (issue 16); and writes the same rows as JSON (it prints the path). It never
+judges the figures: it exits 0 when it ran, 1 when it could not (or gave up after
+--max-minutes, printing what it had). Every process it starts is stopped on the way out, after
+an error or Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -56,10 +67,12 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
+
+from pymongo.errors import PyMongoError
 
 from benchmarks import floor
 from benchmarks.clients import (
@@ -72,7 +85,16 @@ from benchmarks.clients import (
     public_path,
     register_accounts,
 )
-from benchmarks.figures import Figure, Tally, latency_figures, percentile, table, write_json
+from benchmarks.figures import (
+    SUBJECTS,
+    Figure,
+    Tally,
+    latency_figures,
+    percentile,
+    rows,
+    table,
+    write_json,
+)
 from benchmarks.readers import Readers, ReaderStuck, Report, StreamSpec
 from benchmarks.stack import (
     ROOT,
@@ -81,30 +103,45 @@ from benchmarks.stack import (
     app,
     cpu_seconds,
     database,
+    database_name,
+    drop_database,
     load_average,
     log_problems,
     procfile_web_command,
     raise_open_files_limit,
     rss_kb,
+    with_database,
 )
 
-SCENARIOS = ("floor", "posting", "memory", "idle", "fanout", "dm", "two")
+SCENARIOS = ("hop", "posting", "memory", "idle", "fanout", "dm", "two")
+ALIASES = {"floor": "hop"}  # the hop's old name, from before the floor was an app
+FLOOR_SCENARIOS = frozenset({"posting", "memory", "idle", "fanout"})  # what the floor can do
+FLOOR_COMMAND = 'python -m benchmarks.bare --port "$PORT"'
 JSON_PATH = ROOT / "data" / "bench" / "fanout-latest.json"
 READER_PROCESSES = 2
 REGISTER_CONCURRENCY = 8
 OPEN_BATCH = 50  # streams opened at a time
 OPEN_TIMEOUT_SECS = 20.0  # for one batch to get its ": connected"
-QUIET_SECS = 1.0  # no event (and little CPU) for this long: the app has caught up
+QUIET_SECS = 1.0  # no event (and little CPU) for this long: the server has caught up
 SETTLE_SECS = 20.0  # the longest wait for that
-BUSY_PERCENT = 15.0  # app and database CPU, in % of a core, below which they count as quiet
+BUSY_PERCENT = 15.0  # server and database CPU, in % of a core (above idle), counted as quiet
+IDLE_SAMPLE_SECS = 2.0  # how long the floor's idle CPU is measured after it starts
 DRAIN_SECS = 10.0  # after the last post: what has not arrived by then is lost
 WARM_UP_SECS = 3.0  # the longest wait for the warm-up message
 POLL_SECS = 0.25
 PACED_ACCOUNT_RATE = 5.0  # posts/s per account for paced senders (the limit: 10/s sustained)
 BURST_ACCOUNT_RATE = 8.0  # posts/s per account at most, for the posting scenario
-POSTING_ACCOUNTS_PER_SENDER = 10  # so one sender may reach 80 posts/s
+# So that one sender may reach 320 posts/s: the senders' pace stays well above the floor's
+# posts/s, which limits nobody (with 10 accounts each, 20 senders were capped at 1,600/s).
+POSTING_ACCOUNTS_PER_SENDER = 40
 MAX_IN_FLIGHT = 64  # paced posts waiting for an answer at once; beyond, the pace slips
-MEMORY = "memory: VmRSS of the app process"
+MEMORY = "memory: VmRSS of the server process"
+NEAR = "near the floor"
+FANOUT_TARGETS = {  # open streams -> (p50, p99), issue 16
+    100: (NEAR, NEAR),
+    1000: ("<= 1.15x floor", "<= 1.3x floor"),
+    2000: ("<= 1.15x floor", "<= 1.3x floor"),
+}
 
 
 @dataclass(frozen=True)
@@ -183,7 +220,8 @@ def cpu_text(percents: Mapping[str, float | None]) -> str:
 
 @dataclass
 class Bench:
-    """The running processes, the accounts, the open streams, and the figures so far."""
+    """The database, the readers and the figures, and the run under way: the subject measured
+    ("floor" or "app"), its running processes, accounts and open streams."""
 
     sizes: Sizes
     stack: contextlib.ExitStack
@@ -191,19 +229,37 @@ class Bench:
     db: Database
     readers: Readers
     secret_key: str = field(default_factory=lambda: "bench-" + secrets.token_hex(24))
-    apps: list[App] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    servers: list[tuple[str, App]] = field(default_factory=list)  # all started: (subject, it)
+    ended_why: dict[str, str] = field(default_factory=dict)  # subject -> streams ended, and why
+    # The run under way (begin() starts afresh)
+    subject: str = "app"
+    apps: list[App] = field(default_factory=list)  # [0] is measured; app #2 joins for a while
     pools: list[Pool] = field(default_factory=list)  # for posting, one per app
     accounts: list[Account] = field(default_factory=list)
     senders: list[Account] = field(default_factory=list)  # paced public posts; no stream
     open: dict[int, int] = field(default_factory=dict)  # stream (account) index -> app number
-    figures: list[Figure] = field(default_factory=list)
     tally: Tally | None = None  # the scenario being measured
+    idle_percent: float = 0.0  # the server's and database's CPU when idle (the floor polls)
     last_event_ns: int = 0  # when the newest event arrived
     last_stir_ns: int = 0  # when the benchmark last opened, closed or posted something
     warm: bool = False  # a message has been delivered through app #1 already
     ended: list[tuple[int, str]] = field(default_factory=list)
     reconnects: int = 0
     untimed_reads: int = 0
+
+    def begin(self, subject: str) -> None:
+        """Starts the run of one subject: nothing running, no accounts, no stream open."""
+        assert not any(server.running for server in self.apps)
+        assert not self.open
+        self.subject = subject
+        self.apps, self.pools, self.accounts, self.senders = [], [], [], []
+        self.tally, self.idle_percent, self.warm = None, 0.0, False
+        self.last_event_ns = self.last_stir_ns = 0
+        self.ended, self.reconnects, self.untimed_reads = [], 0, 0
+
+    def say(self, text: str) -> None:
+        print(f"[{self.subject}] {text}", flush=True)
 
     def add(
         self,
@@ -213,19 +269,31 @@ class Bench:
         unit: str = "",
         target: str = "",
     ) -> None:
-        self.figures.append(Figure(section, name, value, unit, target))
+        self.figures.append(Figure(section, name, value, unit, target, self.subject))
+
+    def extend(self, figures: Iterable[Figure]) -> None:
+        self.figures += [replace(figure, subject=self.subject) for figure in figures]
+
+    @property
+    def floor_uri(self) -> str:
+        """The floor's database: beside the app's, so that the app never sees its messages."""
+        return with_database(self.db.uri, database_name(self.db.uri) + "_floor")
 
     def start_app(self) -> App:
         number = len(self.apps) + 1
+        on_floor = self.subject == "floor"
+        name = "floor" if on_floor else f"app #{number}"
         server = self.stack.enter_context(
             app(
-                f"app #{number}",
-                mongo_uri=self.db.uri,
-                data_dir=self.scratch / f"app{number}",
+                name,
+                mongo_uri=self.floor_uri if on_floor else self.db.uri,
+                data_dir=self.scratch / ("floor" if on_floor else f"app{number}"),
                 secret_key=self.secret_key,  # one key: the tokens work on every process
+                command=FLOOR_COMMAND if on_floor else None,
             )
         )
         self.apps.append(server)
+        self.servers.append((self.subject, server))
         self.pools.append(Pool("127.0.0.1", server.port))
         return server
 
@@ -261,11 +329,19 @@ class Bench:
         pids = [a.pid for a in self.apps if a.running] + [self.db.pid]
         return sum(cpu_seconds(pid) or 0.0 for pid in pids if pid)
 
+    async def measure_idle(self) -> None:
+        """What the server and the database use when nothing happens (the floor polls)."""
+        before, started = self.server_cpu_seconds(), time.monotonic()
+        await asyncio.sleep(IDLE_SAMPLE_SECS)
+        wall = time.monotonic() - started
+        self.idle_percent = (self.server_cpu_seconds() - before) / wall * 100
+        self.say(f"idle CPU of the server and the database: {self.idle_percent:.0f}% of a core")
+
     async def settle(self) -> tuple[float, bool]:
         """Waits (at most SETTLE_SECS) until, for the last QUIET_SECS, no event has arrived,
-        the benchmark has opened, closed or posted nothing, and the app and the database have
-        used at most BUSY_PERCENT of a core (a hub catching up sends nothing for a while);
-        returns the wait and whether it came."""
+        the benchmark has opened, closed or posted nothing, and the server and the database
+        have used at most BUSY_PERCENT of a core above idle (a hub catching up sends nothing
+        for a while); returns the wait and whether it came."""
         started = time.monotonic()
         samples = [(started, self.server_cpu_seconds())]  # (when, CPU seconds so far)
         while True:
@@ -277,7 +353,9 @@ class Bench:
             busy = (last_cpu - first_cpu) / max(last_t - first_t, 1e-9) * 100
             silent_for = (time.time_ns() - max(self.last_event_ns, self.last_stir_ns)) / 1e9
             quiet = (
-                silent_for >= QUIET_SECS and last_t - first_t >= QUIET_SECS and busy <= BUSY_PERCENT
+                silent_for >= QUIET_SECS
+                and last_t - first_t >= QUIET_SECS
+                and busy <= self.idle_percent + BUSY_PERCENT
             )
             if quiet or now - started >= SETTLE_SECS:
                 return now - started, quiet
@@ -322,9 +400,11 @@ class Bench:
         self.add(section, f"open {len(wanted):,} streams, to {count:,}", opened, "s")
         if failed:
             reasons = "; ".join(sorted(set(failed.values())))
-            self.add(section, "  streams that failed to open", len(failed), reasons[:80])
-        await self.settle_row(section, "  then quiet after")
-        print(f"{len(self.open)} streams open ({len(wanted) - len(failed)} new in {opened:.1f}s)")
+            self.add(section, f"  failed to open, to {count:,}", len(failed), reasons[:80])
+        await self.settle_row(section, f"  then quiet after, at {count:,}")
+        self.say(
+            f"{len(self.open)} streams open ({len(wanted) - len(failed)} new in {opened:.1f}s)"
+        )
 
     # Posting
 
@@ -394,25 +474,26 @@ def readers_cpu(percents: Mapping[str, float | None]) -> str:
     return " + ".join("?" if v is None else f"{v:.0f}%" for v in shares) + " of a core"
 
 
-def server_cpu(percents: Mapping[str, float | None]) -> str:
-    return cpu_text({k: v for k, v in percents.items() if not k.startswith(("reader", "sender"))})
-
-
 def add_cpu_rows(bench: Bench, section: str, percents: Mapping[str, float | None]) -> None:
-    bench.add(section, "CPU: app and database", server_cpu(percents))
+    """The server's and the database's CPU (in all, and each), the readers' and the sender's."""
+    server = {k: v for k, v in percents.items() if not k.startswith(("reader", "sender"))}
+    known = [v for v in server.values() if v is not None]
+    bench.add(section, "CPU: server + database", sum(known) if known else None, "% of a core")
+    bench.add(section, "CPU: each", cpu_text(server))
     bench.add(section, "CPU: the readers' processes", readers_cpu(percents))
-    sender = percents.get("sender")
-    shown = "?" if sender is None else f"{sender:.0f}% of a core"
-    bench.add(section, "CPU: the sender (this process)", shown)
+    bench.add(section, "CPU: the sender (this process)", percents.get("sender"), "% of a core")
 
 
-async def scenario_floor(bench: Bench) -> None:
-    section = "floor: insert_one -> watch() on the database alone"
+HOP = "the database alone: insert_one -> watch(), the hop under every delivery"
+
+
+async def scenario_hop(bench: Bench) -> None:
+    section = HOP
     values = await floor.insert_to_watch_ms(bench.db.uri, bench.sizes.floor_hops)
     bench.add(section, "p50 hop", percentile(values, 50), "ms")
     bench.add(section, "p99 hop", percentile(values, 99), "ms")
     bench.add(section, "hops measured", len(values), f"of {bench.sizes.floor_hops}")
-    print(f"floor: {len(values)} hops, p50 {percentile(values, 50) or 0:.2f} ms")
+    bench.say(f"hop: {len(values)} hops, p50 {percentile(values, 50) or 0:.2f} ms")
 
 
 async def scenario_posting(bench: Bench) -> None:
@@ -445,17 +526,18 @@ async def scenario_posting(bench: Bench) -> None:
     bench.last_stir_ns = time.time_ns()
     elapsed = (max((p.answered_ns for p in posts), default=started) - started) / 1e9
     good = [p.ms for p in posts if p.message_id]
-    bench.add(section, "posts/s", len(good) / elapsed if elapsed else None, "", ">= 600")
+    posts_per_sec = len(good) / elapsed if elapsed else None
+    bench.add(section, "posts/s (higher is better)", posts_per_sec, "", ">= 0.6x floor")
     bench.add(section, "p50 POST latency", percentile(good, 50), "ms")
     bench.add(section, "p99 POST latency", percentile(good, 99), "ms", "<= 60 ms")
     bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
     add_cpu_rows(bench, section, percents)
-    await bench.settle_row(section, "the app quiet again after")
-    print(f"posting: {len(good)} posts in {elapsed:.1f}s")
+    await bench.settle_row(section, "quiet again after")
+    bench.say(f"posting: {len(good)} posts in {elapsed:.1f}s")
 
 
 def memory_row(bench: Bench, label: str) -> int | None:
-    """The app's VmRSS now, as a row; in KiB."""
+    """The server's VmRSS now, as a row; in KiB."""
     pid = bench.apps[0].pid
     rss = rss_kb(pid) if pid else None
     bench.add(MEMORY, label, rss / 1024 if rss else None, "MiB")
@@ -482,7 +564,7 @@ async def scenario_idle(bench: Bench) -> None:
     percents = window.percent()
     await bench.poll()
     known = [v for v in percents.values() if v is not None]
-    bench.add(section, "CPU: app + database", sum(known), "% of a core", "<= 1%")
+    bench.add(section, "CPU: server + database", sum(known), "% of a core", "<= 0.5%")
     bench.add(section, "CPU: each", cpu_text(percents))
 
 
@@ -511,20 +593,19 @@ async def public_messages(
 async def scenario_fanout(bench: Bench) -> None:
     sizes = bench.sizes
     count = len(bench.open)
-    targets = {1000: ("<= 13 ms", "<= 28 ms"), 2000: ("", "<= 60 ms")}
-    p50, p99 = targets.get(count, ("", ""))
+    p50, p99 = FANOUT_TARGETS.get(count, ("", ""))
     section = (
         f"fan-out to {count:,} streams: {sizes.fanout_messages} public messages "
         f"at {sizes.fanout_rate:g}/s"
     )
     tally, posts, percents = await public_messages(bench, section, sizes.fanout_messages)
     summary = tally.summary()
-    bench.figures += latency_figures(section, summary, p50=p50, p99=p99)
+    bench.extend(latency_figures(section, summary, p50=p50, p99=p99))
     answered = [p.ms for p in posts if p.message_id]
     bench.add(section, "p99 POST latency", percentile(answered, 99), "ms")
     bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
     add_cpu_rows(bench, section, percents)
-    print(f"fan-out to {count}: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
+    bench.say(f"fan-out to {count}: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
 
 
 async def scenario_dm(bench: Bench) -> None:
@@ -548,10 +629,10 @@ async def scenario_dm(bench: Bench) -> None:
         lambda k: frozenset(account.index for account in ends(k)),
     )
     summary = tally.summary()
-    bench.figures += latency_figures(section, summary, p99="<= 28 ms")
+    bench.extend(latency_figures(section, summary, p99="<= 28 ms"))
     bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
     add_cpu_rows(bench, section, percents)
-    print(f"direct messages: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
+    bench.say(f"direct messages: p99 {summary.p99 or 0:.0f} ms, lost {summary.lost}")
 
 
 async def scenario_two_processes(bench: Bench) -> None:
@@ -561,7 +642,7 @@ async def scenario_two_processes(bench: Bench) -> None:
     first = len(bench.open)
     second = await asyncio.to_thread(bench.start_app)
     failed = await bench.open_streams(range(first, 2 * first), 1)
-    print(f"{second.name} started, {first - len(failed)} streams on it")
+    bench.say(f"{second.name} started, {first - len(failed)} streams on it")
     section = (
         f"two app processes on one database, {len(bench.open):,} streams, half on each: "
         f"{sizes.two_process_messages} messages at {sizes.fanout_rate:g}/s posted to app #1"
@@ -573,11 +654,9 @@ async def scenario_two_processes(bench: Bench) -> None:
     same, cross = tally.summary(by_app[0]), tally.summary(by_app[1])
     bench.add(section, "posts refused or failed", post_failures(posts), "", "0")
     add_cpu_rows(bench, section, percents)
-    bench.figures += latency_figures(f"{section}; via app #1 (same process)", same)
-    bench.figures += latency_figures(
-        f"{section}; via app #2 (cross-process)", cross, p99="<= 100 ms"
-    )
-    print(f"two processes: cross-process p99 {cross.p99 or 0:.0f} ms, lost {cross.lost}")
+    bench.extend(latency_figures(f"{section}; via app #1 (same process)", same))
+    bench.extend(latency_figures(f"{section}; via app #2 (cross-process)", cross, p99="<= 100 ms"))
+    bench.say(f"two processes: cross-process p99 {cross.p99 or 0:.0f} ms, lost {cross.lost}")
 
     await bench.close_streams(sorted(by_app[1]))
     await bench.settle()  # app #2 says goodbye for its streams before it stops
@@ -623,7 +702,7 @@ def stream_steps(sizes: Sizes, selected: set[str]) -> list[int]:
 async def register(bench: Bench, count: int, *, sign_in: bool) -> None:
     sizes, server = bench.sizes, bench.apps[0]
     senders = math.ceil(max(sizes.fanout_rate, 1.0) / PACED_ACCOUNT_RATE)
-    print(f"registering {count + senders} accounts, {REGISTER_CONCURRENCY} at a time")
+    bench.say(f"registering {count + senders} accounts, {REGISTER_CONCURRENCY} at a time")
     started = time.monotonic()
     everyone = await register_accounts(
         "127.0.0.1",
@@ -637,14 +716,35 @@ async def register(bench: Bench, count: int, *, sign_in: bool) -> None:
     secs = time.monotonic() - started
     how = " (each also signed in at /api/token)" if sign_in else ""
     bench.add("setup", f"register {len(everyone):,} accounts{how}", secs, "s")
-    print(f"registered {len(everyone)} accounts in {secs:.1f}s")
+    bench.say(f"registered {len(everyone)} accounts in {secs:.1f}s")
 
 
-async def run(bench: Bench, selected: set[str], *, sign_in: bool) -> None:
+def scenarios_of(subject: str, selected: set[str]) -> set[str]:
+    """The selected scenarios that run against the subject (the hop runs once, before both)."""
+    return selected & FLOOR_SCENARIOS if subject == "floor" else selected - {"hop"}
+
+
+async def run(bench: Bench, selected: set[str], subjects: Sequence[str], *, sign_in: bool) -> None:
+    if "hop" in selected:
+        bench.subject = "floor"  # the database's own floor: in the floor's column
+        await scenario_hop(bench)
+    for subject in subjects:
+        chosen = scenarios_of(subject, selected)
+        if chosen:
+            bench.begin(subject)
+            await run_subject(bench, chosen, sign_in=sign_in)
+        else:
+            print(f"[{subject}] none of the scenarios chosen runs against it")
+
+
+async def run_subject(bench: Bench, selected: set[str], *, sign_in: bool) -> None:
+    """Every selected scenario against the subject begun, which is started first and stopped
+    at the end."""
     sizes = bench.sizes
-    if "floor" in selected:
-        await scenario_floor(bench)
-    await asyncio.to_thread(bench.start_app)
+    server = await asyncio.to_thread(bench.start_app)
+    bench.say(f"started: {server.command}")
+    if bench.subject == "floor":
+        await bench.measure_idle()
     if "memory" in selected:
         memory_row(bench, "right after start")
     await register(bench, accounts_needed(sizes, selected), sign_in=sign_in)
@@ -667,17 +767,37 @@ async def run(bench: Bench, selected: set[str], *, sign_in: bool) -> None:
             await scenario_two_processes(bench)
         if "dm" in selected and count == 2 * sizes.dm_pairs:
             await scenario_dm(bench)
+    await end_run(bench)
+
+
+async def end_run(bench: Bench) -> None:
+    """Rows about the run, then the servers stop (their streams still open), the readers
+    close those streams (no reopening), and the floor's database goes."""
+    section = "the run"
+    bench.add(section, "streams the server ended (then reopened)", len(bench.ended))
+    if bench.ended:  # why, under the table: the reasons would widen its column
+        reasons = sorted({reason for _, reason in bench.ended})
+        bench.ended_why[bench.subject] = f"{len(bench.ended):,} ({'; '.join(reasons)[:200]})"
+    bench.add(section, "reopened", bench.reconnects)
+    bench.add(section, "reads without a kernel timestamp", bench.untimed_reads)
     await stop_apps(bench)
+    await bench.close_streams(sorted(bench.open))
+    await bench.poll()  # what the readers saw of the stop: no scenario's
+    if bench.subject == "floor":
+        with contextlib.suppress(PyMongoError):
+            name = database_name(bench.floor_uri)
+            await asyncio.to_thread(drop_database, bench.floor_uri, name)
 
 
 async def stop_apps(bench: Bench) -> None:
-    """Stops the apps with their streams still open, as a deploy does, timing each SIGTERM."""
+    """Stops the servers with their streams still open, as a deploy does, timing each SIGTERM."""
     for number, server in enumerate(bench.apps):
         if server.running:
             streams = sum(n == number for n in bench.open.values())
             started = time.monotonic()
             await asyncio.to_thread(bench.stop_app, number)
-            name = f"{server.name} stopped after SIGTERM, {streams:,} streams open"
+            who = "the server" if number == 0 else server.name
+            name = f"{who} stopped after SIGTERM, {streams:,} streams open"
             bench.add("the run", name, time.monotonic() - started, "s", "<= 10 s")
 
 
@@ -685,33 +805,36 @@ async def stop_apps(bench: Bench) -> None:
 
 
 def finish(bench: Bench, logs_to: Path) -> list[str]:
-    """Rows about the run as a whole; keeps the apps' logs beside the JSON (the scratch folder
-    goes) and returns a short account of the lines in them that report a problem."""
-    section = "the run"
-    reasons = "; ".join(sorted({reason for _, reason in bench.ended}))
-    bench.add(section, "streams the server ended (then reopened)", len(bench.ended), reasons[:70])
-    bench.add(section, "reopened", bench.reconnects)
-    bench.add(section, "reads without a kernel timestamp", bench.untimed_reads)
-    notes = []
+    """Rows about the servers' logs, which it keeps beside the JSON (the scratch folder goes);
+    returns notes for under the table: why streams ended, and the log lines with problems."""
+    notes = [
+        f"[{subject}] streams the server ended: {why}" for subject, why in bench.ended_why.items()
+    ]
     logs_to.mkdir(parents=True, exist_ok=True)
-    logs = [(s.name, s.log_path, f"app{n}.log") for n, s in enumerate(bench.apps, 1)]
+    logs: list[tuple[str, str, Path, str]] = []  # subject, whose, the log, kept as
+    firsts: set[str] = set()
+    for subject, server in bench.servers:
+        whose = server.name if subject in firsts else "the server"
+        firsts.add(subject)
+        logs.append((subject, whose, server.log_path, f"{server.data_dir.name}.log"))
     if bench.db.log_path is not None:
-        logs.append(("the database", bench.db.log_path, "database.log"))
-    for name, path, file_name in logs:
+        logs.append((bench.subject, "the database", bench.db.log_path, "database.log"))
+    for subject, whose, path, file_name in logs:
         kept = logs_to / file_name
         with contextlib.suppress(OSError):
             shutil.copyfile(path, kept)
         problems = log_problems(path)
-        bench.add(section, f"{name}: log lines with errors or warnings", len(problems))
+        name = f"{whose}: log lines with errors or warnings"
+        bench.figures.append(Figure("the run", name, len(problems), subject=subject))
         if problems:
-            notes.append(f"{name} log ({kept}): {len(problems)} lines with problems; the first:")
+            notes.append(f"{kept}: {len(problems)} lines with problems; the first:")
             notes += [f"  {line[:160]}" for line in dict.fromkeys(problems[:200])][:8]
     return notes
 
 
 @contextlib.contextmanager
 def benchmark(sizes: Sizes, readers: int) -> Iterator[Bench]:
-    """The scratch folder, the database and the readers; apps join the stack as they start."""
+    """The scratch folder, the database and the readers; servers join the stack as they start."""
     with contextlib.ExitStack() as stack:
         scratch = Path(
             stack.enter_context(
@@ -720,12 +843,12 @@ def benchmark(sizes: Sizes, readers: int) -> Iterator[Bench]:
         )
         db = stack.enter_context(database(scratch))
         pool = Readers(readers)
-        stack.callback(pool.stop)  # after the apps (they join the stack later): no reconnecting
+        stack.callback(pool.stop)  # after the servers (they join the stack later): no reconnecting
         bench = Bench(sizes, stack, scratch, db, pool)
         try:
             yield bench
         except Exception:  # the logs go with the scratch folder; an interrupt needs none
-            for server in bench.apps:
+            for _, server in bench.servers:
                 print(f"--- {server.name} log (tail) ---\n{server.log_tail()}", file=sys.stderr)
             raise
 
@@ -738,7 +861,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
-        help=f"scenarios, comma-separated: {', '.join(SCENARIOS)}",
+        help=f"scenarios, comma-separated: {', '.join(SCENARIOS)} (the floor runs "
+        f"{', '.join(s for s in SCENARIOS if s in FLOOR_SCENARIOS)} of them)",
+    )
+    parser.add_argument(
+        "--target",
+        choices=("both", *SUBJECTS),
+        default="both",
+        help="what to measure: the floor (benchmarks/bare.py), the app, or both, the floor first",
     )
     parser.add_argument("--streams", help="fan-out sizes, comma-separated (e.g. 100,500)")
     parser.add_argument("--messages", type=int, help="messages per fan-out")
@@ -750,13 +880,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--readers", type=int, default=READER_PROCESSES, help="reader processes")
     parser.add_argument("--json", type=Path, default=JSON_PATH, help="where to write the figures")
     parser.add_argument(
-        "--max-minutes", type=float, default=20.0, help="give up after this long (a hang)"
+        "--max-minutes", type=float, default=40.0, help="give up after this long (a hang)"
     )
     args = parser.parse_args(argv)
-    args.selected = {name.strip() for name in args.only.split(",") if name.strip()}
+    names = (name.strip() for name in args.only.split(","))
+    args.selected = {ALIASES.get(name, name) for name in names if name}
     unknown = args.selected - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    args.subjects = SUBJECTS if args.target == "both" else (args.target,)
     sizes = QUICK if args.quick else FULL
     if args.streams:
         sizes = replace(sizes, fanout_streams=tuple(int(n) for n in args.streams.split(",")))
@@ -772,17 +904,21 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def report(bench: Bench, args: argparse.Namespace, run_info: dict[str, object]) -> None:
-    """Prints the table, a section's rows together (setup first), and writes the JSON."""
+    """Prints the table, the floor's and the app's figures side by side, and writes the JSON."""
     title = (
         f"chat fan-out benchmark: {bench.db.label}, {os.cpu_count()} CPUs, "
         f"load {run_info['load_at_start']} at the start and {run_info['load_at_end']} at the "
         f"end, {run_info['seconds']:.0f} s in all"
     )
-    sections = ["setup", *dict.fromkeys(f.section for f in bench.figures)]
-    grouped = sorted(bench.figures, key=lambda f: sections.index(f.section))  # stable
+    notes = [
+        f"floor: {FLOOR_COMMAND} (benchmarks/bare.py), the least this architecture costs",
+        f"app: {run_info['app_command']} (the Procfile's web:)",
+        "app/floor: the app's figure over the floor's; lower is better unless the row says so",
+    ]
+    lines = rows(bench.figures, leading=("setup", HOP))  # the hop comes before both runs
     print()
-    print(table(grouped, title))
-    write_json(args.json, bench.figures, run_info)
+    print(table(lines, title, notes))
+    write_json(args.json, lines, run_info)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -792,6 +928,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     run_info: dict[str, object] = {
         "app_command": procfile_web_command(),
+        "floor_command": FLOOR_COMMAND,
+        "targets": list(args.subjects),
         "cpus": os.cpu_count(),
         "load_at_start": load_average(),
         "quick": args.quick,
@@ -801,12 +939,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def bounded(bench: Bench) -> None:
         async with asyncio.timeout(args.max_minutes * 60):
-            await run(bench, args.selected, sign_in=args.sign_in)
+            await run(bench, args.selected, args.subjects, sign_in=args.sign_in)
 
     status = 0
     try:
         with benchmark(args.sizes, args.readers) as bench:
-            print(f"database: {bench.db.label}; app: {run_info['app_command']}")
+            print(f"database: {bench.db.label}; measuring: {', '.join(args.subjects)}")
             run_info["database"] = bench.db.label
             try:
                 asyncio.run(bounded(bench))
@@ -823,6 +961,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_info["seconds"] = round(time.monotonic() - started, 1)
     run_info["load_at_end"] = load_average()
     run_info["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run_info["streams_ended"] = bench.ended_why
     report(bench, args, run_info)
     print("\n".join(notes))
     print(f"figures as JSON: {args.json}")

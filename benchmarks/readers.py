@@ -269,8 +269,9 @@ class ReaderLoop:
                     if not self._obey():
                         self._close_all()
                         return
-                else:
+                elif self.streams.get(key.data.spec.index) is key.data:
                     self._service(key.data)
+                # else: closed earlier in this batch (a command, or its own end): its socket too
             self._reopen_due()
             self._answer_opening()
 
@@ -404,11 +405,20 @@ class Readers:
     def pids(self) -> list[int]:
         return [p.pid for p in self._processes if p.pid is not None]
 
+    def _tell(self, reader: int, command: tuple[object, ...]) -> None:
+        try:
+            self._controls[reader].send(command)
+        except OSError as exc:  # the process is gone (its traceback is on stderr)
+            raise ReaderStuck(f"reader process {reader + 1} is gone: {exc}") from exc
+
     def _answer(self, reader: int, timeout: float = ANSWER_SECS) -> object:
         control = self._controls[reader]
-        if not control.poll(timeout):
-            raise ReaderStuck(f"reader process {reader + 1} did not answer in {timeout:g}s")
-        return control.recv()
+        try:
+            if not control.poll(timeout):
+                raise ReaderStuck(f"reader process {reader + 1} did not answer in {timeout:g}s")
+            return control.recv()
+        except (EOFError, OSError) as exc:
+            raise ReaderStuck(f"reader process {reader + 1} is gone: {exc!r}") from exc
 
     def open(self, specs: list[StreamSpec], timeout: float) -> tuple[list[int], dict[int, str]]:
         """Opens the streams, spread evenly; returns those connected and why others failed."""
@@ -418,7 +428,7 @@ class Readers:
             shares[loads.index(min(loads))].append(spec)
         for reader, share in enumerate(shares):
             if share:
-                self._controls[reader].send(("open", share, timeout))
+                self._tell(reader, ("open", share, timeout))
         connected: list[int] = []
         failed: dict[int, str] = {}
         for reader, share in enumerate(shares):
@@ -434,8 +444,8 @@ class Readers:
 
     def report(self) -> Report:
         """Everything delivered and seen since the last report, from every reader."""
-        for control in self._controls:
-            control.send(("report",))
+        for reader in range(len(self._controls)):
+            self._tell(reader, ("report",))
         total = Report()
         for reader in range(len(self._controls)):
             answer = self._answer(reader)
@@ -452,7 +462,7 @@ class Readers:
                 shares.setdefault(reader, []).append(index)
                 self._load[reader] -= 1
         for reader, share in shares.items():
-            self._controls[reader].send(("close", share))
+            self._tell(reader, ("close", share))
         for reader in shares:
             self._answer(reader)
 

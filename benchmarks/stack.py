@@ -1,8 +1,9 @@
 """What a benchmark runs against: the database and the app, started the way production starts it.
 
 The database is an embedded nx-27017 in a temporary folder, or MONGODB_URI with a scratch
-database that is dropped at the end. The app is the Procfile's `web:` command, run with
-`sh -c` as a Heroku-style host runs it, with PORT, MONGODB_URI, DATA_DIR and SECRET_KEY set.
+database that is dropped at the end. The app is the Procfile's `web:` command (or another
+command: the floor's, benchmarks/bare.py), run with `sh -c` as a Heroku-style host runs it,
+with PORT, MONGODB_URI, DATA_DIR and SECRET_KEY set.
 Every process is found by the port it listens on, so whatever the command starts, the figures
 are those of the process that serves. This module also reads CPU time and memory from /proc.
 """
@@ -131,10 +132,19 @@ class Database:
 def _scratch_uri(uri: str) -> tuple[str, str]:
     """The URI with a fresh database name in its path (options kept), and that name."""
     name = f"chat_bench_{secrets.token_hex(4)}"
-    return urlsplit(uri)._replace(path=f"/{name}").geturl(), name
+    return with_database(uri, name), name
 
 
-def _drop_database(uri: str, name: str) -> None:
+def with_database(uri: str, name: str) -> str:
+    """The URI with another database name in its path (options kept)."""
+    return urlsplit(uri)._replace(path=f"/{name}").geturl()
+
+
+def database_name(uri: str) -> str:
+    return urlsplit(uri).path.lstrip("/")
+
+
+def drop_database(uri: str, name: str) -> None:
     client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
     try:
         client.drop_database(name)
@@ -154,7 +164,7 @@ def database(scratch: Path) -> Iterator[Database]:
         try:
             yield Database(uri, "MONGODB_URI", pid)
         finally:
-            _drop_database(uri, name)
+            drop_database(uri, name)
         return
     server = EmbeddedDatabase(scratch / "db", database="chat_bench")
     try:
@@ -178,10 +188,20 @@ def procfile_web_command(procfile: Path = PROCFILE) -> str:
 
 
 class App:
-    """One app process started from the Procfile; stop() ends its whole process group."""
+    """One app process, started with the Procfile's web command unless given another;
+    stop() ends its whole process group."""
 
-    def __init__(self, name: str, *, mongo_uri: str, data_dir: Path, secret_key: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        mongo_uri: str,
+        data_dir: Path,
+        secret_key: str,
+        command: str | None = None,
+    ) -> None:
         self.name = name
+        self.command = command or procfile_web_command()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
@@ -200,11 +220,11 @@ class App:
         }
 
     def start(self) -> None:
-        """Runs the Procfile's web command and waits until GET /healthz answers 200."""
+        """Runs its command and waits until GET /healthz answers 200."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self._shell = subprocess.Popen(  # noqa: S603 (the project's own Procfile)
-                ["/bin/sh", "-c", procfile_web_command()],
+            self._shell = subprocess.Popen(  # noqa: S603 (the Procfile's, or the benchmark's)
+                ["/bin/sh", "-c", self.command],
                 cwd=ROOT,
                 env=self._env,
                 stdin=subprocess.DEVNULL,
@@ -255,18 +275,30 @@ class App:
 
 
 def _group_alive(group: int, shell: subprocess.Popen[bytes]) -> bool:
-    shell.poll()  # reaps the shell once it exits, so that it no longer counts
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of the group still runs. One that has exited but not been reaped
+    (a zombie) does not count: the server the shell started is orphaned when the shell goes,
+    and who reaps it then (the machine's init) may take seconds to."""
+    shell.poll()  # reaps the shell once it exits
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
 
 
 @contextlib.contextmanager
-def app(name: str, *, mongo_uri: str, data_dir: Path, secret_key: str) -> Iterator[App]:
+def app(
+    name: str, *, mongo_uri: str, data_dir: Path, secret_key: str, command: str | None = None
+) -> Iterator[App]:
     """A started app, stopped on the way out whatever happens."""
-    server = App(name, mongo_uri=mongo_uri, data_dir=data_dir, secret_key=secret_key)
+    server = App(
+        name, mongo_uri=mongo_uri, data_dir=data_dir, secret_key=secret_key, command=command
+    )
     try:
         server.start()
         yield server
