@@ -316,7 +316,7 @@ ANONYMOUS_PATHS = [
     "/register",
     "/healthz",
     "/static/app.css",
-    "/static/chat.js",
+    "/static/js/main.js",
     "/static/htmx/htmx.min.js",
     "/static/htmx-sse/sse.min.js",
     "/no-such-page",

@@ -96,7 +96,7 @@ def test_csp_header_and_no_inline_script(
 
     # The external scripts ran under the policy; the page itself has no inline script.
     assert page.evaluate("typeof window.htmx") == "object"
-    assert page.evaluate("document.documentElement.classList.contains('js')")  # chat.js ran
+    assert page.evaluate("document.documentElement.classList.contains('js')")  # the page script ran
     assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
 
     # An injected inline script is refused by the policy.

@@ -1,0 +1,165 @@
+// The composer: sending with a pending copy until the server has it, Retry when it fails,
+// its height, and drafts kept per conversation in this browser.
+// The composer's POST is the page's own (htmx asks, through htmx:confirm, and is told no):
+// the message shows at once, greyed, "Sending…"; the server's copy, from the POST's answer
+// or from the stream, whichever comes first, replaces it.
+
+import { on } from "./dom.js";
+import { post } from "./http.js";
+import { chatRoot, log, composerField, scrollToBottom } from "./page.js";
+import { placeMessage } from "./messages.js";
+import { showError, clearError, errorText, NOT_REACHED } from "./forms.js";
+import { resetTyping } from "./typing.js";
+
+const pendingText = new WeakMap(); // pending copy -> the text it sends
+
+on("htmx:confirm", "send", (evt) => {
+  const form = evt.detail.elt;
+  if (!form || form.id !== "composer") return;
+  evt.preventDefault();
+  sendFromComposer(form);
+});
+
+function sendFromComposer(form) {
+  const field = form.querySelector("textarea[name=body]");
+  const text = field.value;
+  if (text.trim() === "") return;
+  const item = pendingCopy(form, text);
+  field.value = "";
+  saveDraft(field); // the text is the pending copy's now (and Retry's, if it fails)
+  field.style.height = "";
+  resetTyping();
+  field.focus();
+  if (item) send(item);
+}
+
+function pendingCopy(form, text) {
+  const root = chatRoot();
+  const el = log();
+  if (!root || !el) return null;
+  const item = document.createElement("article");
+  item.className = "message mine pending";
+  item.dataset.conversation = root.dataset.conversation;
+  item.dataset.sender = root.dataset.me;
+  item.dataset.url = form.getAttribute("action");
+  const header = document.createElement("header");
+  const sender = document.createElement("span");
+  sender.className = "sender";
+  sender.textContent = root.dataset.me;
+  const state = document.createElement("span");
+  state.className = "pending-state";
+  header.append(sender, " ", state);
+  const body = document.createElement("p");
+  body.className = "body";
+  body.textContent = text.trim(); // (the stream's copy finds its pending one by this text)
+  const actions = document.createElement("div");
+  actions.className = "actions pending-actions";
+  actions.hidden = true;
+  ["Retry", "Discard"].forEach((name) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = name;
+    button.dataset.action = name.toLowerCase();
+    actions.appendChild(button);
+  });
+  item.append(header, body, actions);
+  pendingText.set(item, text);
+  const empty = el.querySelector(".empty");
+  if (empty) empty.remove();
+  el.appendChild(item);
+  scrollToBottom();
+  return item;
+}
+
+function setPendingState(item, text, failed) {
+  item.classList.toggle("failed", failed);
+  item.querySelector(".pending-state").textContent = text;
+  item.querySelector(".pending-actions").hidden = !failed;
+}
+
+function send(item) {
+  setPendingState(item, "Sending…", false);
+  post(item.dataset.url, {
+    form: { body: pendingText.get(item) },
+    keepalive: true, // a message sent just before leaving the page still goes
+  }).then(
+    (response) => {
+      const elsewhere = response.headers.get("HX-Redirect"); // signed out meanwhile
+      if (elsewhere) {
+        window.location.assign(elsewhere);
+        return null;
+      }
+      return response.text().then((html) => {
+        if (response.ok) delivered(item, html);
+        else failed(item, errorText(html, response.status));
+      });
+    },
+    () => failed(item, NOT_REACHED)
+  );
+}
+
+function delivered(item, html) {
+  item.remove();
+  placeMessage(html, false);
+  const form = document.getElementById("composer");
+  if (form) clearError(form);
+}
+
+function failed(item, reason) {
+  if (!item.isConnected) return; // its copy came through the stream: it was sent after all
+  setPendingState(item, "Not sent.", true);
+  const form = document.getElementById("composer");
+  if (form) showError(form, reason);
+}
+
+on("click", "send", (evt) => {
+  const button = evt.target.closest && evt.target.closest(".pending-actions button");
+  if (!button) return;
+  const item = button.closest(".pending");
+  if (button.dataset.action === "retry") send(item);
+  else item.remove();
+  const field = composerField(); // the button is gone: focus goes on
+  if (field) field.focus();
+});
+
+// The composer grows with its text, up to a point.
+on("input", "send", (evt) => {
+  const field = evt.target;
+  if (field.id !== "message-body") return;
+  field.style.height = "";
+  field.style.height = Math.min(field.scrollHeight, 200) + "px";
+  saveDraft(field);
+});
+
+// On a laptop the composer has focus from the start (on a phone, the keyboard would cover
+// the conversation).
+export function focusComposerWhenWide() {
+  const field = composerField();
+  if (field && window.matchMedia("(min-width: 720px)").matches) field.focus();
+}
+
+// --- Drafts, kept per conversation in this browser ------------------------------------
+
+function draftKey() {
+  const root = chatRoot();
+  return root ? "draft:" + root.dataset.meId + ":" + root.dataset.conversation : null;
+}
+
+function saveDraft(field) {
+  const key = draftKey();
+  if (!key) return;
+  try {
+    if (field.value.trim()) window.localStorage.setItem(key, field.value);
+    else window.localStorage.removeItem(key);
+  } catch (e) { /* storage full or forbidden: drafts are a comfort */ }
+}
+
+export function restoreDraft() {
+  const key = draftKey();
+  const field = composerField();
+  if (!key || !field || field.value) return;
+  try {
+    const draft = window.localStorage.getItem(key);
+    if (draft) field.value = draft;
+  } catch (e) { /* as above */ }
+}
