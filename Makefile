@@ -35,12 +35,14 @@ browser:
 run: setup
 	$(BIN)/python -m webapp
 
-# The browser tests run on their own: Playwright's sync API keeps an event loop of its own
-# running, which the asyncio tests must not share.
+# The quick tests first, then the slow ones (load and properties), then the browser tests on
+# their own: Playwright's sync API keeps an event loop of its own running, which the asyncio
+# tests must not share. Any run that fails stops the make.
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy webapp
-	$(BIN)/pytest -m "not browser"
+	$(BIN)/pytest -m "not browser and not slow"
+	$(BIN)/pytest -m slow
 	$(BIN)/pytest -m browser
 
 # Measures delivery latency, memory, idle cost and posting; prints one table (under 5 minutes).

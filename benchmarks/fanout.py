@@ -112,8 +112,9 @@ from benchmarks.stack import (
     rss_kb,
     with_database,
 )
+from webapp.rules import formatting
 
-SCENARIOS = ("hop", "posting", "memory", "idle", "fanout", "dm", "two")
+SCENARIOS = ("hop", "render", "posting", "memory", "idle", "fanout", "dm", "two")
 ALIASES = {"floor": "hop"}  # the hop's old name, from before the floor was an app
 FLOOR_SCENARIOS = frozenset({"posting", "memory", "idle", "fanout"})  # what the floor can do
 FLOOR_COMMAND = 'python -m benchmarks.bare --port "$PORT"'
@@ -496,6 +497,36 @@ async def scenario_hop(bench: Bench) -> None:
     bench.say(f"hop: {len(values)} hops, p50 {percentile(values, 50) or 0:.2f} ms")
 
 
+RENDER = "formatting: a message rendered (once per post or edit, never per reader)"
+RENDER_SAMPLES = (
+    "hello there, how are you?",
+    "**done** and _shipped_, see https://example.com/changes and `make test`",
+    "```\nfor n in range(3):\n    print(n)\n```\n> quoted\n- one\n- two",
+    "long words " * 360,  # about 4,000 characters
+)
+RENDER_WORST = tuple(char * 4000 for char in ">[*`_(")  # nesting and unclosed brackets
+
+
+def scenario_render(bench: Bench) -> None:
+    """The server-side render of a message, timed in this process (the app's own code)."""
+    section = RENDER
+    runs = 50 if bench.sizes is FULL else 10
+    times = []
+    for text in RENDER_SAMPLES * runs:
+        started = time.perf_counter()
+        formatting.render(text)
+        times.append((time.perf_counter() - started) * 1e6)
+    worst = []
+    for text in RENDER_WORST:
+        started = time.perf_counter()
+        formatting.render(text)
+        worst.append((time.perf_counter() - started) * 1e3)
+    bench.add(section, "typical message: p50", percentile(times, 50), "µs")
+    bench.add(section, "typical message: p99", percentile(times, 99), "µs")
+    bench.add(section, "4,000 characters of > [ * ` _ (: the slowest", max(worst), "ms")
+    bench.say(f"render: p50 {percentile(times, 50) or 0:.0f} µs, worst {max(worst):.1f} ms")
+
+
 async def scenario_posting(bench: Bench) -> None:
     """Closed-loop senders, each cycling over its own accounts, none over BURST_ACCOUNT_RATE."""
     sizes = bench.sizes
@@ -720,14 +751,18 @@ async def register(bench: Bench, count: int, *, sign_in: bool) -> None:
 
 
 def scenarios_of(subject: str, selected: set[str]) -> set[str]:
-    """The selected scenarios that run against the subject (the hop runs once, before both)."""
-    return selected & FLOOR_SCENARIOS if subject == "floor" else selected - {"hop"}
+    """The selected scenarios that run against the subject (the hop and the render cost run
+    once, before both)."""
+    return selected & FLOOR_SCENARIOS if subject == "floor" else selected - {"hop", "render"}
 
 
 async def run(bench: Bench, selected: set[str], subjects: Sequence[str], *, sign_in: bool) -> None:
     if "hop" in selected:
         bench.subject = "floor"  # the database's own floor: in the floor's column
         await scenario_hop(bench)
+    if "render" in selected:
+        bench.subject = "app"  # the app's own cost, in this process
+        scenario_render(bench)
     for subject in subjects:
         chosen = scenarios_of(subject, selected)
         if chosen:

@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.seeding import make_room, post  # noqa: E402 (after the path is set)
-from tests.support import AppServer, Person  # noqa: E402
+from tests.browser.seeding import make_room, post, react  # noqa: E402 (after the path is set)
+from tests.support import AppServer, Person, message_id  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 LAPTOP = {"width": 1280, "height": 800}
@@ -43,6 +43,17 @@ def _seed(url: str) -> tuple[list[Person], str]:
     room = make_room(ana, "Design", ben, chloe, topic="Colours, type, layout")
     post(chloe, room, "The new palette is up on the board.")
     post(ana, room, "Great, I'll try the dark variant.")
+    review = post(
+        chloe,
+        room,
+        "**Colour review** on Friday: the `palette.css` draft is\n"
+        "```\n--accent: #2357c6;\n--danger: #b42318;\n```\n"
+        "Notes are on [the board](https://example.com/board).",
+    )
+    react(ana, message_id(review), "👍")
+    react(ben, message_id(review), "👍")
+    react(ben, message_id(review), "🎉")
+    post(ben, room, "I'll bring the printed swatches.", reply_to=message_id(review))
     ben.send("POST", "/away", {"away_message": "In a meeting until 3"})
     return [ana, ben, chloe], room
 
@@ -95,6 +106,9 @@ def shoot(out: Path) -> list[Path]:
                 _own_message(page, "see you there").get_by_role("button", name="Edit").click()
                 expect(page.get_by_label("Edit message")).to_be_focused()
                 save(page, "edit-1280")
+            with _page(browser, app.url, ana, viewport=LAPTOP, color_scheme="light") as page:
+                _open(page, room)
+                save(page, "saying-more-1280")
             with _page(browser, app.url, ana, viewport=LAPTOP, color_scheme="dark") as page:
                 _open(page, room)
                 save(page, "room-dark-1280")

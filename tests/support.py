@@ -1,4 +1,5 @@
-"""Test helpers: app processes, signed-in people, and a small Server-Sent Events client."""
+"""Test helpers: app processes, signed-in people, rooms, the database as the app stores it, and
+a small Server-Sent Events client. Markup is read with tests/html.py."""
 
 from __future__ import annotations
 
@@ -11,31 +12,61 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from bson import ObjectId
 from prometheus_client.parser import text_string_to_metric_families
+from pymongo.database import Database
 
+from tests.html import Element, first_tag, fragment, parse
 from webapp.data.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECS = 30
+STOP_SECS = 15
+PORT_TRIES = 5  # a free port can be taken by another process before the app binds it
 PASSWORD = "correct horse battery"
 METRICS_TOKEN = "metrics-" + secrets.token_hex(8)  # every test server shows its metrics
+MESSAGE_ID = re.compile(r"msg-([0-9a-f]{24})")
+
+Db = Database[dict[str, Any]]
 
 
 def unique_name(prefix: str = "user") -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
-class AppServer:
-    """One app process (`python -m webapp`, as in production) on a free loopback port."""
+def procfile_command() -> str:
+    """The Procfile's `web:` command."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return next(line for line in lines if line.startswith("web:")).removeprefix("web:").strip()
 
-    def __init__(self, mongo_uri: str, *, data_dir: Path, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+
+class AppServer:
+    """One app process (`python -m webapp`, as in production) on a free loopback port.
+
+    With `procfile`, the process is the Procfile's `web:` command, told its port by $PORT. A
+    port taken by someone else between choosing it and binding it makes the app exit at
+    start-up: the first start tries again on another port (a restart keeps its port).
+    """
+
+    def __init__(
+        self,
+        mongo_uri: str,
+        *,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        procfile: bool = False,
+        port: int = 0,
+    ):
+        self.data_dir = data_dir
+        self.procfile = procfile
         self.env = {
             **os.environ,
             "DATA_DIR": str(data_dir),
@@ -46,32 +77,61 @@ class AppServer:
         }
         if not mongo_uri:
             self.env.pop("MONGODB_URI", None)
-        self.log_path = data_dir / f"uvicorn-{self.port}.log"
+        if procfile:  # `python` is this interpreter
+            self.env["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
         self.process: subprocess.Popen[bytes] | None = None
+        self._started = False
+        self._use_port(port or free_port())
+
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = self.data_dir / f"uvicorn-{port}.log"
+
+    def _command(self) -> list[str]:
+        if self.procfile:
+            self.env["PORT"] = str(self.port)
+            return ["sh", "-c", "exec " + procfile_command()]
+        return [sys.executable, "-m", "webapp", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", "1", "--timeout-graceful-shutdown", "3"]  # fmt: skip
 
     def start(self) -> AppServer:
-        log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--timeout-graceful-shutdown", "3"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
-        self.wait_until_ready()
-        return self
+        for attempt in range(PORT_TRIES):
+            log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
+            self.process = subprocess.Popen(
+                self._command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+            log.close()
+            try:
+                self.wait_until_ready()
+            except PortTaken:
+                self.process = None
+                if self._started or attempt == PORT_TRIES - 1:
+                    raise
+                self._use_port(free_port())
+                continue
+            except BaseException:  # never left behind
+                self.stop(signal.SIGKILL)
+                raise
+            self._started = True
+            return self
+        raise AssertionError("unreachable")
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_SECS
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"app exited at start-up:\n{self.log()}")
+                log = self.log()
+                if "address already in use" in log.lower() or "errno 98" in log.lower():
+                    raise PortTaken(f"port {self.port} was taken:\n{log}")
+                raise RuntimeError(f"app exited at start-up:\n{log}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.05)  # the process says nothing when it is ready: poll, to a deadline
         raise RuntimeError(f"app not ready in {READY_SECS}s:\n{self.log()}")
 
     def metrics(self) -> dict[str, float]:
@@ -90,14 +150,16 @@ class AppServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    def stop(self, sig: int = signal.SIGTERM, *, within: float = STOP_SECS) -> int:
+        """Signals the process and waits for it to end: its exit code. If it is still running
+        `within` seconds later it is killed, and subprocess.TimeoutExpired raised."""
         process, self.process = self.process, None
         if process is None:
             return 0
         if process.poll() is None:
             process.send_signal(sig)
             try:
-                return process.wait(15)
+                return process.wait(within)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -109,6 +171,35 @@ class AppServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PortTaken(RuntimeError):
+    """The app exited at start-up because another process had its port."""
+
+
+class StartApp:
+    """Starts app processes on one database, each with settings of its own, and stops them
+    all at the end (the `start_app` fixture: one per module)."""
+
+    def __init__(self, mongo_uri: str, data_dirs: Callable[[], Path]) -> None:
+        self.mongo_uri = mongo_uri
+        self.data_dirs = data_dirs
+        self.started: list[AppServer] = []
+
+    def __call__(self, **env: str) -> AppServer:
+        """One process with these settings (`start_app(PRESENCE_TTL_SECS="2")`)."""
+        return self.together(env)[0]
+
+    def together(self, *envs: dict[str, str]) -> list[AppServer]:
+        """A process for each of these settings, started at once."""
+        servers = [AppServer(self.mongo_uri, data_dir=self.data_dirs(), env=env) for env in envs]
+        self.started += servers
+        with ThreadPoolExecutor(len(servers)) as pool:
+            return list(pool.map(AppServer.start, servers))
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            server.stop()
 
 
 @dataclass
@@ -131,12 +222,26 @@ class Person:
         someone.refresh_csrf()
         return someone
 
+    def on(self, base_url: str) -> Person:
+        """This person's session on another app process (same cookie, same CSRF token); the
+        caller closes it."""
+        client = httpx.Client(base_url=base_url, timeout=10, cookies={"session": self.cookie})
+        return Person(base_url, self.username, self.password, client, csrf=self.csrf)
+
+    def page(self, path: str = "/", **headers: str) -> Element:
+        """A page of the app as this person's browser gets it (200), parsed."""
+        response = self.client.get(path, headers=headers or None)
+        assert response.status_code == 200, response.text[:500]
+        return parse(response.text)
+
     def refresh_csrf(self) -> str:
+        """The chat page's CSRF token, as its forms carry it (the first is enough)."""
         page = self.client.get("/")
-        assert page.status_code == 200, page.text
-        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert match, "no CSRF token on the chat page"
-        self.csrf = match.group(1)
+        assert page.status_code == 200, page.text[:500]
+        field = first_tag(page.text, "input", name="csrf_token")
+        assert field is not None, "no CSRF token on the chat page"
+        self.csrf = field.get("value")
+        assert self.csrf, "an empty CSRF token on the chat page"
         return self.csrf
 
     @property
@@ -176,10 +281,120 @@ class Person:
         self.close()
 
 
-def message_id(fragment: str) -> str:
-    match = re.search(r'id="msg-([0-9a-f]{24})"', fragment)
-    assert match, f"no message id in {fragment[:200]!r}"
-    return match.group(1)
+# Markup
+
+
+def message_ids(html: str | bytes | Element) -> list[str]:
+    """The ids of the messages in a page, fragment or event (their elements' msg-<id>), in
+    order."""
+    root = html if isinstance(html, Element) else parse(html)
+    found = (MESSAGE_ID.fullmatch(element.get("id")) for element in [root, *root.iter()])
+    return [match.group(1) for match in found if match]
+
+
+def message_id(html: str | bytes | Element) -> str:
+    """The id of the (first) message in a fragment, an event or a page."""
+    ids = message_ids(html)
+    assert ids, f"no message id in {str(html)[:200]!r}"
+    return ids[0]
+
+
+def message_element(html: str | Element, msg_id: str) -> Element:
+    """The <article> of one message in a listing, fragment or event."""
+    root = html if isinstance(html, Element) else parse(html)
+    if root.is_("article", id=f"msg-{msg_id}"):
+        return root
+    return root.one("article", id=f"msg-{msg_id}")
+
+
+def alert_of(html: str) -> str:
+    """The message of the fragment an htmx request gets for a refusal: it is nothing but
+    <p class="form-error" role="alert">message</p>."""
+    alert = fragment(html)
+    assert (alert.tag, alert.classes, alert.get("role")) == ("p", {"form-error"}, "alert"), html
+    assert alert.elements() == [], html
+    return alert.raw_text
+
+
+def entry_of(html: str) -> dict[str, str]:
+    """The data- attributes of a person's sidebar entry (a "person" event's data)."""
+    entry = fragment(html)
+    assert entry.tag == "li" and entry.get("id").startswith("person-"), html[:200]
+    return entry.data
+
+
+def page_cursor(page: Element) -> str:
+    """The cursor a chat page's event stream starts from (its sse-connect URL's ?after=)."""
+    url = urlsplit(page.one(sse_connect=True).get("sse-connect"))
+    assert url.path == "/events", url
+    [cursor] = parse_qs(url.query, keep_blank_values=True)["after"]
+    return cursor
+
+
+def sidebar_entry(page: Element, conversation: str) -> Element:
+    """The sidebar's link to the conversation of this key (the public room, a DM, a room)."""
+    return page.one("nav", id="people").one("a", data_conversation=conversation)
+
+
+def unread_badge(page: Element, conversation: str) -> int:
+    """The unread count on the sidebar's entry of this conversation key."""
+    return badge_count(sidebar_entry(page, conversation))
+
+
+def badge_count(entry: Element) -> int:
+    """The unread count on a sidebar entry, as it shows: hidden when there is nothing unread,
+    and saying so to screen readers."""
+    badge = entry.one("span", class_="badge")
+    count = int(badge.get("aria-label").removesuffix(" unread"))
+    assert badge.has("hidden") == (count == 0), badge
+    assert badge.text == (str(count) if count else ""), badge
+    return count
+
+
+def dm_key(page: Element, username: str) -> str:
+    """The conversation key of the sidebar's entry of a DM with `username`."""
+    link = page.one("nav", id="people").one("a", class_="person", data_username=username)
+    return link.get("data-conversation")
+
+
+# The database, as the app stores it
+
+
+def user_id(db: Db, someone: Person) -> str:
+    user = db["user"].find_one({"username_key": someone.username.lower()})
+    assert user is not None, someone.username
+    return str(user["_id"])
+
+
+def presence_count(db: Db, someone: Person) -> int:
+    """How many open streams (tabs) the database counts for this person."""
+    return db["presence"].count_documents({"user_id": user_id(db, someone)})
+
+
+def room_doc(db: Db, room_id: str) -> dict[str, Any]:
+    room = db["room"].find_one({"_id": ObjectId(room_id)})
+    assert room is not None, room_id
+    return room
+
+
+def memberships(db: Db, room_id: str) -> list[dict[str, Any]]:
+    return list(db["membership"].find({"room_id": room_id}, sort=[("_id", 1)]))
+
+
+def member_ids(db: Db, room_id: str) -> set[str]:
+    return {doc["user_id"] for doc in memberships(db, room_id)}
+
+
+def wait_for(condition: Callable[[], bool], within: float = 10, what: str = "") -> None:
+    """Polls a condition that has no event of its own to await (a database state, another
+    process's end), until a deadline."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {within} s: {what or condition}"
+        time.sleep(0.05)
+
+
+# Event streams
 
 
 @dataclass
@@ -218,11 +433,18 @@ class EventStream:
                 if event.event == name:
                     return event
 
-    async def expect_none(self, name: str, within: float) -> None:
-        """Asserts no event called `name` arrives within `within` seconds."""
-        with contextlib.suppress(TimeoutError):
-            event = await self.next_named(name, timeout=within)
-            raise AssertionError(f"unexpected {name} event: {event.data[:200]}")
+    async def until(
+        self, name: str, matches: Callable[[SSEEvent], bool] = lambda _: True, timeout: float = 10.0
+    ) -> list[SSEEvent]:
+        """Every event up to and including the first `name` event that matches: what came
+        before a marker."""
+        seen = []
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.next(timeout=timeout)
+                seen.append(event)
+                if event.event == name and matches(event):
+                    return seen
 
     async def start(self) -> None:
         """Reads up to the server's ": connected" comment (sent once the hub is listening),
@@ -267,6 +489,28 @@ class EventStream:
             self._queue.put_nowait(None)
 
 
+def parse_events(raw: bytes) -> list[SSEEvent]:
+    """The events in bytes of an event stream (as the app writes them for every stream)."""
+    events = []
+    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
+        event, data = SSEEvent(), []
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event.event = value
+            elif name == "id":
+                event.id = value
+        if data:
+            event.data = "\n".join(data)
+            events.append(event)
+    return events
+
+
 @contextlib.asynccontextmanager
 async def open_stream(
     base_url: str, *, token: str = "", cookie: str = "", after: str = "", last_event_id: str = ""
@@ -292,23 +536,20 @@ async def open_stream(
             await stream.close()
 
 
-def entry_of(html: str) -> dict[str, str]:
-    """The data- attributes of a person's sidebar entry (a "person" event's data)."""
-    match = re.match(r'\s*<li id="person-\w+"([^>]*)>', html)
-    assert match, html[:200]
-    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', match.group(1)))
-
-
-async def person_event(stream: EventStream, username: str, **expected: str) -> dict[str, str]:
-    """The first "person" event about `username` that says what is expected.
+async def person_event(
+    stream: EventStream, username: str, *, timeout: float = 10.0, **expected: str
+) -> dict[str, str]:
+    """The first "person" event about `username` that says what is expected (its entry's
+    data- attributes), within `timeout` seconds.
 
     Others are skipped, and so is a newcomer's first entry ("offline", sent when they
     registered) when it is announced after the stream opened.
     """
-    while True:
-        entry = entry_of((await stream.next_named("person")).data)
-        if entry["username"] == username and all(entry[k] == v for k, v in expected.items()):
-            return entry
+    async with asyncio.timeout(timeout):
+        while True:
+            entry = entry_of((await stream.next_named("person", timeout=timeout)).data)
+            if entry["username"] == username and all(entry[k] == v for k, v in expected.items()):
+                return entry
 
 
 # Rooms
@@ -358,8 +599,3 @@ def bearer_client(someone: Person, token: str = "") -> httpx.Client:
         timeout=10,
         headers={"Authorization": f"Bearer {token or someone.token()}"},
     )
-
-
-def htmx_error(message: str) -> str:
-    """The fragment an htmx request gets for a refusal."""
-    return f'<p class="form-error" role="alert">{message}</p>'

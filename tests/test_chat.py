@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.html import Element, parse
 from webapp.errors import BadRequest, ChatError, PayloadTooLarge
 from webapp.rules import keys, rates
 from webapp.rules import text as texts
@@ -410,34 +410,34 @@ def test_errors_are_chat_errors_with_their_status() -> None:
 
 
 def test_render_text_escapes_markup() -> None:
-    html = str(render_text('<script>alert("x")</script> & <img src=x onerror=alert(1)>'))
-    assert "<script" not in html
-    assert "<img" not in html
-    assert "&lt;script&gt;" in html
-    assert "&amp;" in html
-    assert "&#34;x&#34;" in html or "&quot;x&quot;" in html
+    text = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+    html = str(render_text(text))
+    shown = parse(html)
+    assert shown.elements() == []  # no script, no img: nothing but text
+    assert shown.raw_text == text
+    assert "&#34;x&#34;" in html or "&quot;x&quot;" in html  # quotes escaped too
 
 
 def test_render_text_keeps_line_breaks() -> None:
-    html = str(render_text("one\ntwo\n\nthree"))
-    assert html.count("<br>") == 3
-    assert html.replace("<br>", "").replace("\n", "") == "onetwothree"
+    shown = parse(str(render_text("one\ntwo\n\nthree")))
+    assert [element.tag for element in shown.elements()] == ["br"] * 3
+    assert shown.raw_text.replace("\n", "") == "onetwothree"
+    assert shown.lines() == ["one", "two", "", "three"]
 
 
 def test_render_text_plain_text_unchanged() -> None:
     assert str(render_text("just words")) == "just words"
 
 
-LINK_RE = re.compile(r'<a href="([^"]*)"([^>]*)>([^<]*)</a>')
-
-
-def _links(html: str) -> list[tuple[str, str]]:
-    """(href, other attributes) of each link; the link text must be its href."""
+def _links(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    """(href, other attributes) of each link; the link text must be its href, and links are
+    all the markup there is besides line breaks."""
+    shown = parse(html)
     found = []
-    for href, attrs, text in LINK_RE.findall(html):
-        assert text == href, html
-        found.append((href, attrs))
-    assert html.count("<a ") == len(found), html
+    for link in shown.find_all("a"):
+        assert link.raw_text == link.get("href") and link.elements() == [], html
+        found.append((link.get("href"), {k: v for k, v in link.attrs.items() if k != "href"}))
+    assert {element.tag for element in shown.iter()} <= {"a", "br"}, html
     return found
 
 
@@ -455,15 +455,15 @@ def test_render_text_links_http_urls(url: str) -> None:
     assert len(links) == 1, html
     href, attrs = links[0]
     assert href == url
-    assert 'rel="noopener nofollow"' in attrs
+    assert attrs["rel"] == "noopener nofollow"
     assert html.startswith("see ")
     assert html.endswith(" now")
 
 
 def test_render_text_escapes_inside_links() -> None:
     html = str(render_text("https://example.com/?a=1&b=2"))
-    assert '<a href="https://example.com/?a=1&amp;b=2"' in html
-    assert "&b=" not in html
+    assert [href for href, _ in _links(html)] == ["https://example.com/?a=1&b=2"]
+    assert "&b=" not in html  # the ampersand escaped, in the attribute and in the text
 
 
 @pytest.mark.parametrize(
@@ -480,13 +480,15 @@ def test_render_text_escapes_inside_links() -> None:
 )
 def test_render_text_does_not_link_other_schemes(text: str) -> None:
     html = str(render_text(text))
-    assert "<a" not in html
-    assert "<script" not in html
+    shown = parse(html)
+    assert shown.elements() == [], html  # no link, no script: text
+    assert shown.raw_text == text
 
 
 def test_render_text_link_cannot_break_out_of_its_attribute() -> None:
     html = str(render_text('https://example.com/"onmouseover="alert(1)'))
-    assert "onmouseover=" not in html.replace("&#34;onmouseover=&#34;", "")
+    handlers = [k for e in parse(html).iter() for k in e.attrs if k.startswith("on")]
+    assert handlers == [], html
     links = _links(html)
     assert len(links) == 1
     assert links[0][0] == "https://example.com/"
@@ -499,13 +501,14 @@ def test_render_text_leaves_trailing_punctuation_out_of_links(mark: str) -> None
     links = _links(html)
     assert len(links) == 1, html
     assert links[0][0] == "https://example.com/page"
-    assert html.endswith(f"</a>{mark}")
+    last = parse(html).children[-2:]
+    assert isinstance(last[0], Element) and last[0].tag == "a" and last[1] == mark
 
 
 def test_render_text_links_each_url_once() -> None:
     html = str(render_text("https://a.example and\nhttps://b.example."))
     assert [href for href, _ in _links(html)] == ["https://a.example", "https://b.example"]
-    assert "<br>" in html
+    assert parse(html).find_all("br")
 
 
 @pytest.mark.parametrize(

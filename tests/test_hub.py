@@ -13,6 +13,8 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
+from tests.html import Element, fragment
+from tests.support import parse_events
 from webapp.actions.reading import ReadState
 from webapp.data import nx_compat
 from webapp.data.models import Membership, Message, Presence, RevokedToken, Room, Typing, User
@@ -138,6 +140,7 @@ POSTED = message()
 TYPING = typing(DM)
 MEMBERSHIP = f"{GROUP.id}:{BOB}"
 TAB = f"{BOB}:1f"  # a presence
+SEVEN = ("nx:7", POSTED, PUBLIC)  # a message event's id, message and room
 
 
 @dataclass
@@ -185,7 +188,12 @@ class Recorded:
             def user_changed(self, user: User) -> None:
                 record(("away", user))
 
+        class Revocations:
+            def add(self, jti: str, expires_at: datetime) -> None:
+                record(("revoked", jti))
+
         self.directory, self.streams = Directory(), Streams()
+        self.revocations = Revocations()
         self.presence, self.people = Presence(), People()
 
     async def deliver(self, event: Event) -> None:
@@ -212,8 +220,9 @@ class Recorded:
         (Room, "update", DM.id, DM, [], [("room cached", DM)]),
         (Room, "update", GROUP.id, None, [], []),
         (Typing, "update", TYPING.id, TYPING, [TypingEvent(TYPING, DM)], []),
-        (RevokedToken, "insert", ObjectId(), REVOKED, [], [("signed out", "j1")]),
-        (Message, "insert", POSTED.id, POSTED, [MessageEvent("nx:7", POSTED, PUBLIC)], []),
+        (RevokedToken, "insert", ObjectId(), REVOKED, [], [("revoked", "j1"), ("signed out", "j1")]),  # noqa: E501
+        (Message, "insert", POSTED.id, POSTED, [MessageEvent(*SEVEN, posted=True)], []),
+        (Message, "update", POSTED.id, POSTED, [MessageEvent(*SEVEN)], []),  # not posted now
         (Message, "insert", ObjectId(), None, [], []),  # deleted before it was loaded
     ],
 )  # fmt: skip
@@ -301,26 +310,43 @@ def test_ring_replays_after_a_cursor_it_covers() -> None:
     assert not ring.covers(key(10)) and ring.covers(key(11))
 
 
+def the_fragment(raw: bytes, name: str) -> Element:
+    """The markup of the one event in these bytes of an event stream, parsed."""
+    [event] = parse_events(raw)
+    assert event.event == name
+    return fragment(event.data)
+
+
+def remove_buttons(entry: Element) -> list[str]:
+    return [b.get("aria-label") for b in entry.find_all("button") if "Remove" in b.text]
+
+
 def test_a_message_is_encoded_once_per_audience() -> None:
     posted = message(DM, "<b>hello</b>")
     encoded = wire.encode_event(MessageEvent("nx:5", posted, DM))
-    assert encoded.for_user(BOB) is encoded.for_user(CAROL)
-    assert encoded.for_user(ALICE) is encoded.own
+    assert encoded.for_user(BOB) == (encoded.shared, encoded.shared_chunk)
+    assert encoded.for_user(BOB)[1] is encoded.for_user(CAROL)[1]  # framed once, for both
+    assert encoded.for_user(ALICE) == (encoded.own, encoded.own_chunk)
     assert b"id: nx:5\r\nevent: message\r\n" in encoded.shared
-    assert b"&lt;b&gt;hello&lt;/b&gt;" in encoded.shared
-    assert b">Edit</button>" in encoded.own and b">Edit</button>" not in encoded.shared
+    own, shared = (the_fragment(variant, "message") for variant in (encoded.own, encoded.shared))
+    for article in (own, shared):
+        assert article.one(class_="body").raw_text == "<b>hello</b>"  # text, not markup
+        assert article.find_all("b") == []
+    assert own.by_text("Edit", "button") and not shared.by_text("Edit", "button")
     for variant in (encoded.own, encoded.shared):
         assert b"csrf_token" not in variant  # shared fragments carry no session
 
 
 def test_a_member_entry_has_remove_buttons_in_the_owners_copy_only() -> None:
     encoded = wire.encode_event(MemberEvent(GROUP, BOB, "bob", joined=True))
-    assert encoded.for_user(ALICE) is encoded.own  # Alice owns the room
-    assert encoded.for_user(BOB) is encoded.shared
-    assert b"Remove bob" in encoded.own and b"Remove" not in encoded.shared
-    assert b"data-left" not in encoded.shared
+    assert encoded.for_user(ALICE)[0] is encoded.own  # Alice owns the room
+    assert encoded.for_user(BOB)[0] is encoded.shared
+    own, shared = (the_fragment(variant, "member") for variant in (encoded.own, encoded.shared))
+    assert remove_buttons(own) == ["Remove bob"] and remove_buttons(shared) == []
+    assert not shared.has("data-left")
     left = wire.encode_event(MemberEvent(GROUP, BOB, "bob", joined=False))
-    assert b"data-left" in left.shared and b"Remove" not in left.own
+    assert the_fragment(left.shared, "member").has("data-left")
+    assert remove_buttons(the_fragment(left.own, "member")) == []
     for variant in (encoded.own, encoded.shared):
         assert b"csrf_token" not in variant
 
@@ -348,28 +374,37 @@ def test_cannot_replay(cursor: str, position: str, unusable: bool) -> None:
     assert nx_compat.cannot_replay(cursor, position) is unusable
 
 
+async def settle() -> None:
+    """Lets every task that is ready run (a woken wait ends within a few turns of the loop)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 async def test_idle_pacer_pauses_longer_while_idle_and_wakes_on_write() -> None:
+    """Counted in pauses, not timed: the schedule's pauses are made so short or so long that
+    only whether a pause happened, and which one, can show."""
     pacer = nx_compat.IdlePacer(await_secs=1.0, collection="message")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await pacer.pause_after_empty_batch(waited_secs=0.0)
-    first = loop.time() - started
-    assert first >= nx_compat.IDLE_PAUSES_SECS[0] * 0.9
+    pauses = nx_compat.IDLE_PAUSES_SECS
+    assert pacer._pauses == pauses
+    assert list(pauses) == sorted(set(pauses))  # longer and longer while nothing happens
+    pacer._pauses = (0.0, 3600.0)  # the first quick empty batch: none; later ones: an hour
+    await asyncio.wait_for(pacer.pause_after_empty_batch(waited_secs=0.0), timeout=10)
+    pause = asyncio.create_task(pacer.pause_after_empty_batch(waited_secs=0.0))
+    await settle()
+    assert not pause.done()  # the second pauses (for the hour)
     # A write to its collection ends the pause at once, however long it would have been;
     # a write to another collection does not.
-    for _ in range(len(nx_compat.IDLE_PAUSES_SECS)):
-        pacer._quick_empties += 1
-    pause = asyncio.create_task(pacer.pause_after_empty_batch(waited_secs=0.0))
-    await asyncio.sleep(0)
     nx_compat.wake_on_write.wake("presence")
-    await asyncio.sleep(0.05)
+    await settle()
     assert not pause.done()
     nx_compat.wake_on_write.wake("message")
-    await asyncio.wait_for(pause, timeout=0.5)
-    # A real MongoDB that held the getMore for the await time is never paused.
-    started = loop.time()
-    await pacer.pause_after_empty_batch(waited_secs=1.0)
-    assert loop.time() - started < nx_compat.IDLE_PAUSES_SECS[0]
+    await asyncio.wait_for(pause, timeout=10)
+    # Woken, it starts again from the shortest pause.
+    await asyncio.wait_for(pacer.pause_after_empty_batch(waited_secs=0.0), timeout=10)
+    # A real MongoDB that held the getMore for the await time is never paused (the next
+    # pause would be the hour).
+    await asyncio.wait_for(pacer.pause_after_empty_batch(waited_secs=1.0), timeout=10)
+    assert pacer._quick_empties == 0
 
 
 async def test_peers_on_one_embedded_server_hear_each_others_writes(mongo_uri: str) -> None:

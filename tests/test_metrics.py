@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
 
 import httpx
 import pytest
 
-from tests.support import METRICS_TOKEN, AppServer, Person, message_id
+from tests.support import METRICS_TOKEN, AppServer, Person, StartApp, message_id
 
 
 @pytest.fixture(scope="module")
-def tokenless_server(
-    mongo_uri: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AppServer]:
-    env = {"METRICS_TOKEN": ""}
-    with AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("nometrics"), env=env) as server:
-        yield server
+def tokenless_server(start_app: StartApp) -> AppServer:
+    return start_app(METRICS_TOKEN="")
 
 
 @pytest.mark.parametrize(
@@ -53,3 +49,17 @@ def test_requests_are_counted_by_route_template(app_server: AppServer, person: P
     assert samples['chat_http_request_duration_seconds_count{route="/messages/{message_id}"}'] >= 3
     response = httpx.get(app_server.url + "/metrics", headers={"Authorization": "Bearer x"})
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_the_loop_and_the_collector_are_measured(app_server: AppServer) -> None:
+    """How late the event loop wakes, and the garbage collector's pauses by generation."""
+    deadline = time.monotonic() + 10  # the first look is a second after start-up
+    while (samples := app_server.metrics())["chat_event_loop_lag_seconds_count{}"] < 1:
+        assert time.monotonic() < deadline, "the loop's lag was never taken"
+        time.sleep(0.1)
+    collections = [
+        value
+        for name, value in samples.items()
+        if name.startswith("chat_gc_pause_seconds_count{generation=")
+    ]
+    assert sum(collections) >= 1  # at least the one that freezes the start-up heap

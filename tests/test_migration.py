@@ -24,18 +24,25 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import pytest
 from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.database import Database
 
-from tests.support import AppServer, Person, message_id, open_stream
+from tests.html import Element
+from tests.support import (
+    AppServer,
+    Person,
+    badge_count,
+    message_id,
+    open_stream,
+    unread_badge,
+)
+from tests.support import Db as SessionDb
 from webapp.data import rooms as room_data
 from webapp.data.connection import Db, open_database
 from webapp.data.embedded import EmbeddedDatabase
@@ -111,15 +118,14 @@ class Member:
 
 @pytest.fixture
 def members(
-    make_person: Callable[..., Person], mongo_uri: str, old_db: Database[Doc]
+    make_person: Callable[..., Person], db: SessionDb, old_db: Database[Doc]
 ) -> Callable[[int], list[Member]]:
     """Registers people through the session's app and copies their users to the scratch one."""
 
     def make(count: int) -> list[Member]:
         people = [make_person() for _ in range(count)]
-        with client_of(mongo_uri) as client:
-            users = client.get_default_database("chat")[User.__collection__]
-            docs = [users.find_one({"username_key": p.username.lower()}) for p in people]
+        users = db[User.__collection__]
+        docs = [users.find_one({"username_key": p.username.lower()}) for p in people]
         assert all(docs)
         old_db[User.__collection__].insert_many([doc for doc in docs if doc])
         return [Member(p, str(doc["_id"])) for p, doc in zip(people, docs, strict=True) if doc]
@@ -130,19 +136,15 @@ def members(
 @pytest.fixture
 def visit() -> Iterator[Callable[[AppServer, Member], Person]]:
     """The member, on another app process: same session cookie and CSRF token."""
-    clients: list[httpx.Client] = []
+    visitors: list[Person] = []
 
     def make(app: AppServer, member: Member) -> Person:
-        client = httpx.Client(
-            base_url=app.url, timeout=10, cookies={"session": member.person.cookie}
-        )
-        clients.append(client)
-        p = member.person
-        return Person(app.url, p.username, p.password, client, csrf=p.csrf)
+        visitors.append(member.person.on(app.url))
+        return visitors[-1]
 
     yield make
-    for client in clients:
-        client.close()
+    for visitor in visitors:
+        visitor.close()
 
 
 @pytest.fixture
@@ -240,112 +242,26 @@ def snapshot(db: Database[Doc]) -> dict[str, list[Doc]]:
     return {name: sorted(db[name].find({}), key=lambda doc: str(doc["_id"])) for name in MIGRATED}
 
 
-# Pages, read with html.parser
+# Pages
 
 
-@dataclass
-class Node:
-    tag: str
-    attrs: dict[str, str]
-    children: list[Node | str] = field(default_factory=list)
-
-    def __repr__(self) -> str:  # short, in assertion messages
-        return f"<{self.tag} {self.attrs}>"
-
-    @property
-    def classes(self) -> set[str]:
-        return set(self.attrs.get("class", "").split())
-
-    def text(self) -> str:
-        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
-
-    def all(self, match: Callable[[Node], bool]) -> Iterator[Node]:
-        for child in self.children:
-            if isinstance(child, Node):
-                if match(child):
-                    yield child
-                yield from child.all(match)
-
-    def one(self, match: Callable[[Node], bool]) -> Node:
-        found = list(self.all(match))
-        assert len(found) == 1, f"{len(found)} matches"
-        return found[0]
-
-
-class _TreeBuilder(HTMLParser):
-    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.open = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, {name: value or "" for name, value in attrs})
-        self.open[-1].children.append(node)
-        if tag not in self.VOID:
-            self.open.append(node)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.open[-1].children.append(Node(tag, {name: value or "" for name, value in attrs}))
-
-    def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self.open) - 1, 0, -1):
-            if self.open[depth].tag == tag:
-                del self.open[depth:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.open[-1].children.append(data)
-
-
-def parse(html: str) -> Node:
-    builder = _TreeBuilder()
-    builder.feed(html)
-    builder.close()
-    return builder.root
-
-
-def page(visitor: Person, path: str) -> Node:
-    response = visitor.client.get(path)
-    assert response.status_code == 200, response.text[:500]
-    return parse(response.text)
-
-
-def shown_messages(doc: Node) -> list[tuple[str, str]]:
+def shown_messages(page: Element) -> list[tuple[str, str]]:
     """The log's messages, in page order: (id, body, or "message deleted")."""
-    log = doc.one(lambda n: n.attrs.get("id") == "log")
-    articles = log.all(lambda n: n.tag == "article" and "message" in n.classes)
-    return [
-        (a.attrs["data-id"], a.one(lambda n: n.tag == "p" and "body" in n.classes).text())
-        for a in articles
-    ]
+    articles = page.one(id="log").find_all("article", class_="message")
+    return [(a.get("data-id"), a.one(class_="body").raw_text) for a in articles]
 
 
 def expected_messages(messages: list[Doc]) -> list[tuple[str, str]]:
     return [(str(m["_id"]), "message deleted" if m["deleted"] else m["body"]) for m in messages]
 
 
-def _badge_count(entry: Node) -> int:
-    badge = entry.one(lambda n: n.tag == "span" and "badge" in n.classes)
-    count = int(badge.attrs["aria-label"].removesuffix(" unread"))
-    assert ("hidden" in badge.attrs) == (count == 0), badge.attrs
-    assert badge.text() == (str(count) if count else "")
-    return count
-
-
-def person_unread(doc: Node, someone: Member) -> int:
+def person_unread(page: Element, someone: Member) -> int:
     """The unread count on `someone`'s sidebar entry."""
-    return _badge_count(
-        doc.one(lambda n: n.tag == "li" and n.attrs.get("id") == f"person-{someone.id}")
-    )
+    return badge_count(page.one("li", id=f"person-{someone.id}"))
 
 
-def public_unread(doc: Node) -> int:
-    nav = doc.one(lambda n: n.attrs.get("id") == "people")
-    return _badge_count(
-        nav.one(lambda n: n.tag == "a" and n.attrs.get("data-conversation") == PUBLIC)
-    )
+def public_unread(page: Element) -> int:
+    return unread_badge(page, PUBLIC)
 
 
 # The migrated database
@@ -449,18 +365,18 @@ def test_old_messages_move_to_rooms_in_order_with_nothing_lost(
         as_alice, as_bob, as_carol = (visit(app, m) for m in (alice, bob, carol))
         public = expected_messages(old.in_order(PUBLIC))
         for visitor in (as_alice, as_bob, as_carol):
-            assert shown_messages(page(visitor, "/rooms/public")) == public
+            assert shown_messages(visitor.page("/rooms/public")) == public
         both_ways = expected_messages(old.in_order(dm(alice, bob)))
-        assert shown_messages(page(as_alice, f"/dm/{bob.name}")) == both_ways
-        assert shown_messages(page(as_bob, f"/dm/{alice.name}")) == both_ways
-        assert shown_messages(page(as_carol, f"/dm/{bob.name}")) == expected_messages(
+        assert shown_messages(as_alice.page(f"/dm/{bob.name}")) == both_ways
+        assert shown_messages(as_bob.page(f"/dm/{alice.name}")) == both_ways
+        assert shown_messages(as_carol.page(f"/dm/{bob.name}")) == expected_messages(
             old.in_order(dm(bob, carol))
         )
-        assert shown_messages(page(as_alice, f"/dm/{alice.name}")) == expected_messages(
+        assert shown_messages(as_alice.page(f"/dm/{alice.name}")) == expected_messages(
             old.in_order(dm(alice, alice))
         )
         # Nobody else sees a DM: carol's page with alice is empty, and there is no such room.
-        assert shown_messages(page(as_carol, f"/dm/{alice.name}")) == []
+        assert shown_messages(as_carol.page(f"/dm/{alice.name}")) == []
         assert dm(alice, carol) not in rooms_by_key(old_db)
 
 
@@ -507,21 +423,21 @@ def test_unread_counts_carry_over(
         as_alice, as_bob, as_carol = (visit(app, m) for m in (alice, bob, carol))
 
         # Her notes to self read nothing else.
-        seen = page(as_alice, f"/dm/{alice.name}")
+        seen = as_alice.page(f"/dm/{alice.name}")
         assert public_unread(seen) == 2  # p4, p6
         assert person_unread(seen, bob) == 2
         assert person_unread(seen, carol) == 0
-        title = seen.one(lambda n: n.tag == "title").text()
+        title = seen.one("title").text
         assert title.startswith("(4) ")
         # Reading the DM (its page posts .../read) clears it; the public room is still unread.
         assert as_alice.send("POST", f"/dm/{bob.name}/read").status_code == 204
-        seen = page(as_alice, f"/dm/{alice.name}")
+        seen = as_alice.page(f"/dm/{alice.name}")
         assert person_unread(seen, bob) == 0 and public_unread(seen) == 2
 
-        seen = page(as_bob, f"/dm/{bob.name}")
+        seen = as_bob.page(f"/dm/{bob.name}")
         assert public_unread(seen) == 0
         assert person_unread(seen, alice) == 0  # he never had a counter: he only wrote
-        seen = page(as_carol, f"/dm/{carol.name}")
+        seen = as_carol.page(f"/dm/{carol.name}")
         assert public_unread(seen) == 0  # all before she joined
         assert person_unread(seen, alice) == 0
 
@@ -548,8 +464,8 @@ def test_dm_unread_counts_what_was_received_when_the_reader_wrote_since(
 
     with AppServer(fresh_uri, data_dir=app_dir()) as app:
         assert_migrated(old_db, old)
-        seen_by_bob = page(visit(app, bob), f"/dm/{bob.name}")
-        seen_by_alice = page(visit(app, alice), f"/dm/{alice.name}")
+        seen_by_bob = visit(app, bob).page(f"/dm/{bob.name}")
+        seen_by_alice = visit(app, alice).page(f"/dm/{alice.name}")
         assert person_unread(seen_by_bob, alice) == 1
         assert person_unread(seen_by_alice, bob) == 2
 
@@ -626,7 +542,7 @@ def test_two_processes_starting_at_once_migrate_once(
         first, second = people[0], people[1]
         expected = expected_messages(old.in_order(dm(first, second))[-50:])
         for app in apps:
-            assert shown_messages(page(visit(app, first), f"/dm/{second.name}")) == expected
+            assert shown_messages(visit(app, first).page(f"/dm/{second.name}")) == expected
 
 
 async def test_concurrent_runs_number_each_message_once(
@@ -762,10 +678,10 @@ async def test_posting_after_migration_continues_the_numbering_live(
         assert rooms_by_key(old_db).keys() == rooms.keys()  # no second room for either
 
         # Both show last on their pages, after the old ones; bob has one of each unread.
-        seen = page(as_bob, f"/dm/{bob.name}")
+        seen = as_bob.page(f"/dm/{bob.name}")
         assert public_unread(seen) == 1 and person_unread(seen, alice) == 1
-        public = shown_messages(page(as_bob, "/rooms/public"))
+        public = shown_messages(as_bob.page("/rooms/public"))
         assert public == [*expected_messages(old.in_order(PUBLIC)), (public_id, "after the move")]
-        direct = shown_messages(page(as_bob, f"/dm/{alice.name}"))
+        direct = shown_messages(as_bob.page(f"/dm/{alice.name}"))
         assert direct[-1] == (dm_id, "a DM after the move")
         assert len(direct) == dm_count + 1

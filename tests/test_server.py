@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
-from tests.support import AppServer, Person, open_stream
+from tests.support import AppServer, EventStream, Person, message_id, open_stream
 from webapp.server import HEADER_TIMEOUT_SECS, MAX_HEADER_BYTES
 from webapp.web.security import BODY_TIMEOUT_SECS
 
@@ -84,6 +86,42 @@ def status(response: bytes) -> int:
 def assert_still_serving(server: AppServer) -> None:
     response = httpx.get(server.url + "/healthz", timeout=10)
     assert response.status_code == 200
+
+
+# The clients that are too slow take the server's timeouts (10 and 15 s) to refuse. They start
+# with the module's first test, all at once, and the two tests that judge them await them:
+# their waits overlap each other's and the other tests'.
+
+
+@dataclass
+class SlowClients:
+    someone: Person  # whose event stream is open all the while, and who dribbles a post
+    events: EventStream
+    slow: asyncio.Task[bytes]  # half a request's headers, then nothing
+    silent: asyncio.Task[bytes]  # a connection that sends nothing
+    dribbled: asyncio.Task[tuple[bytes, int]]  # a post's body a byte at a time: (answer, sent)
+    dribbled_text: str
+    dribbled_length: int
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def slow_clients(app_server: AppServer) -> AsyncIterator[SlowClients]:
+    with Person.register(app_server.url) as someone:
+        async with open_stream(app_server.url, token=someone.token()) as events:
+            text = "dribbled-" + secrets.token_hex(6)
+            body = f"body={text}&padding=".encode() + b"p" * 200
+            tasks = [
+                asyncio.create_task(exchange(app_server.url, request_with_headers(2048)[:1024])),
+                asyncio.create_task(exchange(app_server.url, b"")),
+                asyncio.create_task(dribble(someone, "/rooms/public/messages", body)),
+            ]
+            try:
+                yield SlowClients(someone, events, *tasks, text, len(body))  # type: ignore[arg-type]
+            finally:
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                        await task
 
 
 async def test_headers_up_to_the_limit_are_served(app_server: AppServer) -> None:
@@ -158,22 +196,19 @@ async def test_a_megabyte_header_is_refused_without_reading_it(app_server: AppSe
 
 
 async def test_slow_and_silent_connections_are_closed_and_streams_are_not(
-    app_server: AppServer, person: Person
+    slow_clients: SlowClients,
 ) -> None:
     """Half a request's headers, then nothing: 408 and closed once the headers are overdue. A
     connection that never sends anything is closed too. An event stream open all the while
     (its request complete) keeps going."""
-    async with open_stream(app_server.url, token=person.token()) as events:
-        half = request_with_headers(2048)[:1024]
-        slow = asyncio.create_task(exchange(app_server.url, half))
-        silent = asyncio.create_task(exchange(app_server.url, b""))
-        slow_response, silent_response = await asyncio.gather(slow, silent)
-        assert status(slow_response) == 408
-        assert silent_response == b""
+    slow_response, silent_response = await asyncio.gather(slow_clients.slow, slow_clients.silent)
+    assert status(slow_response) == 408
+    assert silent_response == b""
 
-        assert person.post_public("after the slow clients").status_code == 201
-        event = await events.next_named("message")
-        assert "after the slow clients" in event.data
+    posted = slow_clients.someone.post_public("after the slow clients")
+    assert posted.status_code == 201
+    mid = message_id(posted.text)
+    await slow_clients.events.until("message", lambda e: message_id(e.data) == mid)
 
 
 # The request body (webapp/security.py)
@@ -189,40 +224,46 @@ def form_post(person: Person, path: str, length: int) -> bytes:
     ).encode()
 
 
-async def test_a_body_that_dribbles_is_cut_off(person: Person) -> None:
-    """A byte every half second: the whole body is overdue long before it could be complete,
-    so the post is refused with 408, the connection closes, and nothing is stored."""
-    text = "dribbled-" + secrets.token_hex(6)
-    body = f"body={text}&padding=".encode() + b"p" * 200
-    reader, writer = await asyncio.open_connection(*address(person.base_url))
+async def dribble(someone: Person, path: str, body: bytes) -> tuple[bytes, int]:
+    """Posts `body` a byte every half second (the client's pace, not a wait for the server),
+    until the server answers: its answer (the connection then closed), and the bytes sent."""
+    reader, writer = await asyncio.open_connection(*address(someone.base_url))
     sent = 0
 
-    async def dribble() -> None:
+    async def send() -> None:
         nonlocal sent
-        writer.write(form_post(person, "/rooms/public/messages", len(body)))
+        writer.write(form_post(someone, path, len(body)))
         for byte in body:
             writer.write(bytes([byte]))
             sent += 1
             await writer.drain()
-            await asyncio.sleep(0.5)  # the client's pace, not a wait for the server
+            await asyncio.sleep(0.5)
 
-    dribbling = asyncio.create_task(dribble())
+    sending = asyncio.create_task(send())
     try:
         async with asyncio.timeout(BODY_TIMEOUT_SECS + 20):
             response = await read_response(reader)
             with contextlib.suppress(ConnectionResetError):  # bytes still coming, then reset
                 assert await reader.read() == b""  # and the server closed the connection
     finally:
-        dribbling.cancel()
+        sending.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await dribbling
+            await sending
         await hang_up(writer)
+    return response, sent
+
+
+async def test_a_body_that_dribbles_is_cut_off(slow_clients: SlowClients) -> None:
+    """A byte every half second: the whole body is overdue long before it could be complete,
+    so the post is refused with 408, the connection closes, and nothing is stored."""
+    response, sent = await slow_clients.dribbled
     assert status(response) == 408
     assert b"connection: close" in response.lower()
-    assert sent < len(body)  # cut off mid-body, not at its end
-    listed = person.client.get("/rooms/public/messages", headers={"HX-Request": "true"})
+    assert sent < slow_clients.dribbled_length  # cut off mid-body, not at its end
+    someone = slow_clients.someone
+    listed = someone.client.get("/rooms/public/messages", headers={"HX-Request": "true"})
     assert listed.status_code == 200
-    assert text not in listed.text
+    assert slow_clients.dribbled_text not in listed.text
 
 
 async def test_a_client_gone_mid_body_is_one_line_in_the_log(app_server: AppServer) -> None:

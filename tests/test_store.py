@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
-from pymongo.database import Database
 
-from tests.support import AppServer, Person, message_id, open_stream
+from tests.support import (
+    AppServer,
+    Db,
+    Person,
+    StartApp,
+    message_id,
+    open_stream,
+    user_id,
+    wait_for,
+)
 
 MakePerson = Callable[..., Person]
-Db = Database[dict[str, object]]
 
 
 @pytest.fixture(scope="module")
-def db(mongo_uri: str) -> Iterator[Db]:
-    client: MongoClient[dict[str, object]] = MongoClient(mongo_uri, tz_aware=True)
-    yield client.get_default_database()
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def quick_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def quick_server(start_app: StartApp) -> AppServer:
     """A process that vouches for its streams every second or so."""
-    env = {"PRESENCE_TTL_SECS": "3"}
-    with AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("quick"), env=env) as server:
-        yield server
+    return start_app(PRESENCE_TTL_SECS="3")
 
 
 def test_an_edit_stamps_a_date(person: Person, db: Db) -> None:
@@ -46,27 +41,23 @@ async def test_presence_upkeep_and_last_seen_keep_dates(
     make_person: MakePerson, db: Db, quick_server: AppServer
 ) -> None:
     someone = make_person(quick_server.url)
-    user = db.user.find_one({"username": someone.username})
-    assert user is not None
+    mine = {"user_id": user_id(db, someone)}
     async with open_stream(quick_server.url, token=someone.token()):
-        first = db.presence.find_one({"user_id": str(user["_id"])})
+        first = db.presence.find_one(mine)
         assert first is not None
-        # Poll the one document until the process has vouched for the stream once.
-        deadline = time.monotonic() + 10
-        while True:
+
+        def vouched() -> bool:  # the process has vouched for the stream once
             now = db.presence.find_one({"_id": first["_id"]})
             assert now is not None
-            if now["expires_at"] != first["expires_at"]:
-                break
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+            return bool(now["expires_at"] != first["expires_at"])
+
+        wait_for(vouched, what="the stream vouched for")
+        now = db.presence.find_one({"_id": first["_id"]})
+        assert now is not None
         assert isinstance(now["expires_at"], datetime)
-        assert now["expires_at"] > first["expires_at"]  # type: ignore[operator]
+        assert now["expires_at"] > first["expires_at"]
     # Closing the stream stamps "last seen" (in the background: poll the one field).
-    deadline = time.monotonic() + 10
-    while db.presence.count_documents({"user_id": str(user["_id"])}) > 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    user = db.user.find_one({"_id": user["_id"]})
+    wait_for(lambda: db.presence.count_documents(mine) == 0, what="the presence gone")
+    user = db.user.find_one({"_id": ObjectId(mine["user_id"])})
     assert user is not None
     assert isinstance(user["last_seen_at"], datetime)

@@ -6,24 +6,33 @@ import asyncio
 import contextlib
 import json
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
-from tests.support import AppServer, EventStream, Person, message_id, open_stream, person_event
+from tests.html import fragment
+from tests.support import (
+    AppServer,
+    Db,
+    EventStream,
+    Person,
+    SSEEvent,
+    StartApp,
+    message_id,
+    open_stream,
+    person_event,
+    presence_count,
+    wait_for,
+)
 
 MakePerson = Callable[..., Person]
 
 
 @pytest.fixture(scope="module")
-def second_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def stall_server(start_app: StartApp) -> AppServer:
     """Another app process on the same database, quick to close streams that stall."""
-    env = {"STREAM_SEND_TIMEOUT_SECS": "2"}
-    with AppServer(mongo_uri, data_dir=tmp_path_factory.mktemp("limits"), env=env) as server:
-        yield server
+    return start_app(STREAM_SEND_TIMEOUT_SECS="2")
 
 
 async def ended(events: EventStream, within: float = 5.0) -> None:
@@ -38,12 +47,12 @@ async def ended(events: EventStream, within: float = 5.0) -> None:
 
 @pytest.mark.parametrize("via", ["cookie", "bearer"])
 async def test_signing_out_ends_open_streams_in_every_process(
-    make_person: MakePerson, second_server: AppServer, via: str
+    make_person: MakePerson, stall_server: AppServer, via: str
 ) -> None:
     alice, bob = make_person(), make_person()
     cookie = alice.cookie  # signing out takes it out of the client's jar
     credentials = {"cookie": cookie} if via == "cookie" else {"token": alice.token()}
-    async with open_stream(second_server.url, **credentials) as events:
+    async with open_stream(stall_server.url, **credentials) as events:
         bob.post_dm(alice.username, "before")
         assert "before" in (await events.next_named("message")).data
         if via == "cookie":
@@ -60,7 +69,7 @@ async def test_signing_out_ends_open_streams_in_every_process(
         bob.post_dm(alice.username, "after")
         assert not any("after" in e.data for e in events.events)
     again = httpx.get(
-        second_server.url + "/events",
+        stall_server.url + "/events",
         headers={"Authorization": f"Bearer {credentials['token']}"} if via == "bearer" else {},
         cookies={"session": cookie} if via == "cookie" else {},
     )
@@ -68,42 +77,38 @@ async def test_signing_out_ends_open_streams_in_every_process(
 
 
 async def test_the_21st_stream_closes_the_oldest(
-    make_person: MakePerson, second_server: AppServer, mongo_uri: str
+    make_person: MakePerson, stall_server: AppServer, db: Db
 ) -> None:
     alice = make_person()
     token = alice.token()
     async with contextlib.AsyncExitStack() as stack:
         # The first one through the other process: the cap holds across processes.
-        first = await stack.enter_async_context(open_stream(second_server.url, token=token))
+        first = await stack.enter_async_context(open_stream(stall_server.url, token=token))
         for _ in range(19):
             await stack.enter_async_context(open_stream(alice.base_url, token=token))
-        assert presence_count(mongo_uri, alice) == 20
+        assert presence_count(db, alice) == 20
         newest = await stack.enter_async_context(open_stream(alice.base_url, token=token))
         await ended(first)
         posted = alice.post_public("the newest tab works")
         assert message_id((await newest.next_named("message")).data) == message_id(posted.text)
-        assert presence_count(mongo_uri, alice) == 20
+        assert presence_count(db, alice) == 20
 
 
-def presence_count(mongo_uri: str, person: Person) -> int:
-    client: MongoClient[dict[str, object]] = MongoClient(mongo_uri)
-    try:
-        db = client.get_default_database()
-        user = db.user.find_one({"username": person.username})
-        assert user is not None
-        return db.presence.count_documents({"user_id": str(user["_id"])})
-    finally:
-        client.close()
+def typist(event: SSEEvent) -> str:
+    return fragment(event.data).get("data-username")
 
 
 async def test_typing_notices_are_coalesced_on_the_server(make_person: MakePerson) -> None:
-    alice, bob = make_person(), make_person()
+    """30 notices at once from one typist: one reaches anyone (TYPING_REPEAT_SECS)."""
+    alice, bob, carol = make_person(), make_person(), make_person()
     async with open_stream(bob.base_url, token=bob.token()) as events:
         answers = [alice.send("POST", "/rooms/public/typing").status_code for _ in range(30)]
         assert answers == [204] * 30
-        first = await events.next_named("typing")
-        assert alice.username in first.data
-        await events.expect_none("typing", within=1.0)  # 29 repeats within 3 s reach nobody
+        # Typing notices reach streams in the order they were stored: had any of alice's
+        # repeats gone out, it would come before carol's.
+        assert carol.send("POST", "/rooms/public/typing").status_code == 204
+        seen = await events.until("typing", lambda e: typist(e) == carol.username)
+        assert [typist(e) for e in seen if e.event == "typing"] == [alice.username, carol.username]
 
 
 async def test_reading_sends_one_small_event_to_the_readers_own_tabs(
@@ -119,32 +124,36 @@ async def test_reading_sends_one_small_event_to_the_readers_own_tabs(
         assert alice.send("POST", "/rooms/public/read").status_code == 204
         read = await alice_tab.next_named("read")
         state = json.loads(read.data)  # a conversation key and its count, not a sidebar
-        assert set(state) == {"key", "read_seq", "unread", "upto"}
+        assert set(state) == {"key", "read_seq", "unread", "upto", "mentions"}
         assert (state["key"], state["unread"]) == ("public", 0)
-        await bob_tab.expect_none("read", within=1.0)
+        # Read positions reach streams in the order they move: had alice's reached bob's tab,
+        # it would come before his own.
+        assert alice.post_public("for bob to read").status_code == 201
+        assert bob.send("POST", "/rooms/public/read").status_code == 204
+        seen = await bob_tab.until("read")
+        assert [e.event for e in seen].count("read") == 1
+        assert json.loads(seen[-1].data)["key"] == "public"
 
 
 async def test_a_reader_that_stops_reading_is_closed_and_goes_offline(
-    make_person: MakePerson, second_server: AppServer
+    make_person: MakePerson, stall_server: AppServer
 ) -> None:
     """Its socket's buffers fill (the server bounds its own: webapp/server.py), it is closed
     within STREAM_SEND_TIMEOUT_SECS and its presence goes; everyone else gets everything."""
     alice, watcher = make_person(), make_person()
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills fast
-    stalled.connect(("127.0.0.1", second_server.port))
+    stalled.connect(("127.0.0.1", stall_server.port))
     request = (
         f"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         f"Authorization: Bearer {alice.token()}\r\n\r\n"
     )
     try:
-        async with open_stream(second_server.url, token=watcher.token()) as events:
+        async with open_stream(stall_server.url, token=watcher.token()) as events:
             stalled.sendall(request.encode())
-            while 'data-status="online"' not in (entry := await events.next_named("person")).data \
-                    or alice.username not in entry.data:  # fmt: skip
-                pass
+            await person_event(events, alice.username, status="online")
             # Others' messages, while alice's tab reads nothing; the watcher gets every one.
-            posters = [make_person(second_server.url) for _ in range(4)]
+            posters = [make_person(stall_server.url) for _ in range(4)]
             sent = [
                 message_id(poster.post_public(f"{n} " + "x" * 3900).text)
                 for n in range(20)
@@ -152,13 +161,9 @@ async def test_a_reader_that_stops_reading_is_closed_and_goes_offline(
             ]
             got = [message_id((await events.next_named("message")).data) for _ in sent]
             assert got == sent
-            started = time.monotonic()
-            while True:  # alice's tab is closed, and she goes offline
-                entry = await events.next_named("person", timeout=15)
-                if alice.username in entry.data and 'data-status="offline"' in entry.data:
-                    break
-            assert time.monotonic() - started < 15
-        assert "Closing a stream" in second_server.log()
+            # Alice's tab is closed, and she goes offline.
+            await person_event(events, alice.username, status="offline", timeout=15)
+        assert "Closing a stream" in stall_server.log()
     finally:
         stalled.close()
 
@@ -170,31 +175,42 @@ def raw_request(method: str, path: str, port: int, token: str = "") -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+@pytest.mark.parametrize("pipelined", ["with the stream", "once it is open"])
 async def test_a_stream_with_a_request_pipelined_behind_it_is_dropped_alone(
-    make_person: MakePerson, second_server: AppServer
+    make_person: MakePerson, stall_server: AppServer, db: Db, pipelined: str
 ) -> None:
-    """A GET /events with another request pipelined behind it, then the connection closed:
-    the stream goes (and its user offline), and everyone else's delivery goes on."""
-    mallory, alice, bob = (make_person(second_server.url) for _ in range(3))
-    port = second_server.port
-    async with open_stream(second_server.url, token=bob.token()) as early:
+    """GET /events with another request pipelined behind it: the connection is dropped (the
+    stream never ends, so nothing behind it would be answered), its user does not stay online,
+    and everyone else's delivery and keep-alives go on."""
+    mallory, alice, bob = (make_person(stall_server.url) for _ in range(3))
+    port = stall_server.port
+    async with open_stream(stall_server.url, token=bob.token()) as early:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            raw_request("GET", "/events", port, mallory.token())
-            + raw_request("GET", "/healthz", port)
-        )
-        await writer.drain()
-        await asyncio.wait_for(reader.readuntil(b": connected"), 10)
-        await person_event(early, mallory.username, status="online")
-        async with open_stream(second_server.url, token=bob.token()) as late:
-            writer.close()  # the disconnect reaches the queued /healthz
-            await writer.wait_closed()
-            await person_event(early, mallory.username, status="offline")
+        stream = raw_request("GET", "/events", port, mallory.token())
+        behind = raw_request("GET", "/healthz", port)
+        if pipelined == "once it is open":
+            writer.write(stream)
+            await asyncio.wait_for(reader.readuntil(b": connected"), 10)
+            await person_event(early, mallory.username, status="online")
+            writer.write(behind)
+        else:
+            writer.write(stream + behind)
+        answered = b""
+        async with asyncio.timeout(10):  # the server closes the connection
+            while chunk := await reader.read(65536):
+                answered += chunk
+        assert answered.count(b"HTTP/1.1 ") <= 1  # the stream's own answer at most
+        assert b"application/json" not in answered  # /healthz's was never written
+        writer.close()
+        async with open_stream(stall_server.url, token=bob.token()) as late:
+            if pipelined == "once it is open":
+                await person_event(early, mallory.username, status="offline")
             posted = alice.post_public("after the pipelined stream")
             for tab in (early, late):  # opened before and after mallory's
                 got = await tab.next_named("message")
                 assert message_id(got.data) == message_id(posted.text)
-    assert "RuntimeError" not in second_server.log()
+        wait_for(lambda: presence_count(db, mallory) == 0, what="mallory's presence gone")
+    assert "RuntimeError" not in stall_server.log()
 
 
 async def test_head_events_answers_the_headers_and_no_body(

@@ -26,9 +26,10 @@ from webapp.data.migration import migrate_conversations
 from webapp.errors import ChatError
 from webapp.live import wire
 from webapp.live.hub import Hub
-from webapp.ops import metrics
+from webapp.ops import metrics, runtime
 from webapp.web import accounts, events, health, messages, pages, reading, respond, rooms
 from webapp.web.auth import SessionBackend
+from webapp.web.events import EventsFirst
 from webapp.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from webapp.web.state import AppState
 from webapp.web.templating import templates, use_routes
@@ -90,14 +91,18 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await hub.start()
     app.state.chat = AppState(connection, hub)
     on_exit(hub.end_streams)
+    runtime.tune_gc()
+    lag = asyncio.create_task(runtime.watch_loop_lag(), name="ops:loop-lag")
     try:
         yield
     finally:
+        lag.cancel()
         await hub.stop()
         await connection.close()
 
 
 ROOM = "/rooms/{room_id}"
+REACTIONS = "/messages/{message_id}/reactions"
 routes = [
     Route("/", pages.show_home, name="home"),
     Route("/register", accounts.show_register, name="register_page"),
@@ -143,6 +148,7 @@ routes = [
     Route(ROOM + "/settings", rooms.change_room, methods=["POST"], name="change_room"),
     Route(ROOM + "/mute", rooms.mute_room, methods=["POST"], name="mute_room"),
     # Messages, wherever they are
+    Route("/messages/{message_id}", messages.show_message, name="show_message"),
     Route("/messages/{message_id}", messages.edit_message, methods=["PATCH"], name="patch_message"),
     Route(
         "/messages/{message_id}", messages.delete_message, methods=["DELETE"], name="del_message"
@@ -152,8 +158,14 @@ routes = [
     Route(
         "/messages/{message_id}/delete", messages.delete_message, methods=["POST"], name="delete"
     ),
+    Route(REACTIONS, messages.show_reaction_palette, name="reaction_palette"),
+    Route(REACTIONS, messages.add_reaction, methods=["POST"], name="add_reaction"),
+    Route(REACTIONS, messages.remove_reaction, methods=["DELETE"], name="del_reaction"),
+    Route(
+        REACTIONS + "/remove", messages.remove_reaction, methods=["POST"], name="remove_reaction"
+    ),
     Route("/away", accounts.set_away, methods=["POST"], name="set_away"),
-    Route("/events", events.stream_events, name="events"),
+    Route("/events", events.stream_events, name="events"),  # answered first: EventsFirst
     Route("/healthz", health.show_health, name="health"),
     Route("/metrics", metrics.show_metrics, name="metrics"),
     Mount(
@@ -192,4 +204,4 @@ def create_app() -> Starlette:
     return app
 
 
-app = create_app()
+app = EventsFirst(create_app())

@@ -28,7 +28,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from webapp import settings
-from webapp.live.streams import TRANSPORT
+from webapp.live.streams import EVENTS_PATH, ON_LOST, TRANSPORT
 
 MAX_HEADER_BYTES = 16 * 1024  # the request line and every header, in all
 # The kernel's send buffer per connection (left alone, it grows to megabytes for a client that
@@ -56,7 +56,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     uvicorn tells a lost connection to its newest request only: with a request pipelined
     behind an event stream, that is the queued one, and the stream would never hear of it.
-    Here the request being answered hears of it too.
+    Here the request being answered hears of it too, and an event stream is told directly
+    (ON_LOST), so that it needs no task of its own waiting for the disconnect.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -82,6 +83,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if running is not None and running is not self.cycle and not running.response_complete:
             running.disconnected = True
             running.message_event.set()
+        for cycle in (running, self.cycle):
+            extensions: dict[str, Any] = cycle.scope.get("extensions", {}) if cycle else {}
+            if (lost := extensions.get(ON_LOST)) is not None:
+                lost()  # an event stream ends at once, with no task of its own to listen
         super().connection_lost(exc)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
@@ -115,6 +120,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # The app's event streams write their chunks to the transport themselves.
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[TRANSPORT] = self.transport
+        running = self._running
+        if running is not None and running is not self.cycle and _is_event_stream(running):
+            # Pipelined behind an event stream, which never ends: nothing behind it would ever
+            # be answered, and with reading paused its client's leaving would go unnoticed.
+            self.transport.close()
 
     def on_message_complete(self) -> None:
         HttpToolsProtocol.on_message_complete(self)
@@ -160,6 +170,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+def _is_event_stream(cycle: RequestResponseCycle) -> bool:
+    scope = cycle.scope
+    return scope["method"] == "GET" and scope["path"] == EVENTS_PATH and not cycle.response_complete
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serves the app with uvicorn until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m webapp", description="Serve the chat.")
@@ -188,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=workers,
         http=PROTOCOL,
+        interface="asgi3",  # (webapp.app:app answers /events before calling the app proper)
         ws="none",
         lifespan="on",
         proxy_headers=False,

@@ -16,6 +16,9 @@
 //   place before read watches what came in and newmessages keeps one "New messages" line.
 // - read before notify (visibilitychange): what was on screen is read, then the permission
 //   shown again.
+// - reactions, replies and roompanel before keyboard (keydown): Escape closes the palette, cancels
+//   a reply or closes "Room details", and the arrow keys move in the palette; each marks the key
+//   handled, and the keyboard's own Escape and arrows leave it alone.
 export const ORDER = [
   "menu", // menu.js
   "focus", // focus.js
@@ -30,6 +33,9 @@ export const ORDER = [
   "typing", // typing.js
   "sidebar", // sidebar.js
   "notify", // notify.js
+  "reactions", // reactions.js
+  "replies", // replies.js
+  "roompanel", // roompanel.js
   "keyboard", // keyboard.js
   "main", // main.js
 ];

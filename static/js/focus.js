@@ -84,26 +84,36 @@ function focusAfterAction(message) {
 
 function focusEditBox(editing) {
   const box = editing.querySelector("textarea");
-  if (!box) return;
+  if (!box || box === document.activeElement) return; // in it already: the caret is theirs
   box.focus();
   box.setSelectionRange(box.value.length, box.value.length);
 }
 
 function focusEditButton(message) {
-  const edit = message.querySelector('.actions form[method="get"] button');
-  if (!edit) {
+  focusMessageControl(message, '.actions form[method="get"] button');
+}
+
+// Focus on one of a message's own controls (`selector`), its menu opened first on a phone;
+// the message itself if it has none.
+export function focusMessageControl(message, selector) {
+  const control = message.querySelector(selector);
+  if (!control) {
     message.focus();
     return;
   }
   const more = message.querySelector(".more");
-  if (more && window.getComputedStyle(more).display !== "none") setMessageMenu(more, true);
-  edit.focus();
+  if (more && more.parentElement.contains(control) && window.getComputedStyle(more).display !== "none") {
+    setMessageMenu(more, true);
+  }
+  control.focus();
 }
 
 // --- Focus stays put when the stream replaces what holds it ------------------------------
-// An event replaces whole entries (a message edited, or one's own coming back; a person's or
-// a room's sidebar entry): focus inside one would fall to the page's body. It goes to the
-// same control of the new copy, with the message's menu as open as it was.
+// An event replaces whole entries (a message edited or reacted to, or one's own coming back;
+// a person's or a room's sidebar entry): focus inside one would fall to the page's body. It
+// goes to the same control of the new copy, with the message's menu as open as it was. A
+// reaction is found by its emoji (others may come or go before it); one that is gone leaves
+// focus on "Add reaction", or the message.
 
 const HOLDERS = "#log > .message, #people li[id]";
 
@@ -127,8 +137,16 @@ function focusSpot() {
   return {
     holder,
     index: [holder].concat(Array.from(holder.querySelectorAll(FOCUSABLE))).indexOf(active),
+    emoji: active.matches(".reaction[data-emoji]") ? active.dataset.emoji : null,
     menuOpen: Boolean(more && more.getAttribute("aria-expanded") === "true"),
   };
+}
+
+function reactionIn(holder, emoji) {
+  const same = Array.from(holder.querySelectorAll(".reaction[data-emoji]"))
+    .find((button) => button.dataset.emoji === emoji);
+  const add = holder.querySelector(".add-reaction");
+  return same || (add && add.getClientRects().length ? add : holder);
 }
 
 function restoreFocus(spot) {
@@ -137,6 +155,6 @@ function restoreFocus(spot) {
   const more = holder.querySelector(".more");
   if (spot.menuOpen && more) setMessageMenu(more, true);
   const controls = [holder].concat(Array.from(holder.querySelectorAll(FOCUSABLE)));
-  const target = controls[spot.index];
+  const target = spot.emoji !== null ? reactionIn(holder, spot.emoji) : controls[spot.index];
   if (target) target.focus({ preventScroll: true });
 }

@@ -1,5 +1,6 @@
 // Forms sent by htmx: their errors shown in place (or in the page's flash), cleared once one
-// goes through; Enter sends a text box's form (Shift+Enter: a new line).
+// goes through; an answer that sends the page elsewhere (HX-Location: leaving a room) opens
+// that page afresh; Enter sends a text box's form (Shift+Enter: a new line).
 
 import { on } from "./dom.js";
 import { parseFragment } from "./page.js";
@@ -43,6 +44,16 @@ on("htmx:responseError", "forms", (evt) => {
 
 on("htmx:sendError", "forms", (evt) => {
   showError(evt.detail.elt, NOT_REACHED);
+});
+
+// htmx would fetch the page and swap its body into this one, and this page's script would go
+// on watching what is gone: the browser opens it instead.
+on("htmx:beforeOnLoad", "forms", (evt) => {
+  const xhr = evt.detail.xhr;
+  const where = xhr && xhr.getResponseHeader("HX-Location");
+  if (!where) return;
+  evt.preventDefault();
+  window.location.assign(where.charAt(0) === "{" ? JSON.parse(where).path : where);
 });
 
 on("htmx:afterRequest", "forms", (evt) => {

@@ -18,6 +18,8 @@ import "./layout.js"; // local times, day separators, runs
 import "./menu.js"; // the conversations menu, message menus
 import "./messages.js"; // placing messages
 import "./newmessages.js"; // the "New messages" line, the jump button
+import "./reactions.js"; // your own reactions, pressing them, the "Add reaction" palette
+import "./roompanel.js"; // "Room details"
 import "./sidebar.js"; // people, rooms, members
 import "./stream.js"; // the event stream's dispatch table, the cursor, "Reconnecting…"
 import "./typing.js"; // "… is typing"
@@ -29,13 +31,15 @@ import { watchOlder } from "./older.js";
 import { startReading } from "./read.js";
 import { updateTitle } from "./badges.js";
 import { startKeyboard } from "./keyboard.js";
+import { showLinkedMessage } from "./replies.js";
 
 document.documentElement.classList.add("js"); // for styles that only make sense with it
 
 // In this order: the draft is back in the composer; the no-script autofocus is undone before
 // the page scrolls and gives focus itself; the page opens at the "New messages" line (or the
-// end), and what is on screen then is read; the title counts what is left; the composer
-// takes focus on a laptop; last, the keyboard's one-stop log and lists.
+// end, or the message its address names), and what is on screen then is read; the title
+// counts what is left; the composer takes focus on a laptop, unless the page was opened at a
+// message, which takes it (highlighted); last, the keyboard's one-stop log and lists.
 function start() {
   restoreDraft();
   undoPageAutofocus();
@@ -45,6 +49,7 @@ function start() {
     startReading();
     updateTitle();
     focusComposerWhenWide();
+    showLinkedMessage();
   }
   startKeyboard();
 }

@@ -255,9 +255,11 @@ function applyRead(conversation, seq, unread, upto) {
 
 on("pagehide", "read", flushReads);
 
-// Leaving the room: its read position goes with the membership, and a read would be refused.
-on("submit", "read", (evt) => {
-  if (evt.target.classList && evt.target.classList.contains("leave-room")) stopReading();
+// Leaving the room (confirmed): its read position goes with the membership, and a read would
+// be refused.
+on("htmx:beforeRequest", "read", (evt) => {
+  const elt = evt.detail.elt;
+  if (elt && elt.classList && elt.classList.contains("leave-room")) stopReading();
 });
 
 on("visibilitychange", "read", () => {

@@ -1,5 +1,6 @@
-// The composer: sending with a pending copy until the server has it, Retry when it fails,
-// its height, and drafts kept per conversation in this browser.
+// The composer: sending with a pending copy until the server has it (with the message it
+// answers, if any: replies.js), Retry when it fails, its height, and drafts kept per
+// conversation in this browser.
 // The composer's POST is the page's own (htmx asks, through htmx:confirm, and is told no):
 // the message shows at once, greyed, "Sending…"; the server's copy, from the POST's answer
 // or from the stream, whichever comes first, replaces it.
@@ -7,9 +8,10 @@
 import { on } from "./dom.js";
 import { post } from "./http.js";
 import { chatRoot, log, composerField, scrollToBottom } from "./page.js";
-import { placeMessage } from "./messages.js";
+import { placeAnswer } from "./messages.js";
 import { showError, clearError, errorText, NOT_REACHED } from "./forms.js";
 import { resetTyping } from "./typing.js";
+import { replyState, clearReply } from "./replies.js";
 
 const pendingText = new WeakMap(); // pending copy -> the text it sends
 
@@ -24,7 +26,8 @@ function sendFromComposer(form) {
   const field = form.querySelector("textarea[name=body]");
   const text = field.value;
   if (text.trim() === "") return;
-  const item = pendingCopy(form, text);
+  const item = pendingCopy(form, text, replyState());
+  clearReply(); // the pending copy answers it now (and Retry, if it fails)
   field.value = "";
   saveDraft(field); // the text is the pending copy's now (and Retry's, if it fails)
   field.style.height = "";
@@ -33,7 +36,7 @@ function sendFromComposer(form) {
   if (item) send(item);
 }
 
-function pendingCopy(form, text) {
+function pendingCopy(form, text, reply) {
   const root = chatRoot();
   const el = log();
   if (!root || !el) return null;
@@ -49,6 +52,12 @@ function pendingCopy(form, text) {
   const state = document.createElement("span");
   state.className = "pending-state";
   header.append(sender, " ", state);
+  item.append(header);
+  if (reply) {
+    item.dataset.replyTo = reply.id;
+    item.classList.add("reply");
+    item.append(pendingQuote(reply));
+  }
   const body = document.createElement("p");
   body.className = "body";
   body.textContent = text.trim(); // (the stream's copy finds its pending one by this text)
@@ -62,13 +71,27 @@ function pendingCopy(form, text) {
     button.dataset.action = name.toLowerCase();
     actions.appendChild(button);
   });
-  item.append(header, body, actions);
+  item.append(body, actions);
   pendingText.set(item, text);
   const empty = el.querySelector(".empty");
   if (empty) empty.remove();
   el.appendChild(item);
   scrollToBottom();
   return item;
+}
+
+// The quote a reply shows, as the composer said it (the server's copy brings its link).
+function pendingQuote(reply) {
+  const quote = document.createElement("p");
+  quote.className = "quote";
+  const sender = document.createElement("span");
+  sender.className = "quote-sender";
+  sender.textContent = reply.sender;
+  const text = document.createElement("span");
+  text.className = "quote-text";
+  text.textContent = reply.text;
+  quote.append(sender, " ", text);
+  return quote;
 }
 
 function setPendingState(item, text, failed) {
@@ -79,8 +102,10 @@ function setPendingState(item, text, failed) {
 
 function send(item) {
   setPendingState(item, "Sending…", false);
+  const form = { body: pendingText.get(item) };
+  if (item.dataset.replyTo) form.reply_to = item.dataset.replyTo;
   post(item.dataset.url, {
-    form: { body: pendingText.get(item) },
+    form,
     keepalive: true, // a message sent just before leaving the page still goes
   }).then(
     (response) => {
@@ -100,7 +125,7 @@ function send(item) {
 
 function delivered(item, html) {
   item.remove();
-  placeMessage(html, false);
+  placeAnswer(html, 0); // unless the stream brought it first (and maybe a change since)
   const form = document.getElementById("composer");
   if (form) clearError(form);
 }

@@ -130,7 +130,9 @@ export function placeMember(html) {
 
 function leftThisRoom() {
   stopReading(); // nothing more is read here
-  document.querySelectorAll("#composer, #room-panel form, #log .load-older").forEach((el) => el.remove());
+  // (A "Leave room" on its way stays: its answer opens the next page.)
+  document.querySelectorAll("#composer, #room-panel form:not(.htmx-request), #log .load-older")
+    .forEach((el) => el.remove());
   const notice = document.createElement("p");
   notice.className = "closed-notice";
   notice.setAttribute("role", "status");

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Locator, Page, expect
 
 
 def log(page: Page) -> Locator:
@@ -16,3 +16,13 @@ def message(page: Page, text: str) -> Locator:
 
 def composer(page: Page) -> Locator:
     return page.get_by_label("Message", exact=True)
+
+
+def open_room_details(page: Page) -> None:
+    """A group room's panel (Members, Add member, Mute room, Leave room) open, by its
+    "Room details" button."""
+    page.wait_for_function("document.documentElement.classList.contains('js')")  # its script
+    button = page.get_by_role("button", name="Room details")
+    if button.get_attribute("aria-expanded") != "true":
+        button.click()
+    expect(button).to_have_attribute("aria-expanded", "true")

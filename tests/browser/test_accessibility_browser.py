@@ -3,7 +3,9 @@
 axe runs inside the page: the context bypasses the app's CSP so that its script can be added.
 Besides each page as it loads, the states a person gets to are checked too: the phone's
 conversation menu open, a message's controls revealed (hover on a laptop, its menu on a
-phone) and a message being edited in place.
+phone), a message being edited in place, the "Add reaction" palette open, the composer
+answering a message, and a group room's "Room details" open. The public room shows a
+formatted message with reactions and a reply to it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.conftest import ConsoleLog, NewPage
 from tests.browser.locators import log, message
-from tests.browser.seeding import make_room, post
+from tests.browser.seeding import make_room, post, react
 from tests.support import ROOT, AppServer, Person, message_id, unique_name
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.js"
@@ -60,6 +62,15 @@ def scene(app_server: AppServer) -> Iterator[Scene]:
         own = post(alice, "/rooms/public", f"morning all, see https://example.com/{unique_name()}")
         post(bob, "/rooms/public", "morning alice")
         post(alice, "/rooms/public", "a second one, right after")
+        formatted = post(
+            alice,
+            "/rooms/public",
+            "**Trip** plan, `draft`:\n```\nday 1: train\nday 2: hike\n```\n"
+            "> bring boots\n\n- maps\n- snacks\n\nsee [the route](https://example.com/route)",
+        )
+        react(bob, message_id(formatted), "👍")
+        react(alice, message_id(formatted), "🎉")
+        post(bob, "/rooms/public", "count me in", reply_to=message_id(formatted))
         post(alice, f"/dm/{bob.username}", "lunch at noon?")
         post(bob, f"/dm/{alice.username}", "yes, the usual place")
         room = make_room(alice, "Plans", bob, topic="Weekend trip")
@@ -150,6 +161,40 @@ def reveal_controls(page: Page) -> None:
     expect(own.get_by_role("button", name="Edit")).to_be_visible()
 
 
+def formatted(page: Page) -> Locator:
+    return log(page).locator('[id^="msg-"]').filter(has=page.locator(".body", has_text="Trip"))
+
+
+def open_palette(page: Page) -> None:
+    """The formatted message's "Add reaction" palette open."""
+    target = formatted(page)
+    if page.viewport_size and page.viewport_size["width"] < NARROW:
+        target.get_by_role("button", name="Message actions").click()
+    else:
+        target.hover()
+    target.get_by_role("button", name="Add reaction").click()
+    expect(page.get_by_role("dialog", name="Add reaction")).to_be_visible()
+
+
+def start_reply(page: Page) -> None:
+    """The composer answering the formatted message (the palette closed by the click)."""
+    target = formatted(page)
+    more = target.get_by_role("button", name="Message actions")
+    if page.viewport_size and page.viewport_size["width"] < NARROW:
+        if more.get_attribute("aria-expanded") != "true":
+            more.click()
+    else:
+        target.hover()
+    target.get_by_role("button", name="Reply").click()
+    expect(page.get_by_role("dialog", name="Add reaction")).to_have_count(0)
+    expect(page.get_by_text("Replying to")).to_be_visible()
+
+
+def open_details(page: Page) -> None:
+    page.get_by_role("button", name="Room details").click()
+    expect(page.get_by_role("list", name="Members", exact=True)).to_be_visible()
+
+
 def edit_in_place(page: Page) -> None:
     reveal_controls(page)
     message(page, "a second one").get_by_role("button", name="Edit").click()
@@ -181,8 +226,11 @@ def test_no_axe_violations_on_any_page(
         Check("sign in", "/login", signed_in=False, steps=[("wrong password", fail_sign_in)]),
         Check("public room", "/", steps=[("controls shown", reveal_controls)]),
         Check("public room", "/", steps=[("editing in place", edit_in_place)]),
+        Check(
+            "public room", "/", steps=[("palette open", open_palette), ("replying", start_reply)]
+        ),
         Check("direct conversation", f"/dm/{scene.bob.username}"),
-        Check("group room, its owner", scene.room_url),
+        Check("group room, its owner", scene.room_url, steps=[("details open", open_details)]),
         Check("open room, not joined", scene.open_room_url),
         Check("new room", "/rooms/new"),
         Check("browse rooms", "/rooms"),

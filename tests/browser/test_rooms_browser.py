@@ -1,7 +1,9 @@
 """Group rooms in real browsers: making one, adding, removing and leaving members, open rooms.
 
 Each person has their own browser context; whatever one does shows on the others' open pages
-without a reload. Everything is found by the accessible names of DESIGN.md's "Rooms".
+without a reload. Everything is found by the accessible names of DESIGN.md's "Rooms": the
+members and what can be done about them are behind "Room details", and leaving or removing
+someone asks to confirm (the tests click OK).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Locator, Page, Response, expect
 
 from tests.browser.conftest import NewPage
-from tests.browser.locators import composer, log, message
+from tests.browser.locators import composer, log, message, open_room_details
 from tests.support import Person, unique_name
 
 MakePerson = Callable[..., Person]
@@ -97,6 +99,8 @@ def test_private_room_add_talk_and_leave(new_page: NewPage, make_person: MakePer
     expect(alice.get_by_text(topic, exact=True)).to_be_visible()
     expect(room_entry(alice, name)).to_be_visible()
     expect(room_entry(alice, name)).to_have_attribute("aria-current", "page")
+    expect(members(alice)).to_be_hidden()  # until asked for
+    open_room_details(alice)
     expect(member(alice, alice_p.username)).to_have_count(1)
     expect(member(alice, bob_p.username)).to_have_count(0)
     expect(room_entry(bob, name)).to_have_count(0)  # a private room: bob knows nothing of it
@@ -125,6 +129,7 @@ def test_private_room_add_talk_and_leave(new_page: NewPage, make_person: MakePer
     expect(heading(bob)).to_have_text(name)
     expect(message(bob, hello)).to_contain_text(alice_p.username)
     expect(room_entry(bob, name).locator(".badge")).to_be_hidden()
+    open_room_details(bob)
     expect(member(bob, alice_p.username)).to_have_count(1)
     expect(member(bob, bob_p.username)).to_have_count(1)
     # Bob is not the owner: no Remove buttons for him.
@@ -134,8 +139,11 @@ def test_private_room_add_talk_and_leave(new_page: NewPage, make_person: MakePer
     say(bob, reply)
     expect(message(alice, reply)).to_contain_text(bob_p.username)
 
+    asked: list[str] = []
+    bob.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     bob.get_by_role("button", name="Leave room").click()
     expect(bob).not_to_have_url(room_url)
+    assert asked == [f"Leave {name}?"]
     expect(bob.get_by_role("button", name="Sign out")).to_be_visible()
     expect(room_entry(bob, name)).to_have_count(0)
     expect(member(alice, bob_p.username)).to_have_count(0)
@@ -160,8 +168,12 @@ def test_removed_member_is_told_and_hears_no_more(
         expect(message(bob, before)).to_have_count(1)
     assert marked.value.ok
 
+    open_room_details(alice)
+    asked: list[str] = []
+    alice.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     member(alice, bob_p.username).get_by_role("button", name="Remove").click()
     expect(member(alice, bob_p.username)).to_have_count(0)
+    assert asked == [f"Remove {bob_p.username} from {name}?"]
     notice = bob.get_by_role("status").filter(has_text=NO_LONGER_A_MEMBER)
     expect(notice).to_be_visible()
     expect(room_entry(bob, name)).to_have_count(0)
@@ -205,7 +217,9 @@ def test_open_room_is_found_and_joined(new_page: NewPage, make_person: MakePerso
     expect(carol).to_have_url(room_url)
     expect(heading(carol)).to_have_text(name)
     expect(room_entry(carol, name)).to_be_visible()
+    open_room_details(carol)
     expect(member(carol, carol_p.username)).to_have_count(1)
+    open_room_details(alice)
     expect(member(alice, carol_p.username)).to_have_count(1)  # alice's page hears of it
     hello = f"hello from carol {unique_name('m')}"
     say(carol, hello)
@@ -274,6 +288,7 @@ def test_adding_a_member_leaves_the_adders_page_as_it_is(
     def adding(response: Response) -> bool:
         return response.request.method == "POST" and response.url.endswith("/members")
 
+    open_room_details(alice)
     with alice.expect_response(adding) as added:
         alice.get_by_label("Add member").fill(bob_p.username)
         alice.get_by_role("button", name="Add", exact=True).click()
@@ -333,6 +348,8 @@ def test_removed_members_page_marks_nothing_read(
     text = f"seen just before {unique_name('m')}"
     say(alice, text)
     expect(message(bob, text)).to_have_count(1)  # the page will mark it read in a second
+    open_room_details(alice)
+    alice.once("dialog", lambda dialog: dialog.accept())
     member(alice, bob_p.username).get_by_role("button", name="Remove").click()
     expect(bob.get_by_role("status").filter(has_text=NO_LONGER_A_MEMBER)).to_be_visible()
     assert marks == []
@@ -360,6 +377,8 @@ def test_a_member_added_back_can_talk_again(new_page: NewPage, make_person: Make
 
     add_member_by_http(alice_p, room_path, bob_p.username)
     expect(room_entry(bob, name)).to_be_visible()
+    expect(composer(bob)).to_be_visible()  # the room's page opened again
+    open_room_details(bob)
     expect(member(bob, bob_p.username)).to_have_count(1)
     expect(notice).to_have_count(0, timeout=LIVE_MS)
     say(bob, f"back again {unique_name('m')}")

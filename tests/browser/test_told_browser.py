@@ -16,7 +16,7 @@ from typing import Any
 from playwright.sync_api import Locator, Page, Route, expect
 
 from tests.browser.conftest import ConsoleLog, NewPage
-from tests.browser.locators import composer, log, message
+from tests.browser.locators import composer, log, message, open_room_details
 from tests.browser.seeding import post
 from tests.support import Person, message_id, unique_name
 
@@ -395,6 +395,7 @@ def test_a_muted_room_notifies_nobody(
     quiet, quiet_name = new_room(bob_p, alice_p)
     loud, loud_name = new_room(bob_p, alice_p)
     alice = notified_chat(new_page, alice_p, base_url, quiet)
+    open_room_details(alice)
     alice.get_by_role("button", name="Mute room").click()
     expect(alice.get_by_role("button", name="Unmute room")).to_be_visible()
     expect(entry(alice, quiet_name)).to_have_attribute("data-muted", "true")
@@ -411,6 +412,7 @@ def test_a_muted_room_notifies_nobody(
 
     # Unmuted, it notifies again (on a new page, which records its own notifications).
     alice.goto(quiet)
+    open_room_details(alice)
     alice.get_by_role("button", name="Unmute room").click()
     expect(alice.get_by_role("button", name="Mute room")).to_be_visible()
     alice.get_by_role("link", name="Public room").click()

@@ -20,6 +20,7 @@ class ReadState:
     read_seq: int = 0
     unread: int = 0
     upto: int = 0
+    mentions: int = 0  # of the unread, those that mention the reader
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -27,6 +28,7 @@ class ReadState:
             "read_seq": self.read_seq,
             "unread": self.unread,
             "upto": self.upto,
+            "mentions": self.mentions,
         }
 
 
@@ -59,4 +61,4 @@ async def _counted(db: Db, room: Room, reader_id: str, read_seq: int, upto: int)
     unread = await reads.count_unread(
         db, room_id=str(room.id), user_id=reader_id, after_seq=read_seq, upto=upto
     )
-    return ReadState(room.key, read_seq, unread, upto)
+    return ReadState(room.key, read_seq, unread.messages, upto, unread.mentions)

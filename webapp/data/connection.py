@@ -19,7 +19,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from webapp import settings
-from webapp.ops.metrics import command_counter
 from webapp.data import nx_compat
 from webapp.data.embedded import EmbeddedDatabase
 from webapp.data.models import (
@@ -34,6 +33,7 @@ from webapp.data.models import (
     Typing,
     User,
 )
+from webapp.ops.metrics import command_counter
 
 log = logging.getLogger(__name__)
 MODELS: tuple[type[Model], ...] = (

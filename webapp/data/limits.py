@@ -2,39 +2,64 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from webapp.data.connection import Db
 from webapp.data.models import RateLimit
 from webapp.rules.rates import Rate
 
+# The tat this process last set for each key: a guess at which of the two updates below will
+# match, so that the usual case is one round trip. Any process may have moved it since; a
+# wrong guess costs the other update, never a wrong answer.
+_last_set: dict[str, float] = {}
+_KEYS_KEPT = 100_000
+
 
 async def count_event(db: Db, *, key: str, rate: Rate) -> int | None:
     """Counts one event against key's rate, atomically in any number of processes: None when
     it is admitted, else the seconds to wait (and nothing is counted).
 
-    The rule is rules.rates.Rate.admit, written as conditional updates of the one number it keeps:
-    after a pause (the common case, or the first time) the tat starts again from now, in one
-    round trip; within a burst it moves on by one interval, in two, unless it is too far ahead.
+    The rule is rules.rates.Rate.admit, written as conditional updates of the one number it
+    keeps: after a pause (or the first time) the tat starts again from now; within a burst it
+    moves on by one interval, unless it is too far ahead. Each is one round trip; the one
+    tried first is the one this process's last update says is likely.
     """
     collection = db[RateLimit.__collection__]
     for _ in range(3):
         now = time.time()
-        with contextlib.suppress(DuplicateKeyError):  # it is there, and ahead of now
-            restart = {"$set": {"tat": now + rate.interval}}
-            await collection.update_one({"_id": key, "tat": {"$lt": now}}, restart, upsert=True)
-            return None
-        within = {"$gte": now, "$lte": now + rate.tolerance}
-        moved = await collection.update_one(
-            {"_id": key, "tat": within}, {"$inc": {"tat": rate.interval}}
-        )
-        if moved.matched_count:
-            return None
+        in_a_burst = _last_set.get(key, 0.0) >= now
+        for restart in (False, True) if in_a_burst else (True, False):
+            if restart:
+                try:
+                    tat = now + rate.interval
+                    await collection.update_one(
+                        {"_id": key, "tat": {"$lt": now}}, {"$set": {"tat": tat}}, upsert=True
+                    )
+                except DuplicateKeyError:  # it is there, and ahead of now
+                    continue
+                _remember(key, tat)
+                return None
+            moved = await collection.find_one_and_update(
+                {"_id": key, "tat": {"$gte": now, "$lte": now + rate.tolerance}},
+                {"$inc": {"tat": rate.interval}},
+                projection={"tat": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if moved is not None:
+                _remember(key, float(moved["tat"]))
+                return None
         doc = await collection.find_one({"_id": key})
         if doc is not None and rate.admit(doc["tat"], now) is None:
+            _remember(key, float(doc["tat"]))
             return rate.retry_after(doc["tat"], now)
         # another request moved it in between: look again
     return 1  # still moving after three looks: come back in a second
+
+
+def _remember(key: str, tat: float) -> None:
+    if len(_last_set) >= _KEYS_KEPT:
+        _last_set.clear()
+    _last_set[key] = tat

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from webapp.data._query import find, find_one, now
 from webapp.data.connection import Db
 from webapp.data.models import Membership, Room, RoomMute
+from webapp.rules import access
 from webapp.rules.access import member_by_kind
 from webapp.rules.keys import member_key
 
@@ -54,6 +55,17 @@ async def is_member(db: Db, *, room: Room, user_id: str) -> bool:
     if by_kind is not None:
         return by_kind
     return await get(db, room_id=str(room.id), user_id=user_id) is not None
+
+
+async def members_among(db: Db, *, room: Room, user_ids: Iterable[str]) -> set[str]:
+    """Those of these users who belong to the room: one query at most."""
+    ids = list(user_ids)
+    if not access.lists_members(room):
+        return {user_id for user_id in ids if member_by_kind(room, user_id)}
+    cursor = db[Membership.__collection__].find(
+        {"room_id": str(room.id), "user_id": {"$in": ids}}, {"user_id": 1}
+    )
+    return {doc["user_id"] async for doc in cursor}
 
 
 async def member_ids(db: Db, *, room_id: str) -> list[str]:

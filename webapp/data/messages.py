@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
@@ -12,8 +14,24 @@ from webapp.data._query import find, get_by_id, insert, now, parse_id, update
 from webapp.data.connection import Db
 from webapp.data.models import Message, Room, RoomSequence, User
 
+# A reaction changes a message without notifying anyone of it (see Message.notify).
+NOTHING_NEW: dict[str, Any] = {"notify": []}
 
-async def create(db: Db, *, room: Room, sender: User, body: str) -> Message:
+
+@dataclass(frozen=True)
+class Written:
+    """What a post or an edit stores beside the text as typed: worked out once, by the action."""
+
+    html: str
+    plain: str
+    words: list[str]
+    mentions: list[str]  # ids
+    notify: list[str]  # ids: those this change notifies
+
+
+async def create(
+    db: Db, *, room: Room, sender: User, body: str, written: Written, reply_to: str = ""
+) -> Message:
     """One counter update for the room's next number and one insert, however many members the
     room has."""
     room_id = str(room.id)
@@ -30,6 +48,13 @@ async def create(db: Db, *, room: Room, sender: User, body: str) -> Message:
         sender_id=str(sender.id),
         sender_name=sender.username,
         body=body,
+        html=written.html,
+        plain=written.plain,
+        words=written.words,
+        mentions=written.mentions,
+        notified=written.notify,
+        notify=written.notify,
+        reply_to=reply_to,
         created_at=now(),
     )
     return await insert(db, message)
@@ -47,13 +72,24 @@ async def many_by_id(db: Db, *, message_ids: Sequence[ObjectId]) -> dict[ObjectI
     return {message.id: message for message in found}
 
 
-async def page(db: Db, *, room_id: str, before: Message | None = None, limit: int) -> list[Message]:
-    """The latest `limit` messages of a room (or those before `before`), oldest first."""
+async def page(
+    db: Db,
+    *,
+    room_id: str,
+    before: Message | None = None,
+    through: Message | None = None,
+    limit: int,
+) -> list[Message]:
+    """The latest `limit` messages of a room (or those before `before`, or those up to and
+    including `through`), oldest first."""
     filter: dict[str, Any] = {"room_id": room_id}
-    if before is not None:
+    if before is not None or through is not None:
+        edge = before or through
+        assert edge is not None
+        same_time = {"$lt": edge.id} if before is not None else {"$lte": edge.id}
         filter["$or"] = [
-            {"created_at": {"$lt": before.created_at}},
-            {"created_at": before.created_at, "_id": {"$lt": before.id}},
+            {"created_at": {"$lt": edge.created_at}},
+            {"created_at": edge.created_at, "_id": same_time},
         ]
     newest_first = await find(
         db, Message, filter, sort=[("created_at", -1), ("_id", -1)], limit=limit
@@ -61,9 +97,136 @@ async def page(db: Db, *, room_id: str, before: Message | None = None, limit: in
     return newest_first[::-1]
 
 
-async def edit(db: Db, *, message: Message, body: str) -> Message:
-    return await update(db, message, body=body, stamp="edited_at")
+async def search(
+    db: Db,
+    *,
+    room_ids: Collection[str],
+    words: Sequence[str],
+    before: Message | None = None,
+    limit: int,
+) -> list[Message]:
+    """The newest `limit` messages of these rooms (before `before`) that have, for each of
+    `words`, a word that is it or starts with it; none for no words. Each word is an anchored
+    prefix on the multikey `words` index; $elemMatch, since the embedded server matches no
+    regex against an array otherwise, and MongoDB does the same with it."""
+    if not words or not room_ids:
+        return []
+    conditions: list[dict[str, Any]] = [
+        {"room_id": {"$in": list(room_ids)}},
+        {"deleted": False},
+        *({"words": {"$elemMatch": {"$regex": "^" + re.escape(word)}}} for word in words),
+    ]
+    if before is not None:
+        older = [
+            {"created_at": {"$lt": before.created_at}},
+            {"created_at": before.created_at, "_id": {"$lt": before.id}},
+        ]
+        conditions.append({"$or": older})
+    return await find(
+        db, Message, {"$and": conditions}, sort=[("created_at", -1), ("_id", -1)], limit=limit
+    )
+
+
+async def edit(db: Db, *, message: Message, body: str, written: Written) -> Message:
+    return await update(
+        db,
+        message,
+        body=body,
+        html=written.html,
+        plain=written.plain,
+        words=written.words,
+        mentions=written.mentions,
+        notified=sorted({*message.notified, *written.notify}),
+        notify=written.notify,
+        stamp="edited_at",
+    )
 
 
 async def delete(db: Db, *, message: Message) -> Message:
-    return await update(db, message, body="", deleted=True)
+    """Its words, mentions and reactions go; a tombstone stays."""
+    return await update(
+        db,
+        message,
+        body="",
+        html="",
+        plain="",
+        words=[],
+        mentions=[],
+        notify=[],
+        reactions={},
+        reaction_kinds=0,
+        deleted=True,
+    )
+
+
+async def react(db: Db, *, message_id: ObjectId, emoji: str, username: str, kinds_max: int) -> str:
+    """Adds `username`'s reaction, in one atomic update (two people at once both count):
+    "added"; "already" when it was there; "full" when it is a new emoji and the message has
+    `kinds_max` kinds already; "gone" when the message is not there or deleted."""
+    collection = db[Message.__collection__]
+    field = f"reactions.{emoji}"
+    for _ in range(3):
+        to_existing = await collection.update_one(
+            {
+                "_id": message_id,
+                "deleted": False,
+                f"{field}.by.{username}": {"$exists": False},
+                f"{field}.n": {"$gte": 1},
+            },
+            {"$set": {f"{field}.by.{username}": True, **NOTHING_NEW}, "$inc": {f"{field}.n": 1}},
+        )
+        if to_existing.matched_count:
+            return "added"
+        room_for_one = [
+            {"reaction_kinds": {"$lt": kinds_max}},
+            {"reaction_kinds": {"$exists": False}},
+        ]
+        new = await collection.update_one(
+            {
+                # (_id in an $and: the embedded server's update_one misreads it beside an $or)
+                "$and": [
+                    {"_id": message_id},
+                    {"deleted": False},
+                    {field: {"$exists": False}},
+                    {"$or": room_for_one},
+                ]
+            },
+            {
+                "$set": {field: {"n": 1, "by": {username: True}}, **NOTHING_NEW},
+                "$inc": {"reaction_kinds": 1},
+            },
+        )
+        if new.matched_count:
+            return "added"
+        doc = await collection.find_one({"_id": message_id})
+        if doc is None or doc.get("deleted"):
+            return "gone"
+        entry = doc.get("reactions", {}).get(emoji)
+        if entry is not None and username in entry.get("by", {}):
+            return "already"
+        if entry is None and doc.get("reaction_kinds", 0) >= kinds_max:
+            return "full"
+        # someone added or removed this emoji in between: look again
+    return "already"  # still moving after three looks: as if it had been there
+
+
+async def unreact(db: Db, *, message_id: ObjectId, emoji: str, username: str) -> bool:
+    """Takes `username`'s reaction away (an emoji nobody has left goes too); whether it was
+    there."""
+    collection = db[Message.__collection__]
+    field = f"reactions.{emoji}"
+    removed = await collection.update_one(
+        {"_id": message_id, f"{field}.by.{username}": {"$exists": True}},
+        {
+            "$unset": {f"{field}.by.{username}": ""},
+            "$inc": {f"{field}.n": -1},
+            "$set": NOTHING_NEW,
+        },
+    )
+    if not removed.matched_count:
+        return False
+    await collection.update_one(
+        {"_id": message_id, f"{field}.n": 0},
+        {"$unset": {field: ""}, "$inc": {"reaction_kinds": -1}, "$set": NOTHING_NEW},
+    )
+    return True

@@ -3,6 +3,8 @@ participants, read markers with DM counters), moved to rooms and memberships at 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pymongo import UpdateOne
 
 from webapp.data import rooms
@@ -118,3 +120,34 @@ async def _position_of(db: Db, room: Room, key: str, marker: Document, user_id: 
         {"created_at": at, "_id": {"$lt": oldest_unread["_id"]}},
     ]
     return await messages.count_documents({"$and": [of_room, {"$or": earlier}]})
+
+
+WORDS_BATCH = 500  # messages given their search words at a time
+
+
+async def index_words(db: Db, *, words_of: Callable[[str], tuple[str, list[str]]]) -> int:
+    """Gives messages from before search their HTML, plain text and words (`words_of`: a
+    message's text as typed -> its plain text and words), a batch at a time; idempotent, and
+    one query when there is nothing to do. Returns how many it gave them."""
+    messages = db[Message.__collection__]
+    done = 0
+    while True:
+        batch = [
+            doc
+            async for doc in messages.find(
+                {"words": {"$exists": False}}, {"body": 1}, limit=WORDS_BATCH
+            )
+        ]
+        if not batch:
+            return done
+        updates = []
+        for doc in batch:
+            plain, words = words_of(doc.get("body", ""))
+            updates.append(
+                UpdateOne(
+                    {"_id": doc["_id"], "words": {"$exists": False}},
+                    {"$set": {"plain": plain, "words": words}},
+                )
+            )
+        await messages.bulk_write(updates, ordered=False)
+        done += len(batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pymongo
-from odmantic import Field, Index, Model
+from odmantic import EmbeddedModel, Field, Index, Model
 
 
 class User(Model):
@@ -83,13 +83,31 @@ class RoomSequence(Model):
     model_config = {"collection": "room_sequences"}
 
 
+class Reaction(EmbeddedModel):
+    """One emoji's reactions to a message: how many, and who (by username, in order)."""
+
+    n: int = 0
+    by: dict[str, bool] = {}
+
+
 class Message(Model):
     # References are ids as strings (see README, "The embedded database").
     room_id: str
     seq: int  # the room's count of messages when this one was posted: for unread counts
     sender_id: str
     sender_name: str
-    body: str  # "" once deleted
+    body: str  # as typed ("" once deleted): what the edit box shows
+    html: str = ""  # body rendered (rules/formatting.py), once per change; "": plain text
+    plain: str = ""  # its words, as a reader sees them: quotes, search
+    reply_to: str = ""  # the id of the message of the same room that this one answers
+    # Reactions by emoji, in the order they were first used; reaction_kinds counts them (so
+    # that a 21st is refused in the same update that would add it).
+    reactions: dict[str, Reaction] = {}
+    reaction_kinds: int = 0
+    words: list[str] = []  # what search finds it by (rules/search.words_of its plain text)
+    mentions: list[str] = []  # the ids of those it mentions who can read it
+    notified: list[str] = []  # everyone its mentions have ever notified
+    notify: list[str] = []  # those the change that made this copy notifies (never twice)
     created_at: datetime
     edited_at: datetime | None = None
     deleted: bool = False
@@ -100,6 +118,7 @@ class Message(Model):
             # embedded server cannot index _id inside a compound index.)
             Index(Message.room_id, Message.created_at),
             Index(Message.room_id, Message.seq),  # unread counts
+            Index(Message.words),  # search: every word, by its start
         ]
     }
 

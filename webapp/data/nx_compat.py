@@ -13,6 +13,9 @@ database"), the difference is handled here and nowhere else:
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
   cursor is not refused, so `cannot_replay` checks it. Only the last RETAINED_CHANGES changes
   of a collection are kept: a replay that reaches that many may have lost older ones.
+- A change event's fullDocument encodes ObjectIds as {"__neosqlite_objectid__": true, "id":
+  ...} and dates as {"$date": "..."} (and booleans set by $set as 0 or 1, which the models read
+  as MongoDB's): `decoded` turns it back into the document MongoDB would give.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import contextlib
 import re
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import monitoring
 from pymongo.errors import PyMongoError
 from pymongo.server_type import SERVER_TYPE
@@ -32,10 +37,24 @@ _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
 # After 1, 2, 3... quick empty batches. Writes end a pause at once (WakeOnWrite, Peers), so
 # the longest one only bounds how late a change nobody announced is seen.
-IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+IDLE_PAUSES_SECS = (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 PEERS_COLLECTION = "nx_peers"
 PEER_REFRESH_SECS = 5.0
 PEER_LAPSE_SECS = 3 * PEER_REFRESH_SECS
+
+
+def decoded(value: Any) -> Any:
+    """A change event's fullDocument as MongoDB would give it (the same, for MongoDB's own)."""
+    if isinstance(value, dict):
+        if value.get("__neosqlite_objectid__") is True and isinstance(value.get("id"), str):
+            return ObjectId(value["id"])
+        if len(value) == 1 and isinstance(value.get("$date"), str):
+            when = datetime.fromisoformat(value["$date"])
+            return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return {key: decoded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decoded(item) for item in value]
+    return value
 
 
 def token_sort_key(data: str) -> tuple[int, str]:

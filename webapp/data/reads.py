@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from webapp.data._query import now
@@ -77,21 +78,50 @@ def _others_between(room_id: str, user_id: str, after: int, upto: int) -> dict[s
     }
 
 
-async def count_unread(db: Db, *, room_id: str, user_id: str, after_seq: int, upto: int) -> int:
-    """Others' messages in the room after `after_seq` and up to `upto` (deleted ones aside),
-    up to UNREAD_CAP."""
+@dataclass(frozen=True)
+class Unread:
+    """Others' messages after a reader's position (up to UNREAD_CAP), and of those, how many
+    mention the reader."""
+
+    messages: int = 0
+    mentions: int = 0
+
+
+def _counted(branches: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
+    mentions_me = {"$in": [user_id, {"$ifNull": ["$mentions", []]}]}
+    return [
+        # Each branch carries every condition: nx-27017's aggregate drops fields beside an $or.
+        {"$match": {"$or": branches}},
+        {
+            "$group": {
+                "_id": "$room_id",
+                "unread": {"$sum": 1},
+                "mentions": {"$sum": {"$cond": [mentions_me, 1, 0]}},
+            }
+        },
+    ]
+
+
+async def count_unread(
+    db: Db, *, room_id: str, user_id: str, after_seq: int, upto: int
+) -> Unread:
+    """Others' messages in the room after `after_seq` and up to `upto` (deleted ones aside)."""
     since = counted_since(after_seq, upto)
     if since is None:
-        return 0
-    return await db[Message.__collection__].count_documents(
-        _others_between(room_id, user_id, *since), limit=UNREAD_CAP
+        return Unread()
+    counted = await db[Message.__collection__].aggregate(
+        _counted([_others_between(room_id, user_id, *since)], user_id)
     )
+    found = [doc async for doc in counted]
+    if not found:
+        return Unread()
+    return Unread(min(int(found[0]["unread"]), UNREAD_CAP), int(found[0]["mentions"]))
 
 
 async def unread_counts(
     db: Db, *, user: User, public: Room, memberships: Sequence[Membership]
-) -> dict[str, int]:
-    """Unread messages per room id, for the public room and the rooms of these memberships.
+) -> dict[str, Unread]:
+    """What is unread, by room id, in the public room and the rooms of these memberships.
 
     Two queries however many rooms there are and however many have news (three for someone
     who never read the public room): the counters, then one count of others' messages after
@@ -103,7 +133,6 @@ async def unread_counts(
     counts = await room_counts(db, room_ids=[*positions, public_id])
     if public_id in counts and public_id not in positions:  # never read: since joining
         positions[public_id] = await _starting_position(db, room=public, user=user)
-    # Each branch carries every condition: nx-27017's aggregate drops fields beside an $or.
     branches = [
         _others_between(room_id, user_id, *since)
         for room_id, count in counts.items()
@@ -111,7 +140,8 @@ async def unread_counts(
     ]
     if not branches:
         return {}
-    counted = await db[Message.__collection__].aggregate(
-        [{"$match": {"$or": branches}}, {"$group": {"_id": "$room_id", "unread": {"$sum": 1}}}]
-    )
-    return {doc["_id"]: min(int(doc["unread"]), UNREAD_CAP) async for doc in counted}
+    counted = await db[Message.__collection__].aggregate(_counted(branches, user_id))
+    return {
+        doc["_id"]: Unread(min(int(doc["unread"]), UNREAD_CAP), int(doc["mentions"]))
+        async for doc in counted
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from bson import ObjectId
@@ -18,6 +18,15 @@ from webapp.rules.rates import LOGIN_WINDOW
 async def revoke(db: Db, *, jti: str, expires_at: datetime) -> None:
     with contextlib.suppress(DuplicateKeyError):  # already signed out
         await insert(db, RevokedToken(jti=jti, expires_at=expires_at))  # type: ignore[call-arg]  # odmantic makes the id
+
+
+async def revoked_since(db: Db, at: datetime) -> AsyncIterator[tuple[str, datetime]]:
+    """(jti, expiry) of every session signed out that would not have expired by `at`."""
+    cursor = db[RevokedToken.__collection__].find(
+        {"expires_at": {"$gte": at}}, {"jti": 1, "expires_at": 1}
+    )
+    async for doc in cursor:
+        yield doc["jti"], doc["expires_at"]
 
 
 async def is_revoked(db: Db, *, jti: str) -> bool:

@@ -50,6 +50,14 @@ async def many_by_id(db: Db, *, user_ids: Iterable[str]) -> list[User]:
     return await find(db, User, {"_id": {"$in": ids}}, sort=[("username_key", 1)])
 
 
+async def many_by_name(db: Db, *, usernames: Iterable[str]) -> list[User]:
+    """The users of these names (ignoring ASCII case); names nobody can have are skipped."""
+    keys = [username_key(name) for name in usernames if is_username(name)]
+    if not keys:
+        return []
+    return await find(db, User, {"username_key": {"$in": keys}})
+
+
 async def recently_seen(db: Db, *, excluding: Iterable[str], limit: int) -> list[User]:
     """The people seen most recently, leaving out `excluding`."""
     return await find(

@@ -1,12 +1,14 @@
-"""Users and rooms kept in memory for the request path and the hub, kept current by the user
-and room feeds (feeds.py): one directory, handed to whoever needs it."""
+"""What the request path and the hub keep in memory, kept current by the feeds (feeds.py):
+users and rooms (one directory, handed to whoever needs it), and signed-out sessions."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from datetime import datetime
 from typing import TypeVar
 
-from webapp.data import rooms, users
+from webapp.data import rooms, sessions, users
+from webapp.data._query import now
 from webapp.data.connection import Db
 from webapp.data.models import Room, User
 
@@ -84,3 +86,37 @@ class Directory:
         """A room's new copy, from the room feed: kept if it was."""
         if str(room.id) in self._rooms:
             _keep(self._rooms, str(room.id), room, ROOMS_KEPT)
+
+
+class Revocations:
+    """The sessions signed out and not yet expired, so that checking a request's token costs no
+    query: exact once the revocation feed is live (it adds each new one, in whichever process
+    it was made), and this process's own sign-outs are added at once. Until it is live, the
+    database is asked."""
+
+    PRUNE_EVERY = 1000  # additions between sweeps of the expired ones
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self._expiry: dict[str, datetime] = {}  # jti -> when the token would have expired
+        self._live = False
+        self._added = 0
+
+    async def start(self) -> None:
+        """Loads those signed out so far; called once the revocation feed is open, so that
+        none falls between the two."""
+        async for jti, expires_at in sessions.revoked_since(self.db, now()):
+            self._expiry[jti] = expires_at
+        self._live = True
+
+    def add(self, jti: str, expires_at: datetime) -> None:
+        self._expiry[jti] = expires_at
+        self._added += 1
+        if self._added % self.PRUNE_EVERY == 0:
+            at = now()
+            self._expiry = {j: when for j, when in self._expiry.items() if when > at}
+
+    async def is_revoked(self, jti: str) -> bool:
+        if not self._live:
+            return await sessions.is_revoked(self.db, jti=jti)
+        return jti in self._expiry

@@ -59,6 +59,8 @@ class MessageEvent:
     id: str
     message: Message
     room: Room
+    quoted: Message | None = None  # the message it answers, as it was when this was made
+    posted: bool = False  # this change posted it (else it was edited, deleted or reacted to)
     name: ClassVar[str] = "message"
 
     @property
@@ -73,7 +75,12 @@ class MessageEvent:
 
     def data(self, viewer_id: str = "") -> str:
         return render_shared(
-            "_message.html", viewer_id=viewer_id, message=self.message, room_key=self.room.key
+            "_message.html",
+            viewer_id=viewer_id,
+            message=self.message,
+            room_key=self.room.key,
+            quoted=self.quoted,
+            posted=self.posted,
         )
 
 
@@ -161,7 +168,12 @@ class RoomEvent:
 
     def data(self, viewer_id: str = "") -> str:
         return render_shared(
-            "_room_entry.html", room=self.room, unread=0, muted=False, conversation=None
+            "_room_entry.html",
+            room=self.room,
+            unread=0,
+            muted=False,
+            mentioned=False,
+            conversation=None,
         )
 
 

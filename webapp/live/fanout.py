@@ -31,11 +31,16 @@ class Fanout:
         """Offers the event to every open stream here that may see it."""
         room = event.room_of_members()
         audience = event.audience(await self.members(room) if room is not None else [])
-        users = self.streams.users() if audience.users is None else audience.users
-        targets = [u for u in users if self.streams.has_user(u) and u != audience.excluding]
-        if not targets:
-            return
-        encoded = wire.encode_event(event)
+        if audience.users is None:
+            recipients = self.streams.by_user()
+        else:
+            recipients = [(u, self.streams.of_user(u)) for u in audience.users]
+        encoded: wire.Encoded | None = None
         key = token_sort_key(event.id) if event.id else None
-        for user_id in targets:
-            self.streams.offer_to(user_id, encoded.for_user(user_id), key)
+        for user_id, streams in recipients:
+            if not streams or user_id == audience.excluding:
+                continue
+            encoded = encoded or wire.encode_event(event)  # once, if anyone here gets it
+            data, chunk = encoded.for_user(user_id)
+            for stream in streams:
+                stream.offer(data, key, chunk)

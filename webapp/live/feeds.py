@@ -16,10 +16,11 @@ from typing import Any, Protocol
 from odmantic import Model
 
 from webapp.actions.reading import state_of_member
+from webapp.data import messages
 from webapp.data.connection import Db
 from webapp.data.models import Membership, Message, Presence, RevokedToken, Room, Typing, User
 from webapp.data.nx_compat import token_sort_key
-from webapp.live.cache import Directory
+from webapp.live.cache import Directory, Revocations
 from webapp.live.events import Event, MemberEvent, MessageEvent, ReadEvent, RoomEvent, TypingEvent
 from webapp.live.people import People
 from webapp.live.presence import Presence as PresenceKeeper
@@ -36,6 +37,7 @@ class Live(Protocol):
 
     db: Db
     directory: Directory
+    revocations: Revocations
     streams: Registry
     ring: Ring
     presence: PresenceKeeper
@@ -48,7 +50,9 @@ async def _message(live: Live, change: Change, doc: Model | None) -> None:
     assert doc is None or isinstance(doc, Message)
     room = await live.directory.room(doc.room_id) if doc else None
     if doc is not None and room is not None:
-        event = MessageEvent(change["_id"]["_data"], doc, room)
+        quoted = await messages.by_id(live.db, message_id=doc.reply_to) if doc.reply_to else None
+        posted = change["operationType"] == "insert"
+        event = MessageEvent(change["_id"]["_data"], doc, room, quoted, posted)
         live.ring.add(token_sort_key(event.id), event)
         await live.deliver(event)
 
@@ -106,6 +110,7 @@ async def _typing(live: Live, change: Change, doc: Model | None) -> None:
 async def _revocation(live: Live, change: Change, doc: Model | None) -> None:
     assert doc is None or isinstance(doc, RevokedToken)
     if doc is not None:
+        live.revocations.add(doc.jti, doc.expires_at)
         live.streams.signed_out(doc.jti)  # its open streams end, in every process
 
 

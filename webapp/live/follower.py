@@ -30,8 +30,8 @@ Change = Mapping[str, Any]
 
 
 class Follower:
-    """One collection's change stream, from `position` on. `handle` gets each change and its
-    document (loaded once per change, by its key, when `load`)."""
+    """One collection's change stream, from `position` on. `handle` gets each change and, when
+    `load`, its document (once per change per process)."""
 
     def __init__(
         self,
@@ -84,6 +84,7 @@ class Follower:
             self.pipeline,
             start_after={"_data": self.position} if self.position else None,
             max_await_time_ms=int(AWAIT_SECS * 1000),
+            full_document="updateLookup" if self.load else None,
         ) as changes:
             while True:
                 asked_at = loop.time()
@@ -101,11 +102,17 @@ class Follower:
                 await self._handle(change)
                 self.position = change["_id"]["_data"]
 
+    async def _document(self, change: Change) -> Model | None:
+        """The changed document, as the change carries it (an insert's, or an update's looked
+        up by the server), else loaded by its key (gone by then: None)."""
+        full = change.get("fullDocument")
+        if full is not None:
+            return self.model.model_validate_doc(nx_compat.decoded(full))
+        return await get_by_id(self.db, self.model, object_id=change["documentKey"]["_id"])
+
     async def _handle(self, change: Change) -> None:
         try:
-            doc = None
-            if self.load:
-                doc = await get_by_id(self.db, self.model, object_id=change["documentKey"]["_id"])
+            doc = await self._document(change) if self.load else None
             await self.handle(change, doc)
         except PyMongoError:
             raise

@@ -21,7 +21,7 @@ from typing import Any
 from webapp.data import nx_compat
 from webapp.data.connection import Db
 from webapp.data.models import Room
-from webapp.live.cache import Directory
+from webapp.live.cache import Directory, Revocations
 from webapp.live.events import Event
 from webapp.live.fanout import Fanout
 from webapp.live.feeds import FEEDS, MESSAGES, Feed
@@ -39,6 +39,7 @@ class Hub:
     def __init__(self, db: Db) -> None:
         self.db = db
         self.directory = Directory(db)
+        self.revocations = Revocations(db)
         self.streams = Registry()
         self.ring = Ring()
         self.fanout = Fanout(db, self.streams)
@@ -84,7 +85,9 @@ class Hub:
         positions = [follower.position for follower in self.followers.values()]
         if any(map(nx_compat.is_nx_token, positions)):
             await nx_compat.join_peers(self.db)  # other processes on this embedded server
-        await self.people.start()  # after the streams are open: no change falls between
+        # After the streams are open: no change falls between.
+        await self.revocations.start()
+        await self.people.start()
         self._run(self.presence.keep(), "hub:presence")
         self._run(self.streams.watch(), "hub:watchdog")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from webapp import settings
 from webapp.live import wire
-from webapp.live.streams import SortKey, Stream
+from webapp.live.streams import SortKey, Stream, framed
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,18 @@ class Registry:
     def by_presence(self, presence_id: str) -> Stream | None:
         return self._of_presence.get(presence_id)
 
+    def by_user(self) -> Iterable[tuple[str, Iterable[Stream]]]:
+        """(user id, their streams here) for everyone with a stream here."""
+        return self._of_user.items()
+
     def offer_to(self, user_id: str, data: bytes, key: SortKey | None = None) -> None:
         for stream in list(self._of_user.get(user_id, ())):
             stream.offer(data, key)
 
     def offer_to_everyone(self, data: bytes) -> None:
+        chunk = framed(data)  # once, for every stream
         for stream in self:
-            stream.offer(data)
+            stream.offer(data, None, chunk)
 
     def signed_out(self, jti: str) -> None:
         """A session was signed out: its pages are told, and its streams end soon after."""

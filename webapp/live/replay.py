@@ -14,6 +14,7 @@ import re
 from pymongo.errors import PyMongoError
 
 from webapp.data import memberships, messages, nx_compat
+from webapp.data._query import parse_id
 from webapp.data.models import Message
 from webapp.live import wire
 from webapp.live.events import MessageEvent
@@ -66,13 +67,19 @@ async def from_database(
     found = await messages.many_by_id(
         hub.db, message_ids=[c["documentKey"]["_id"] for c in changes]
     )
+    originals = await messages.many_by_id(
+        hub.db, message_ids=[oid for m in found.values() if (oid := parse_id(m.reply_to))]
+    )
     events = []
     for change in changes:
         message = found.get(change["documentKey"]["_id"])
         room = await hub.directory.room(message.room_id) if message is not None else None
         if message is not None and room is not None:
             # The message as it is now: replaying its post and its edit shows the edit twice.
-            event = MessageEvent(change["_id"]["_data"], message, room)
+            original = parse_id(message.reply_to)
+            quoted = originals.get(original) if original else None
+            posted = change["operationType"] == "insert"
+            event = MessageEvent(change["_id"]["_data"], message, room, quoted, posted)
             if may_see(event, reader_id, my_rooms):
                 events.append(event)
     return events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from webapp import settings
@@ -23,7 +24,8 @@ class Ring:
     def __init__(self, size: int = RING_SIZE) -> None:
         self.start: SortKey | None = None
         self._size = size
-        self._entries: deque[tuple[SortKey, str, Any]] = deque()  # key, token, message id
+        # key, token, message id, whether the change posted it
+        self._entries: deque[tuple[SortKey, str, Any, bool]] = deque()
         self._latest: dict[Any, MessageEvent] = {}
         self._entries_of: dict[Any, int] = {}  # message id -> entries that name it
 
@@ -41,11 +43,11 @@ class Ring:
     def add(self, key: SortKey, event: MessageEvent) -> None:
         message_id = event.message.id
         self.begin(key)
-        self._entries.append((key, event.id, message_id))
+        self._entries.append((key, event.id, message_id, event.posted))
         self._latest[message_id] = event
         self._entries_of[message_id] = self._entries_of.get(message_id, 0) + 1
         if len(self._entries) > self._size:
-            self.start, _, old_id = self._entries.popleft()
+            self.start, _, old_id, _ = self._entries.popleft()
             self._entries_of[old_id] -= 1
             if not self._entries_of[old_id]:
                 del self._entries_of[old_id], self._latest[old_id]
@@ -61,7 +63,7 @@ class Ring:
                 break
             newer.append(entry)
         replayed = []
-        for key, token, message_id in newer[::-1]:
+        for key, token, message_id, posted in newer[::-1]:
             latest = self._latest[message_id]
-            replayed.append((key, MessageEvent(token, latest.message, latest.room)))
+            replayed.append((key, replace(latest, id=token, posted=posted)))
         return replayed

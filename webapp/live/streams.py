@@ -18,8 +18,16 @@ PENDING_LIMIT_BYTES = 512 * 1024  # waiting for one stream's socket before it is
 # A scope extension: the connection's transport, which the server lends the event stream's
 # response (webapp/server.py) so that the hub writes each event straight to the socket.
 TRANSPORT = "webapp.transport"
+EVENTS_PATH = "/events"  # where the streams are served (webapp/web/events.py)
+# A scope extension an event stream sets: what the server calls when the connection is lost.
+ON_LOST = "webapp.on_lost"
 
 SortKey = tuple[int, str]  # a resume token, in commit order (data/nx_compat.token_sort_key)
+
+
+def framed(data: bytes) -> bytes:
+    """Bytes as one chunk of a chunked HTTP/1.1 body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class Stream:
@@ -35,6 +43,7 @@ class Stream:
         "_held",
         "_pending",
         "_pending_bytes",
+        "_taken",
         "_wakeup",
         "after",
         "closed",
@@ -47,6 +56,7 @@ class Stream:
         "task",
         "transport",
         "user_id",
+        "written",
     )
 
     def __init__(self, user_id: str, jti: str = "") -> None:
@@ -63,11 +73,16 @@ class Stream:
         self.transport: asyncio.WriteTransport | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self.written = 0  # bytes given to the transport
+        self._taken = 0  # of those, the bytes its socket had taken when last looked at
         # Live offers kept aside until the replay is written (see release).
         self._held: list[tuple[SortKey | None, bytes]] | None = []
         self._wakeup: asyncio.Future[None] | None = None
 
-    def offer(self, data: bytes, key: SortKey | None = None) -> None:
+    def offer(self, data: bytes, key: SortKey | None = None, chunk: bytes | None = None) -> None:
+        """Bytes for the socket (`chunk`: the same, framed as a chunk of the response, made
+        once for every stream that gets them). With an id's sort `key`, those at or before
+        the end of the replay are dropped."""
         if self.closed or self.revoked:
             return
         if key is not None and self.after is not None:
@@ -78,7 +93,7 @@ class Stream:
             self._held.append((key, data))
             return
         if self.transport is not None:
-            self._write(self.transport, data)
+            self._write(self.transport, chunk or framed(data))
             return
         self._pending.append(data)
         self._pending_bytes += len(data)
@@ -87,7 +102,7 @@ class Stream:
         elif self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    def _write(self, transport: asyncio.WriteTransport, data: bytes) -> None:
+    def _write(self, transport: asyncio.WriteTransport, chunk: bytes) -> None:
         """One chunk of the response's chunked body, straight to the socket.
 
         A connection that is going or gone ends the stream instead (its task then finishes
@@ -99,9 +114,10 @@ class Stream:
             self.cut_off()  # too far behind: it reconnects and catches up
         else:
             try:
-                transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+                transport.write(chunk)
             except (RuntimeError, OSError):  # closed under us
                 self.close()
+            self.written += len(chunk)
 
     def release(self, after: SortKey | None, first: Iterable[bytes] = ()) -> None:
         """Go live: `first` (a replay), then what was held that comes after `after`."""
@@ -129,11 +145,16 @@ class Stream:
     def stuck_since(self, now: float) -> float | None:
         """Since when its socket has taken nothing it was given (None: it keeps up).
 
-        A stream's own task marks its sends; a transport's backlog is looked at here.
+        A stream's own task marks its sends. A transport's backlog is looked at here: a slow
+        reader that takes bytes, however far behind, is not stuck (the backlog's own limit
+        cuts it off if it falls too far), one that takes none is.
         """
         if self.transport is not None:
-            if not self.transport.get_write_buffer_size():
-                self.sending_since = None
+            backlog = self.transport.get_write_buffer_size()
+            taken = self.written - backlog
+            if taken > self._taken or not backlog:
+                self._taken = taken
+                self.sending_since = now if backlog else None
             elif self.sending_since is None:
                 self.sending_since = now
         return self.sending_since

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sse_starlette import ServerSentEvent
 
 from webapp.live.events import KINDS, Event
+from webapp.live.streams import framed
 
 RETRY_MS = 2000  # how long a browser waits before it reconnects
 CONNECTED = ServerSentEvent(comment="connected", retry=RETRY_MS).encode()
@@ -36,25 +37,29 @@ def reload(position: str) -> bytes:
 
 @dataclass(frozen=True)
 class Encoded:
-    """An event's bytes: everyone's, and its owner's own copy when it has one."""
+    """An event's bytes: everyone's, and its owner's own copy when it has one; each also
+    framed once as a chunk of a streamed response (streams.framed)."""
 
     shared: bytes
     own: bytes | None = None
     owner: str = ""
+    shared_chunk: bytes = b""
+    own_chunk: bytes = b""
 
-    def for_user(self, user_id: str) -> bytes:
+    def for_user(self, user_id: str) -> tuple[bytes, bytes]:
+        """The bytes `user_id` gets, and the same as a chunk."""
         if self.own is not None and user_id == self.owner:
-            return self.own
-        return self.shared
+            return self.own, self.own_chunk
+        return self.shared, self.shared_chunk
 
 
 def encode_event(event: Event) -> Encoded:
-    """The event's bytes, each variant rendered once."""
+    """The event's bytes, each variant rendered and framed once."""
     shared = encode(event.data(), event=event.name, id=event.id)
     if not event.owner:
-        return Encoded(shared)
+        return Encoded(shared, shared_chunk=framed(shared))
     own = encode(event.data(event.owner), event=event.name, id=event.id)
-    return Encoded(shared, own, event.owner)
+    return Encoded(shared, own, event.owner, framed(shared), framed(own))
 
 
 def as_seen_by(event: Event, viewer_id: str) -> bytes:

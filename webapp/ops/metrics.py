@@ -37,6 +37,18 @@ REQUEST_DB_COMMANDS = Histogram(
     buckets=(0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89),
 )
 
+GC_PAUSE_SECONDS = Histogram(
+    "chat_gc_pause_seconds",
+    "Garbage collections, by generation, and how long each held the process",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+LOOP_LAG_SECONDS = Histogram(
+    "chat_event_loop_lag_seconds",
+    "How late the event loop woke from a short sleep",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+
 _commands: ContextVar[list[int] | None] = ContextVar("db_commands", default=None)
 
 

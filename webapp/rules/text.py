@@ -7,6 +7,8 @@ import re
 import string
 import unicodedata
 
+import emoji
+
 from webapp.errors import BadRequest, PayloadTooLarge
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_]{3,32}")
@@ -15,6 +17,8 @@ BODY_MAX = 4000
 AWAY_MAX = 200
 ROOM_NAME_MAX = 64
 TOPIC_MAX = 200
+REACTION_KINDS_MAX = 20  # different emoji on one message
+_EMOJI_MAX = 32  # characters: the longest ZWJ sequence is well under this
 
 
 def clean_username(value: str) -> str:
@@ -139,3 +143,22 @@ def clean_room_filter(value: str) -> str:
 def clean_topic(value: str) -> str:
     """A room's topic on one line, at most TOPIC_MAX characters (empty: none)."""
     return one_line(value, limit=TOPIC_MAX, too_long=f"Topics are at most {TOPIC_MAX} characters.")
+
+
+def clean_emoji(value: str) -> str:
+    """A reaction: exactly one emoji (skin tones, ZWJ sequences and variation selectors
+    included), as emoji's data knows them."""
+    if not 0 < len(value) <= _EMOJI_MAX or not emoji.is_emoji(value):
+        raise BadRequest("A reaction is one emoji.")
+    return value
+
+
+def clean_reply_to(value: str) -> str:
+    """The id of the message a new one answers ("" for none): 24 hex digits."""
+    value = value.strip()
+    if value and not re.fullmatch(r"[0-9a-f]{24}", value):
+        raise BadRequest(NO_SUCH_ORIGINAL)
+    return value
+
+
+NO_SUCH_ORIGINAL = "reply_to names no message of this conversation."

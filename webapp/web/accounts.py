@@ -33,11 +33,17 @@ def _issue_token(user: User) -> str:
     return token
 
 
+async def _sign_out(request: Request, claims: tokens.SessionClaims) -> None:
+    """Ends a session everywhere; this process knows at once (the others from the feed)."""
+    await accounts.sign_out(state.db(request), jti=claims.jti, expires_at=claims.expires_at)
+    state.hub(request).revocations.add(claims.jti, claims.expires_at)
+
+
 async def _start_session(request: Request, user: User) -> Response:
     """Signs the browser in as user; the session its cookie held before is revoked."""
     old = auth.cookie_session(request)
     if old is not None:
-        await accounts.sign_out(state.db(request), jti=old.jti, expires_at=old.expires_at)
+        await _sign_out(request, old)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         settings.SESSION_COOKIE,
@@ -104,8 +110,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await auth.checked_form(request)
     if isinstance(request.user, SignedInUser):
-        claims = request.user.claims
-        await accounts.sign_out(state.db(request), jti=claims.jti, expires_at=claims.expires_at)
+        await _sign_out(request, request.user.claims)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         settings.SESSION_COOKIE, httponly=True, samesite="lax", secure=settings.PRODUCTION

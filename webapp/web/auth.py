@@ -16,7 +16,6 @@ from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection, Request
 
 from webapp import settings
-from webapp.data import sessions
 from webapp.errors import CSRFFailed
 from webapp.web import state, tokens
 from webapp.web.forms import read_form
@@ -39,7 +38,7 @@ class SessionBackend(AuthenticationBackend):
             claims = tokens.read_session_token(token, secret=str(settings.SECRET_KEY))
         except tokens.InvalidToken:
             return None
-        if await sessions.is_revoked(state.db(conn), jti=claims.jti):  # exact, everywhere
+        if await state.hub(conn).revocations.is_revoked(claims.jti):  # signed out, anywhere
             return None
         user = await state.hub(conn).directory.user(claims.user_id)
         if user is None:

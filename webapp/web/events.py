@@ -1,89 +1,141 @@
-"""GET /events: one Server-Sent Events stream per signed-in tab.
+"""GET /events: one Server-Sent Events stream per signed-in tab, served on a lean path in
+front of the middleware stack (the same sign-in check, revocations and headers, called as
+plain functions), so that an open stream holds nothing but its small Stream object and
+uvicorn's own task.
 
 On connect the stream registers with the hub first (holding live events aside), then replays
 what the tab missed (live/replay.py), then goes live. HEAD answers the same headers and no body.
-
-The response is a lean ASGI one. Its start (with the security headers) and its end pass
-through the middleware as usual; in between, the hub writes each event's bytes straight to the
-connection's transport, which the server lends the app (webapp/server.py), so that an event
-costs each stream one write and no task. One process-wide task sends keep-alives and closes
-sockets that stall (live/registry.py).
+In between, the hub writes each event's bytes straight to the connection's transport, which
+the server lends the app (webapp/server.py), so that an event costs each stream one write and
+no task; the server tells the stream when its connection is lost. One process-wide task sends
+keep-alives and closes sockets that stall (live/registry.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Awaitable
 
-from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from webapp.errors import Unauthorized
 from webapp.live import replay, wire
 from webapp.live.hub import Hub
-from webapp.live.streams import TRANSPORT
+from webapp.live.streams import EVENTS_PATH, ON_LOST, TRANSPORT, Stream
 from webapp.web import state
-from webapp.web.session import SignedInUser, signed_in
+from webapp.web.auth import SessionBackend
+from webapp.web.security import SECURITY_HEADERS
+from webapp.web.session import SignedInUser
 
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),
+    *SECURITY_HEADERS,
 ]
+_backend = SessionBackend()
 
 
-async def _until_disconnect(receive: Receive) -> None:
+class EventsFirst:
+    """The app, with GET and HEAD /events answered before its middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # (Not a coroutine of its own: each open stream then holds one frame less.)
+        if (
+            scope["type"] == "http"
+            and scope["path"] == EVENTS_PATH
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            scope["app"] = self.app
+            return serve(scope, receive, send)
+        return self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *SECURITY_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+    conn = HTTPConnection(scope)
+    signed = await _backend.authenticate(conn)
+    if signed is None:
+        await _refuse(send, 401, Unauthorized.message)
+        return
+    me = signed[1]
+    assert isinstance(me, SignedInUser)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    cursor = conn.headers.get("last-event-id") or conn.query_params.get("after", "")
+    hub, user_id, jti = state.hub(conn), me.identity, me.claims.jti
+    del conn, signed, me  # nothing of the request is kept while the stream is open
+    await _stream(hub, user_id, jti, cursor.strip(), scope, receive, send)
+
+
+async def _until_disconnect(receive: Receive, stream: Stream) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+    stream.close()
 
 
-class EventStreamResponse:
-    """Writes one user's events to the socket as the hub offers them."""
+async def _stream(
+    hub: Hub, user_id: str, jti: str, cursor: str, scope: Scope, receive: Receive, send: Send
+) -> None:
+    stream = await hub.connect(user_id, jti)
+    stream.task = asyncio.current_task()
+    extensions = scope.get("extensions", {})
+    stream.transport = extensions.get(TRANSPORT)
+    listener = None
+    if stream.transport is not None:
+        extensions[ON_LOST] = stream.close  # the server says when the connection goes
+        if stream.transport.is_closing():  # gone already
+            stream.close()
+    else:  # another server: a task of its own waits for the disconnect
+        listener = asyncio.ensure_future(_until_disconnect(receive, stream))
+    loop = asyncio.get_running_loop()
 
-    def __init__(self, hub: Hub, me: SignedInUser, cursor: str) -> None:
-        self.hub = hub
-        self.me = me
-        self.cursor = cursor
+    async def write(chunk: bytes, more: bool = True) -> None:
+        stream.sending_since = loop.time()  # the watchdog closes a socket stuck here
+        await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        stream.sending_since = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
-            await send({"type": "http.response.body", "body": b""})
-            return
-        hub = self.hub
-        stream = await hub.connect(self.me.identity, self.me.claims.jti)
-        stream.task = asyncio.current_task()
-        stream.transport = scope.get("extensions", {}).get(TRANSPORT)
-        listener = asyncio.ensure_future(_until_disconnect(receive))
-        listener.add_done_callback(lambda _: stream.close())
-        loop = asyncio.get_running_loop()
-
-        async def write(chunk: bytes, more: bool = True) -> None:
-            stream.sending_since = loop.time()  # the watchdog closes a socket stuck here
-            await send({"type": "http.response.body", "body": chunk, "more_body": more})
-            stream.sending_since = None
-
-        try:
-            await write(wire.CONNECTED)
-            await replay.catch_up(hub, stream, self.cursor)
-            while (chunk := await stream.next_chunk()) is not None:
-                await write(chunk)
-            await write(b"", more=False)
-        except asyncio.CancelledError:
-            if not stream.stalled:
-                raise
-            # Cut off by the watchdog: the server closes the connection.
-        except (RuntimeError, OSError):
-            if stream.transport is None or not stream.transport.is_closing():
-                raise
-            # The connection went while the stream was ending: nothing more to say to it.
-        finally:
+    try:
+        await write(wire.CONNECTED)
+        await replay.catch_up(hub, stream, cursor)
+        while (chunk := await stream.next_chunk()) is not None:
+            await write(chunk)
+        await write(b"", more=False)
+    except asyncio.CancelledError:
+        if not stream.stalled:
+            raise
+        # Cut off by the watchdog: the server closes the connection.
+    except (RuntimeError, OSError):
+        if stream.transport is None or not stream.transport.is_closing():
+            raise
+        # The connection went while the stream was ending: nothing more to say to it.
+    finally:
+        if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            hub.disconnect(stream)
+        hub.disconnect(stream)
 
 
-async def stream_events(request: Request) -> EventStreamResponse:
-    me = signed_in(request)
-    cursor = request.headers.get("last-event-id") or request.query_params.get("after", "")
-    return EventStreamResponse(state.hub(request), me, cursor.strip())
+async def stream_events(conn: HTTPConnection) -> None:
+    """The route's endpoint, for url_for: EventsFirst answers GET and HEAD /events first."""
+    raise AssertionError("GET /events is served by EventsFirst")  # pragma: no cover

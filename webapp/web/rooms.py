@@ -98,8 +98,9 @@ async def _remove(request: Request, username: str) -> Response:
     gone = await rooms.remove(
         state.db(request), conversation.seat, remover=me.user, username=username
     )
+    leaving = gone.id == me.user.id
     return respond.changed(
-        request, url_for("home") if gone.id == me.user.id else conversation.page_url
+        request, url_for("home") if leaving else conversation.page_url, go=leaving
     )
 
 

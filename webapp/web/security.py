@@ -35,6 +35,9 @@ HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 NO_STORE = (b"cache-control", b"no-store")
 
 
+SECURITY_HEADERS = [*HEADERS, HSTS] if settings.PRODUCTION else HEADERS
+
+
 class SecurityHeadersMiddleware:
     """Adds HEADERS to every response (and HSTS in production).
 
@@ -46,7 +49,7 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.headers = [*HEADERS, HSTS] if settings.PRODUCTION else HEADERS
+        self.headers = SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

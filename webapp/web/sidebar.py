@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from webapp.data import memberships, reads, rooms, users
 from webapp.data.connection import Db
 from webapp.data.models import Room, User
+from webapp.data.reads import Unread
 from webapp.rules import access
 from webapp.rules.keys import dm_key, dm_peer
 from webapp.rules.presence import presence_status
@@ -23,18 +24,21 @@ class Person:
     conversation: str  # the key of the viewer's conversation with them ("": the page fills it)
     status: str  # online, away or offline
     unread: int
+    mentioned: bool = False  # an unread message of the conversation mentions the viewer
 
 
 @dataclass(frozen=True)
 class RoomEntry:
     room: Room
     unread: int
-    muted: bool = False  # its messages notify nobody here
+    muted: bool = False  # its messages notify nobody here (mentions aside)
+    mentioned: bool = False
 
 
 @dataclass(frozen=True)
 class Sidebar:
     public_unread: int
+    public_mentioned: bool
     rooms: list[RoomEntry]
     online: list[Person]
     offline: list[Person]
@@ -66,7 +70,7 @@ async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str])
         peer: unread[str(room.id)]
         for room in theirs
         if room.kind == access.DM
-        and unread.get(str(room.id))
+        and unread.get(str(room.id), Unread()).messages
         and (peer := dm_peer(room.key, my_id))
     }
     online = await users.many_by_id(db, user_ids=online_ids)
@@ -79,13 +83,18 @@ async def build_sidebar(db: Db, *, me: User, public: Room, online_ids: set[str])
     def person(user: User) -> Person:
         status = presence_status(str(user.id) in online_ids, user.away_message)
         key = dm_key(my_id, str(user.id))
-        return Person(user, key, status, dm_unread.get(str(user.id), 0))
+        waiting = dm_unread.get(str(user.id), Unread())
+        return Person(user, key, status, waiting.messages, waiting.mentions > 0)
 
+    def entry(room: Room) -> RoomEntry:
+        news = unread.get(str(room.id), Unread())
+        return RoomEntry(room, news.messages, str(room.id) in muted, news.mentions > 0)
+
+    public_news = unread.get(str(public.id), Unread())
     return Sidebar(
-        public_unread=unread.get(str(public.id), 0),
-        rooms=[
-            RoomEntry(room, unread.get(str(room.id), 0), str(room.id) in muted) for room in groups
-        ],
+        public_unread=public_news.messages,
+        public_mentioned=public_news.mentions > 0,
+        rooms=[entry(room) for room in groups],
         online=[person(user) for user in online],
         offline=[person(user) for user in offline],
     )

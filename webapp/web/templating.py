@@ -13,13 +13,18 @@ from starlette.templating import Jinja2Templates
 
 from webapp import settings
 from webapp.data.models import Message
+from webapp.rules import formatting
 from webapp.web.session import SignedInUser
 
 URL_RE = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 
+PALETTE = ("👍", "❤️", "😂", "🎉", "😮", "😢")  # the reactions offered first
+
+
 def render_text(text: str) -> Markup:
-    """Message text as HTML: escaped, line breaks kept, http(s) links clickable, nothing else."""
+    """Message text from before formatting, as HTML: escaped, line breaks kept, http(s) links
+    clickable, nothing else."""
     parts: list[str] = []
     last = 0
     for match in URL_RE.finditer(text):
@@ -79,8 +84,13 @@ def url_for(name: str, /, **path_params: Any) -> str:
 
 templates = Jinja2Templates(directory=settings.ROOT / "templates", context_processors=[_globals])
 templates.env.filters.update(
-    text=render_text, iso_time=iso_time, short_time=short_time, order_key=order_key
+    text=render_text,
+    iso_time=iso_time,
+    short_time=short_time,
+    order_key=order_key,
+    excerpt=formatting.excerpt,
 )
+templates.env.globals["palette"] = PALETTE
 templates.env.globals["url_for"] = url_for
 
 
