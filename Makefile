@@ -45,7 +45,8 @@ test: setup browser
 	$(BIN)/pytest -m slow
 	$(BIN)/pytest -m browser
 
-# Measures delivery latency, memory, idle cost and posting; prints one table (under 5 minutes).
+# Measures the floor and the app side by side: delivery, memory, idle cost, posting; prints one
+# table of ratios (5 to 10 minutes).
 bench: setup
 	$(BIN)/python -m benchmarks.fanout
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import random
 import socket
 import struct
 import time
@@ -37,6 +39,7 @@ from tests.support import (
     entry_of,
     message_id,
     open_stream,
+    page_cursor,
     person_event,
     unique_name,
 )
@@ -123,6 +126,8 @@ class RawStream:
     events: list[RawEvent] = field(default_factory=list)
     connected: bool = False
     ended: bool = False
+    last_id: str = ""  # the id of the last message event: a cursor to reconnect with
+    error: BaseException | None = None  # what ended the reading, if not the server
     _task: asyncio.Task[None] | None = None
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -157,7 +162,7 @@ class RawStream:
         async with asyncio.timeout(timeout):
             while not done():
                 if self.ended:
-                    raise ConnectionError("the event stream ended")
+                    raise ConnectionError(f"the event stream ended ({self.error!r})")
                 self._progress.clear()
                 await self._progress.wait()
 
@@ -194,8 +199,8 @@ class RawStream:
                 for block in blocks:
                     self._on_block(block)
                 self._progress.set()
-        except OSError:
-            pass
+        except Exception as exc:  # said by `until`, with the stream's end
+            self.error = exc
         finally:
             self.ended = True
             self._progress.set()
@@ -212,6 +217,7 @@ class RawStream:
             found = MESSAGE_ID.fullmatch(opening_tag(event.data).get("id"))
             assert found, block[:200]
             self.counts[found.group(1)] += 1
+            self.last_id = event.id or self.last_id
         if self.keep:
             self.events.append(event)
 
@@ -308,6 +314,19 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError(f"no VmRSS for process {pid}")
 
 
+async def memory_comes_back(pid: int, base_rss: int) -> None:
+    """Until the process is within RSS_SLACK_BYTES of `base_rss` again; fails after a while."""
+
+    async def back() -> bool:
+        return rss_bytes(pid) - base_rss <= RSS_SLACK_BYTES
+
+    await eventually(
+        back,
+        within=WAIT_SECS,
+        what=lambda: f"VmRSS {rss_bytes(pid) >> 20} MB, within 10 MB of {base_rss >> 20} MB",
+    )
+
+
 def pid_of(server: AppServer) -> int:
     assert server.process is not None
     return server.process.pid
@@ -319,6 +338,12 @@ def pid_of(server: AppServer) -> int:
 @pytest.fixture
 def fanout_server(mongo_uri: str, tmp_path: Path) -> Iterator[AppServer]:
     with AppServer(mongo_uri, data_dir=tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def soak_server(mongo_uri: str, tmp_path: Path) -> Iterator[AppServer]:
+    with AppServer(mongo_uri, data_dir=tmp_path, env={"LIMIT_WINDOW_SCALE": "0"}) as server:
         yield server
 
 
@@ -399,15 +424,90 @@ async def test_a_thousand_streams_get_every_message_once_and_give_memory_back(
             await close_all(streams)
         await eventually(presence_gone, within=WAIT_SECS, what="every presence document gone")
 
-        async def memory_back() -> bool:
-            return rss_bytes(pid) - base_rss <= RSS_SLACK_BYTES
-
-        await eventually(
-            memory_back,
-            within=WAIT_SECS,
-            what=lambda: f"VmRSS {rss_bytes(pid) >> 20} MB, within 10 MB of {base_rss >> 20} MB",
-        )
+        await memory_comes_back(pid, base_rss)
     assert fanout_server.process is not None and fanout_server.process.poll() is None
+
+
+# 1b. A minute of it
+
+SOAK_SECS = int(os.environ.get("SOAK_SECS", "60"))
+SOAK_POSTS_PER_SEC = 10
+RECONNECTS_PER_SEC = 20  # streams dropped and reopened with their cursor, every second
+# Half the most a user may hold: a reconnection may open its new stream before the server has
+# let the old one go, and a user's 21st stream closes their oldest (test_stream_limits.py).
+SOAK_LISTENERS = 100
+SOAK_STREAMS_PER_LISTENER = 10
+
+
+async def test_a_minute_of_load_with_reconnects_loses_nothing_and_leaks_nothing(
+    soak_server: AppServer, mongo_uri: str
+) -> None:
+    """A thousand streams for a minute, with steady posts, and 20 of them a second dropped and
+    reopened with the cursor of the last message they saw: every stream, across its
+    reconnections, gets every message exactly once, and memory comes back after everyone
+    leaves. (Counts, not timings.)"""
+    url, port, pid = soak_server.url, soak_server.port, pid_of(soak_server)
+    listeners = await register_many(url, SOAK_LISTENERS, prefix="soak")
+    senders = await register_many(url, SENDERS, prefix="soaker")
+    tokens = [a.token for a in listeners for _ in range(SOAK_STREAMS_PER_LISTENER)]
+    rng = random.Random(SOAK_SECS)  # the same reconnections every run
+    async with httpx.AsyncClient(timeout=30) as client, database(mongo_uri) as db:
+        ids = await user_ids(db, [a.username for a in listeners])
+
+        async def presence_gone() -> bool:
+            return await presence_count(db, ids) == 0
+
+        streams = await open_many(port, tokens)  # the high-water mark, as in the test above
+        first = await senders[0].post_public(client, "soak warming up")
+        await asyncio.gather(*(s.until(lambda s=s: s.counts[first] > 0) for s in streams))
+        await close_all(streams)
+        await eventually(presence_gone, within=WAIT_SECS, what="the warm-up's presence")
+        base_rss = rss_bytes(pid)
+
+        streams = await open_many(port, tokens)
+        received = [Counter[str]() for _ in streams]  # per slot, across its reconnections
+        page = await client.get(url + "/rooms/public", headers=senders[0].headers)
+        cursors = [page_cursor(parse(page.text))] * len(streams)  # where each slot stands
+        sent: list[str] = []
+        try:
+
+            async def post_steadily() -> None:
+                loop = asyncio.get_running_loop()
+                end, n = loop.time() + SOAK_SECS, 0
+                while loop.time() < end:
+                    sender = senders[n % SENDERS]
+                    sent.append(await sender.post_public(client, f"soak {n}"))
+                    n += 1
+                    await asyncio.sleep(1 / SOAK_POSTS_PER_SEC)  # a steady rate, not a wait
+
+            async def reconnect_some() -> None:
+                for _ in range(SOAK_SECS):
+                    await asyncio.sleep(1)  # a steady rate, not a wait
+                    for slot in rng.sample(range(len(streams)), RECONNECTS_PER_SEC):
+                        old = streams[slot]
+                        await old.close()
+                        received[slot] += old.counts
+                        cursors[slot] = old.last_id or cursors[slot]
+                        streams[slot] = await RawStream.open(
+                            port, tokens[slot], last_event_id=cursors[slot]
+                        )
+
+            await asyncio.gather(post_steadily(), reconnect_some())
+            last = await senders[0].post_public(client, "soak last")
+            sent.append(last)
+            await asyncio.gather(*(s.until(lambda s=s: s.counts[last] > 0) for s in streams))
+            for slot, stream in enumerate(streams):
+                received[slot] += stream.counts
+            expected = Counter(sent)
+            assert len(expected) == len(sent) > SOAK_SECS * SOAK_POSTS_PER_SEC // 2
+            wrong = [counts for counts in received if counts != expected]
+            assert not wrong, f"{len(wrong)} streams got other counts, e.g. {wrong[0]}"
+        finally:
+            await close_all(streams)
+        await eventually(presence_gone, within=WAIT_SECS, what="every presence document gone")
+
+        await memory_comes_back(pid, base_rss)
+    assert soak_server.process is not None and soak_server.process.poll() is None
 
 
 # 2. A reader that stops reading
@@ -484,7 +584,7 @@ async def test_a_stalled_reader_is_cut_off_and_200_others_get_everything(
                 return await presence_count(db, [alice_id]) == 0
 
             await eventually(presence_gone, within=WAIT_SECS, what="the stalled presence gone")
-            assert f"Closing a stream of user {alice_id}" in stall_server.log()
+            assert f"Cut off a stream of user {alice_id}" in stall_server.log()
             assert not any(s.ended for s in others)
 
             # And its connection with it: reset, rather than left to flush for ever to a

@@ -48,6 +48,7 @@ from webapp.data.connection import Db, open_database
 from webapp.data.embedded import EmbeddedDatabase
 from webapp.data.migration import migrate_conversations
 from webapp.data.models import Membership, Message, Room, RoomSequence, Typing, User
+from webapp.rules.search import words_of
 
 Doc = dict[str, Any]
 PUBLIC = "public"
@@ -300,7 +301,9 @@ def assert_migrated(db: Database[Doc], old: OldShape) -> dict[str, Doc]:
         for was, now in zip(before, after, strict=True):
             assert "conversation" not in now and "participants" not in now
             kept = {k: v for k, v in was.items() if k not in ("conversation", "participants")}
-            assert {k: v for k, v in now.items() if k not in ("room_id", "seq")} == kept
+            added = ("room_id", "seq", "plain", "words")  # (words: given by an app's start-up)
+            assert {k: v for k, v in now.items() if k not in added} == kept
+            assert now.get("words", []) == words_of(now.get("plain", ""))
         sequence = db[RoomSequence.__collection__].find_one({"_id": room_id})
         assert sequence is not None and sequence["value"] == len(before)
     # No membership anywhere but in these rooms, and none twice.

@@ -163,7 +163,7 @@ async def test_a_reader_that_stops_reading_is_closed_and_goes_offline(
             assert got == sent
             # Alice's tab is closed, and she goes offline.
             await person_event(events, alice.username, status="offline", timeout=15)
-        assert "Closing a stream" in stall_server.log()
+        assert "Cut off a stream" in stall_server.log()
     finally:
         stalled.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,19 +23,38 @@ from starlette.staticfiles import StaticFiles
 
 from webapp import settings
 from webapp.data.connection import open_database
-from webapp.data.migration import migrate_conversations
+from webapp.data.migration import index_words, migrate_conversations
 from webapp.errors import ChatError
 from webapp.live import wire
 from webapp.live.hub import Hub
-from webapp.ops import metrics, runtime
-from webapp.web import accounts, events, health, messages, pages, reading, respond, rooms
+from webapp.ops import logs, metrics, runtime
+from webapp.ops.observe import Observed
+from webapp.rules import formatting
+from webapp.rules import search as search_rules
+from webapp.web import (
+    accounts,
+    events,
+    health,
+    messages,
+    pages,
+    reading,
+    respond,
+    rooms,
+    search,
+)
 from webapp.web.auth import SessionBackend
 from webapp.web.events import EventsFirst
+from webapp.web.outage import DatabaseOutage
 from webapp.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from webapp.web.state import AppState
 from webapp.web.templating import templates, use_routes
 
 NODE_MODULES = settings.ROOT / "node_modules"
+
+
+def _words_of(text: str) -> tuple[str, list[str]]:
+    plain = formatting.render(text).plain
+    return plain, search_rules.words_of(plain)
 
 
 async def handle_chat_error(request: Request, exc: Exception) -> Response:
@@ -87,11 +107,13 @@ def on_exit(callback: Callable[[], None]) -> None:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     connection = await open_database()
     await migrate_conversations(connection.db)  # data of the shape before rooms
+    await index_words(connection.db, words_of=_words_of)  # messages from before search
     hub = Hub(connection.db)
     await hub.start()
     app.state.chat = AppState(connection, hub)
     on_exit(hub.end_streams)
     runtime.tune_gc()
+    metrics.STREAMS_OPEN.set_function(lambda: len(hub.streams))
     lag = asyncio.create_task(runtime.watch_loop_lag(), name="ops:loop-lag")
     try:
         yield
@@ -165,6 +187,7 @@ routes = [
         REACTIONS + "/remove", messages.remove_reaction, methods=["POST"], name="remove_reaction"
     ),
     Route("/away", accounts.set_away, methods=["POST"], name="set_away"),
+    Route("/search", search.search_messages, name="search"),
     Route("/events", events.stream_events, name="events"),  # answered first: EventsFirst
     Route("/healthz", health.show_health, name="health"),
     Route("/metrics", metrics.show_metrics, name="metrics"),
@@ -186,12 +209,12 @@ for _route in routes:  # requests are measured by their route's template
 
 
 def create_app() -> Starlette:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(logs.config())
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(metrics.RequestMetricsMiddleware),
             Middleware(SecurityHeadersMiddleware),
+            Middleware(DatabaseOutage),
             Middleware(BodyLimitMiddleware),
             Middleware(AuthenticationMiddleware, backend=SessionBackend()),
         ],
@@ -204,4 +227,5 @@ def create_app() -> Starlette:
     return app
 
 
-app = EventsFirst(create_app())
+chat = create_app()
+app = EventsFirst(Observed(chat), chat)

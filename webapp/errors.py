@@ -78,6 +78,14 @@ class Busy(TooManyAttempts):
     message = "The server is busy. Try again in {seconds} seconds."
 
 
+class DatabaseUnavailable(TooManyAttempts):
+    """The database did not answer: nothing was changed, and the client may try again soon
+    (a TooManyAttempts for its Retry-After, but 503)."""
+
+    status_code = 503
+    message = "The chat cannot reach its database just now. Try again in {seconds} seconds."
+
+
 def retry_headers(exc: ChatError) -> dict[str, str]:
     """Retry-After for a refusal for now; nothing for any other."""
     return {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from typing import Any
@@ -28,7 +29,9 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from webapp import settings
+from webapp.data.embedded import EmbeddedDatabase
 from webapp.live.streams import EVENTS_PATH, ON_LOST, TRANSPORT
+from webapp.ops import logs
 
 MAX_HEADER_BYTES = 16 * 1024  # the request line and every header, in all
 # The kernel's send buffer per connection (left alone, it grows to megabytes for a client that
@@ -175,6 +178,22 @@ def _is_event_stream(cycle: RequestResponseCycle) -> bool:
     return scope["method"] == "GET" and scope["path"] == EVENTS_PATH and not cycle.response_complete
 
 
+def _cannot_serve(host: str, port: int) -> str:
+    """Why the app could not start here (one sentence), or "": the port taken, or the data
+    folder's embedded database in use by another process. (Asked before starting, for a clear
+    line; the server and the database still settle a race of their own.)"""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            return f"Cannot serve on {host}:{port}: {reason}. Set PORT to another port."
+    if not settings.MONGODB_URI:
+        return EmbeddedDatabase(settings.DATA_DIR).in_use()
+    return ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serves the app with uvicorn until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m webapp", description="Serve the chat.")
@@ -193,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         help=f"seconds open requests get to finish at shutdown ({GRACEFUL_SHUTDOWN_SECS})",
     )
     args = parser.parse_args(argv)
+    if problem := _cannot_serve(args.host, args.port):
+        raise SystemExit(problem)  # one line, no traceback
     workers = max(1, args.workers)
     if workers > 1 and not settings.MONGODB_URI:
         print(f"The embedded database serves one app process: running 1, not {workers}.")
@@ -204,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         workers=workers,
         http=PROTOCOL,
         interface="asgi3",  # (webapp.app:app answers /events before calling the app proper)
+        log_config=logs.config(),
+        access_log=False,  # one line per request, with its id: webapp/ops/observe.py
         ws="none",
         lifespan="on",
         proxy_headers=False,

@@ -44,6 +44,8 @@ REPLAY_RING_SIZE: int = config("REPLAY_RING_SIZE", cast=int, default=5000)
 # PRESENCE_REFRESH_SECS, so that presence does not grow with the square of the users.
 LIVE_PRESENCE_LIMIT: int = config("LIVE_PRESENCE_LIMIT", cast=int, default=500)
 PRESENCE_REFRESH_SECS: float = config("PRESENCE_REFRESH_SECS", cast=float, default=60.0)
+# How the process writes its logs: "json" (one object a line) or "text".
+LOG_FORMAT: str = config("LOG_FORMAT", default="json" if PRODUCTION else "text")
 # The bearer token GET /metrics asks for; unset, there are no metrics to see (404).
 METRICS_TOKEN: Secret = Secret(config("METRICS_TOKEN", default=""))
 # Every rate limit's window stretched this many times (bursts unchanged): a test server with

@@ -11,6 +11,9 @@
 // - focus before forms and keyboard: a key or pointer marks that the person acts (focus is
 //   theirs from then on), and a focusin undoes the page's own autofocus before the keyboard's
 //   handler makes the focused message the active one.
+// - mentions before forms, replies and keyboard (keydown): while the composer's list of people
+//   is open, Enter and Tab insert a name (they do not send, nor move focus), Escape closes the
+//   list (it does not cancel a reply), the arrow keys move in it; each marks the key handled.
 // - forms before keyboard: Enter in a text box submits its form and is marked as handled.
 // - layout before read, newmessages and sidebar (htmx:load): times and day separators are in
 //   place before read watches what came in and newmessages keeps one "New messages" line.
@@ -18,10 +21,12 @@
 //   shown again.
 // - reactions, replies and roompanel before keyboard (keydown): Escape closes the palette, cancels
 //   a reply or closes "Room details", and the arrow keys move in the palette; each marks the key
-//   handled, and the keyboard's own Escape and arrows leave it alone.
+//   handled, and the keyboard's own Escape and arrows leave it alone. So does search: Escape
+//   in the search field or its results closes them.
 export const ORDER = [
   "menu", // menu.js
   "focus", // focus.js
+  "mentions", // mentions.js
   "forms", // forms.js
   "announce", // announce.js
   "layout", // layout.js
@@ -36,6 +41,7 @@ export const ORDER = [
   "reactions", // reactions.js
   "replies", // replies.js
   "roompanel", // roompanel.js
+  "search", // search.js
   "keyboard", // keyboard.js
   "main", // main.js
 ];

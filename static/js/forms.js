@@ -74,7 +74,7 @@ on("htmx:afterRequest", "forms", (evt) => {
 
 on("keydown", "forms", (evt) => {
   const field = evt.target;
-  if (!(field instanceof HTMLTextAreaElement)) return;
+  if (evt.defaultPrevented || !(field instanceof HTMLTextAreaElement)) return; // (a name chosen)
   if (evt.key !== "Enter" || evt.shiftKey || evt.isComposing) return;
   const form = field.closest("form");
   if (!form) return;

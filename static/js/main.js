@@ -32,6 +32,8 @@ import { startReading } from "./read.js";
 import { updateTitle } from "./badges.js";
 import { startKeyboard } from "./keyboard.js";
 import { showLinkedMessage } from "./replies.js";
+import { startMentions } from "./mentions.js";
+import { startSearch } from "./search.js";
 
 document.documentElement.classList.add("js"); // for styles that only make sense with it
 
@@ -39,9 +41,12 @@ document.documentElement.classList.add("js"); // for styles that only make sense
 // the page scrolls and gives focus itself; the page opens at the "New messages" line (or the
 // end, or the message its address names), and what is on screen then is read; the title
 // counts what is left; the composer takes focus on a laptop, unless the page was opened at a
-// message, which takes it (highlighted); last, the keyboard's one-stop log and lists.
+// message, which takes it (highlighted); last, the keyboard's one-stop log and lists. The
+// composer's list of people and the search's status line are in place from the start.
 function start() {
   restoreDraft();
+  startMentions();
+  startSearch();
   undoPageAutofocus();
   showNotificationState();
   if (log()) {

@@ -5,6 +5,7 @@
 
 import {
   chatRoot, log, parseFragment, swapIn, insertInOrder, messagesIn, isNearBottom, scrollToBottom,
+  listsMe,
 } from "./page.js";
 import { quietly } from "./announce.js";
 import { bumpUnread } from "./badges.js";
@@ -38,6 +39,10 @@ export function placeMessage(html, fromStream) {
   const root = chatRoot();
   const existing = document.getElementById(incoming.id);
   const here = root && incoming.dataset.conversation === root.dataset.conversation;
+  const isNew = incoming.hasAttribute("data-new");
+  const mine = incoming.dataset.sender === (root && root.dataset.me);
+  // News for you: a new message (once), or an edit that mentions you now (data-notify).
+  if (fromStream && !mine && (isNew ? !existing : listsMe(incoming, "notify"))) notifyOf(incoming);
   if (existing) {
     quietly(); // a change in place is not news
     if (incoming.classList.contains("deleted") || !inOurHands(existing)) {
@@ -46,13 +51,10 @@ export function placeMessage(html, fromStream) {
     if (here) updateCurrentCount(); // a deleted message is no longer unread
     return;
   }
-  const isNew = incoming.hasAttribute("data-new");
   // A change to a message this page does not show (older than its history) stays away: put
   // in, it would sit out of place, and "Load older" would bring it a second time.
   if (fromStream && !isNew) return;
-  const mine = incoming.dataset.sender === (root && root.dataset.me);
   const el = log();
-  if (fromStream && !mine) notifyOf(incoming);
   if (here && el && !el.querySelector(".newer")) {
     const stick = isNearBottom(el) || !fromStream;
     const empty = el.querySelector(".empty");
@@ -85,38 +87,11 @@ function insertByOrder(el, incoming, html) {
     other.classList.contains("pending") || (other.dataset.order || "") > key);
 }
 
-// Our own message came through the stream: the pending copy that sent it gives way. A
-// pending copy shows the text it sends (send.js), the server's copy that text rendered (its
-// markup gone): the same text, else the one whose characters it keeps, in order, answering
-// the same message.
+// Our own message came through the stream: the pending copy that sent it gives way. The
+// author's copy carries the key its send went with (send.js).
 function claimPending(el, message) {
-  const body = message.querySelector(".body");
-  const text = comparable(body ? body.textContent : "");
-  const quote = message.querySelector(".quote");
-  const replyTo = quote ? quote.dataset.replyTo : "";
-  const pending = Array.from(el.querySelectorAll(".message.pending")).filter(
-    (item) => (item.dataset.replyTo || "") === (replyTo || ""));
-  const sentText = (item) => {
-    const sent = item.querySelector(".body");
-    return comparable(sent ? sent.textContent : "");
-  };
-  const item = pending.find((p) => sentText(p) === text) ||
-    pending.find((p) => text !== "" && keepsInOrder(sentText(p), text));
-  if (item) item.remove();
-}
-
-// Whether every character of `text` is in `source`, in the same order.
-function keepsInOrder(source, text) {
-  let at = 0;
-  for (const ch of text) {
-    at = source.indexOf(ch, at);
-    if (at < 0) return false;
-    at += ch.length;
-  }
-  return true;
-}
-
-// Text as the server keeps it, for comparing: no spaces and no control characters.
-function comparable(text) {
-  return text.replace(/[\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, "");
+  const key = message.dataset.clientKey;
+  if (!key) return;
+  const pending = el.querySelector('.message.pending[data-client-key="' + CSS.escape(key) + '"]');
+  if (pending) pending.remove();
 }

@@ -1,17 +1,21 @@
 // Desktop notifications.
-// Asked for by a button, never on its own. A direct message, a mention (@yourname), or a
-// message in a group room that is not muted notifies, unless it is in the conversation
-// open in a visible tab. One tab of the browser shows it: one that is looking at that
-// conversation says so to the others (BroadcastChannel), and the others take a lock on the
-// message (a Web Lock).
+// Asked for by a button, never on its own. A direct message, a message in a group room that
+// is not muted, or a mention of you anywhere (muted rooms included: the server's data-notify
+// names whom a post or an edit tells of one, never anyone twice) notifies, unless it is in
+// the conversation open in a visible tab. One tab of the browser shows it: one that is
+// looking at that conversation says so to the others (BroadcastChannel), and the others take
+// a lock on the message (a Web Lock); a message told of once is not told of again (an edit
+// that mentions you in a message you were told of as it came).
 
 import { on } from "./dom.js";
-import { chatRoot, isVisible } from "./page.js";
+import { chatRoot, isVisible, listsMe } from "./page.js";
 import { PUBLIC, isDirect, pageOf } from "./keys.js";
 import { roomEntry } from "./sidebar.js";
 
 const NOTIFY_WAIT_MS = 250; // for a tab that is looking at it to say so
 const NOTIFY_BODY_MAX = 200;
+const TOLD_KEY = "chat:told";
+const TOLD_KEPT = 200; // the ids of the last messages told of, in this browser
 const lookedAt = new Set(); // message ids another tab of this browser shows
 const otherTabs = "BroadcastChannel" in window ? new BroadcastChannel("chat-notices") : null;
 if (otherTabs) {
@@ -40,19 +44,12 @@ on("click", "notify", (evt) => {
 // Permission may have changed in the browser's settings meanwhile.
 on("visibilitychange", "notify", showNotificationState);
 
-// The server does not mark mentions in a message yet: this is the page's own reading of one.
-function mentionsMe(text) {
-  const root = chatRoot();
-  const me = root && root.dataset.me;
-  if (!me) return false;
-  const name = me.replace(/[^A-Za-z0-9_]/g, "");
-  return new RegExp("(^|[^A-Za-z0-9_@])@" + name + "(?![A-Za-z0-9_])", "i").test(text);
-}
-
 // Whether this message is one to be told of (the public room: only when it mentions you).
-function worthNotifying(message, text) {
+// An edit is news only when it mentions you (messages.js asks of nothing else).
+function worthNotifying(message) {
   const conversation = message.dataset.conversation;
-  if (mentionsMe(text)) return true;
+  if (listsMe(message, "notify")) return true;
+  if (!message.hasAttribute("data-new")) return false;
   if (conversation === PUBLIC) return false;
   if (isDirect(conversation)) return true;
   const entry = roomEntry(conversation);
@@ -78,7 +75,18 @@ function notificationTitle(message) {
   return item && item.dataset.name ? sender + " in " + item.dataset.name : sender;
 }
 
-// Someone else's new message came through the stream.
+// Whether this browser told of the message `id` already; remembers that it has now.
+function toldBefore(id) {
+  try {
+    const told = JSON.parse(window.localStorage.getItem(TOLD_KEY) || "[]");
+    if (told.includes(id)) return true;
+    told.push(id);
+    window.localStorage.setItem(TOLD_KEY, JSON.stringify(told.slice(-TOLD_KEPT)));
+  } catch (e) { /* storage unavailable: the lock still keeps tabs from telling twice */ }
+  return false;
+}
+
+// Someone else's new message, or a change to one that mentions you, came through the stream.
 export function notifyOf(message) {
   if (!("Notification" in window)) return;
   const root = chatRoot();
@@ -89,7 +97,7 @@ export function notifyOf(message) {
   }
   const bodyEl = message.querySelector(".body");
   const text = bodyEl ? bodyEl.textContent.trim() : "";
-  if (Notification.permission !== "granted" || !worthNotifying(message, text)) return;
+  if (Notification.permission !== "granted" || !worthNotifying(message)) return;
   const body = text.length > NOTIFY_BODY_MAX ? text.slice(0, NOTIFY_BODY_MAX - 1) + "…" : text;
   const title = notificationTitle(message);
   const url = conversationUrl(message);
@@ -97,6 +105,7 @@ export function notifyOf(message) {
   window.setTimeout(() => {
     if (lookedAt.has(id)) return;
     onlyOneTab("chat-notice-" + id, () => {
+      if (toldBefore(id)) return;
       const notice = new Notification(title, { body, tag: "msg-" + id });
       notice.onclick = () => {
         window.focus();

@@ -38,6 +38,14 @@ export function seqOf(message) {
   return parseInt(message.dataset.seq, 10) || 0;
 }
 
+// Whether a message's list of user ids names you: its data-mentions (whom it mentions now),
+// or `attr` "notify" (whom this change of it tells: the server's word, never twice).
+export function listsMe(message, attr = "mentions") {
+  const root = chatRoot();
+  const me = root && root.dataset.meId;
+  return Boolean(me) && (message.dataset[attr] || "").split(/\s+/).includes(me);
+}
+
 // (A swapped-in element wears its predecessor's attributes until htmx settles it: what it
 // holds says whether it is an edit box, not its class.)
 export function isEditing(message) {

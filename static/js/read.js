@@ -10,8 +10,8 @@
 
 import { on } from "./dom.js";
 import { post } from "./http.js";
-import { chatRoot, log, isVisible, scrollToBottom, seqOf } from "./page.js";
-import { setUnread, setCounted, bumpUnread } from "./badges.js";
+import { chatRoot, log, isVisible, scrollToBottom, seqOf, listsMe } from "./page.js";
+import { setUnread, setCounted, bumpUnread, setMentioned } from "./badges.js";
 import {
   scrollToFirstUnread, moveNewMessagesLine, showJump, updateJump, jumpToNew,
 } from "./newmessages.js";
@@ -197,7 +197,7 @@ function takeHandoff() {
   postRead(handoff.url, handoff.seq, true)
     .then((response) => (response.ok ? response.json() : null))
     .then((state) => {
-      if (state) applyRead(handoff.conversation, state.read_seq, state.unread, state.upto);
+      if (state) applyRead(handoff.conversation, state);
     })
     .catch(() => {});
 }
@@ -211,15 +211,21 @@ function canCountHere() {
   return !first || readSeq >= seqOf(first) - 1;
 }
 
+// (And whether one of those unread mentions you: its "@".)
 export function updateCurrentCount() {
   const root = chatRoot();
   if (!root || !canCountHere()) return;
   let count = 0;
+  let mentions = 0;
   log().querySelectorAll(".message[data-seq]").forEach((m) => {
     const others = m.dataset.sender !== root.dataset.me;
-    if (others && seqOf(m) > readSeq && !m.classList.contains("deleted")) count += 1;
+    if (others && seqOf(m) > readSeq && !m.classList.contains("deleted")) {
+      count += 1;
+      if (listsMe(m)) mentions += 1;
+    }
   });
   setUnread(root.dataset.conversation, count);
+  setMentioned(root.dataset.conversation, mentions > 0);
 }
 
 // Someone else's new message, placed in the open conversation.
@@ -233,24 +239,26 @@ export function arrivedHere(message, stuck) {
   if (!stuck && seqOf(message) > readSeq) showJump();
 }
 
-// A read event ({"key", "read_seq", "unread", "upto"}), read here or in another tab.
+// A read event ({"key", "read_seq", "unread", "upto", "mentions"}), read here or in another
+// tab.
 export function onReadEvent(data) {
   const state = JSON.parse(data);
-  applyRead(state.key, state.read_seq, state.unread, state.upto);
+  applyRead(state.key, state);
 }
 
-function applyRead(conversation, seq, unread, upto) {
+// A conversation's read state (a read event's, or the answer to a read of ours).
+function applyRead(conversation, state) {
   const root = chatRoot();
   if (root && reading && conversation === root.dataset.conversation) {
-    readSeq = Math.max(readSeq, seq);
-    sentSeq = Math.max(sentSeq, seq);
+    readSeq = Math.max(readSeq, state.read_seq);
+    sentSeq = Math.max(sentSeq, state.read_seq);
     if (canCountHere()) {
       updateCurrentCount();
       updateJump(readSeq);
       return;
     }
   }
-  setCounted(conversation, unread, upto);
+  setCounted(conversation, state.unread, state.upto, state.mentions);
 }
 
 on("pagehide", "read", flushReads);

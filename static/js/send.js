@@ -3,7 +3,10 @@
 // conversation in this browser.
 // The composer's POST is the page's own (htmx asks, through htmx:confirm, and is told no):
 // the message shows at once, greyed, "Sending…"; the server's copy, from the POST's answer
-// or from the stream, whichever comes first, replaces it.
+// or from the stream, whichever comes first, replaces it. Each message goes with a key of its
+// own (client_key), the same for its Retry: a retry whose first try reached the server gets
+// the message that try made, never a second one; and the server's copy (the author's carries
+// data-client-key) finds its pending one by it (messages.js).
 
 import { on } from "./dom.js";
 import { post } from "./http.js";
@@ -12,6 +15,7 @@ import { placeAnswer } from "./messages.js";
 import { showError, clearError, errorText, NOT_REACHED } from "./forms.js";
 import { resetTyping } from "./typing.js";
 import { replyState, clearReply } from "./replies.js";
+import { showMentionNotice, clearMentionNotice } from "./mentions.js";
 
 const pendingText = new WeakMap(); // pending copy -> the text it sends
 
@@ -28,6 +32,7 @@ function sendFromComposer(form) {
   if (text.trim() === "") return;
   const item = pendingCopy(form, text, replyState());
   clearReply(); // the pending copy answers it now (and Retry, if it fails)
+  clearMentionNotice(); // what it said of the last message is past
   field.value = "";
   saveDraft(field); // the text is the pending copy's now (and Retry's, if it fails)
   field.style.height = "";
@@ -45,6 +50,7 @@ function pendingCopy(form, text, reply) {
   item.dataset.conversation = root.dataset.conversation;
   item.dataset.sender = root.dataset.me;
   item.dataset.url = form.getAttribute("action");
+  item.dataset.clientKey = newKey();
   const header = document.createElement("header");
   const sender = document.createElement("span");
   sender.className = "sender";
@@ -60,7 +66,7 @@ function pendingCopy(form, text, reply) {
   }
   const body = document.createElement("p");
   body.className = "body";
-  body.textContent = text.trim(); // (the stream's copy finds its pending one by this text)
+  body.textContent = text.trim(); // as typed: the server's copy shows it rendered
   const actions = document.createElement("div");
   actions.className = "actions pending-actions";
   actions.hidden = true;
@@ -94,6 +100,13 @@ function pendingQuote(reply) {
   return quote;
 }
 
+// 32 random hex digits (crypto.randomUUID wants a secure context; this does not).
+function newKey() {
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function setPendingState(item, text, failed) {
   item.classList.toggle("failed", failed);
   item.querySelector(".pending-state").textContent = text;
@@ -102,7 +115,7 @@ function setPendingState(item, text, failed) {
 
 function send(item) {
   setPendingState(item, "Sending…", false);
-  const form = { body: pendingText.get(item) };
+  const form = { body: pendingText.get(item), client_key: item.dataset.clientKey };
   if (item.dataset.replyTo) form.reply_to = item.dataset.replyTo;
   post(item.dataset.url, {
     form,
@@ -126,6 +139,7 @@ function send(item) {
 function delivered(item, html) {
   item.remove();
   placeAnswer(html, 0); // unless the stream brought it first (and maybe a change since)
+  showMentionNotice(html); // whom it mentions who cannot read it, if anyone
   const form = document.getElementById("composer");
   if (form) clearError(form);
 }

@@ -1,8 +1,30 @@
-"""Finding things on the chat page by the contract's accessible names."""
+"""Finding things on the chat page by the contract's accessible names; opening it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from playwright.sync_api import Locator, Page, expect
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import NewPage
+    from tests.support import Person
+
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def open_chat(
+    new_page: NewPage, someone: Person, path: str = "/", viewport: dict[str, int] = LAPTOP
+) -> Page:
+    """A page of the chat, signed in as `someone`, once its script has started and it has
+    loaded (motion reduced)."""
+    page = new_page(someone, viewport=viewport, reduced_motion="reduce")
+    page.goto(path)
+    expect(log(page)).to_be_visible()
+    page.wait_for_function("document.documentElement.classList.contains('js')")
+    page.wait_for_load_state("load")
+    return page
 
 
 def log(page: Page) -> Locator:

@@ -4,8 +4,10 @@ axe runs inside the page: the context bypasses the app's CSP so that its script 
 Besides each page as it loads, the states a person gets to are checked too: the phone's
 conversation menu open, a message's controls revealed (hover on a laptop, its menu on a
 phone), a message being edited in place, the "Add reaction" palette open, the composer
-answering a message, and a group room's "Room details" open. The public room shows a
-formatted message with reactions and a reply to it.
+answering a message, a group room's "Room details" open, the composer's list of people to
+mention open, search results shown, and the notice naming someone mentioned who is not in the
+room. The public room shows a formatted message with reactions, a reply to it and a mention of
+the person signed in, who has an unread mention (its "@") elsewhere.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Scene:
     room_url: str  # alice's private room, bob a member
     open_room_url: str  # carol's open room, which alice has not joined
     own_message_id: str  # alice's, in the public room
+    outsider: str  # carol's name: not in alice's room
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,8 @@ def scene(app_server: AppServer) -> Iterator[Scene]:
         react(bob, message_id(formatted), "👍")
         react(alice, message_id(formatted), "🎉")
         post(bob, "/rooms/public", "count me in", reply_to=message_id(formatted))
+        post(bob, "/rooms/public", f"@{alice.username} morning, see the plan")
+        post(carol, f"/dm/{alice.username}", f"@{alice.username} are you in?")  # never opened
         post(alice, f"/dm/{bob.username}", "lunch at noon?")
         post(bob, f"/dm/{alice.username}", "yes, the usual place")
         room = make_room(alice, "Plans", bob, topic="Weekend trip")
@@ -80,7 +85,7 @@ def scene(app_server: AppServer) -> Iterator[Scene]:
             "POST", "/rooms", {"name": "Open chat", "topic": "Anyone", "open": "on"}
         )
         assert response.status_code == 201, response.text
-        yield Scene(alice, bob, room, response.headers["location"], message_id(own))
+        yield Scene(alice, bob, room, response.headers["location"], message_id(own), carol.username)
     finally:
         for someone in (alice, bob, carol):
             someone.close()
@@ -195,6 +200,34 @@ def open_details(page: Page) -> None:
     expect(page.get_by_role("list", name="Members", exact=True)).to_be_visible()
 
 
+def open_mention_list(page: Page) -> None:
+    """The composer's list of people to mention, open on the people whose names start "bob"."""
+    box = page.get_by_label("Message", exact=True)
+    box.click()
+    box.press_sequentially("see @bob")
+    expect(page.get_by_role("listbox", name="People to mention")).to_be_visible()
+
+
+def show_search_results(page: Page) -> None:
+    field = page.get_by_role("searchbox", name="Search messages")
+    field.fill("morning")
+    field.press("Enter")
+    found = page.get_by_role("region", name="Search results").locator("a.result")
+    expect(found.first).to_be_visible()
+
+
+def mention_outsider(scene: Scene) -> Step:
+    """A message mentioning someone who is not in the room: the notice, and its "Add"."""
+
+    def step(page: Page) -> None:
+        box = page.get_by_label("Message", exact=True)
+        box.fill(f"ask @{scene.outsider}")
+        box.press("Enter")
+        expect(page.locator("#mention-notice").get_by_role("button", name="Add")).to_be_visible()
+
+    return step
+
+
 def edit_in_place(page: Page) -> None:
     reveal_controls(page)
     message(page, "a second one").get_by_role("button", name="Edit").click()
@@ -231,6 +264,16 @@ def test_no_axe_violations_on_any_page(
         ),
         Check("direct conversation", f"/dm/{scene.bob.username}"),
         Check("group room, its owner", scene.room_url, steps=[("details open", open_details)]),
+        Check(
+            "public room",
+            "/",
+            steps=[
+                ("mention list open", open_mention_list),
+                ("search results", show_search_results),
+            ],
+        ),
+        Check("group room", scene.room_url, steps=[("mention notice", mention_outsider(scene))]),
+        Check("search page", "/search?q=morning"),
         Check("open room, not joined", scene.open_room_url),
         Check("new room", "/rooms/new"),
         Check("browse rooms", "/rooms"),

@@ -16,6 +16,7 @@ from webapp.data._query import now
 from webapp.data.connection import Db
 from webapp.data.models import User
 from webapp.errors import BadRequest, NameTaken, TooManyAttempts, Unauthorized
+from webapp.ops import metrics
 from webapp.rules import rates
 from webapp.rules.text import check_password, clean_away, clean_username
 
@@ -43,6 +44,7 @@ async def _refuse_if_throttled(
         failures = await sessions.recent_login_failures(db, key=key)
         others = [failure.at for failure in failures if failure.id != reservation]
         if len(others) >= limit:
+            metrics.REFUSED.labels("sign_in").inc()
             raise TooManyAttempts(rates.retry_after(others[-limit], at))
 
 

@@ -6,6 +6,7 @@ from webapp import settings
 from webapp.data import limits
 from webapp.data.connection import Db
 from webapp.errors import AddingTooFast, MakingRoomsTooFast, PostingTooFast, TooManyAttempts
+from webapp.ops import metrics
 from webapp.rules.rates import LIMITS, limit_key
 
 REFUSALS: dict[str, type[TooManyAttempts]] = {
@@ -21,4 +22,5 @@ async def count(db: Db, what: str, *, user_id: str) -> None:
     rate = LIMITS[what].scaled(settings.LIMIT_WINDOW_SCALE)
     wait = await limits.count_event(db, key=limit_key(what, user_id), rate=rate)
     if wait is not None:
+        metrics.REFUSED.labels(what).inc()
         raise REFUSALS[what](wait)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from bson import ObjectId
 
 from webapp.actions import limits
 from webapp.actions.seat import Seat
@@ -17,11 +20,13 @@ from webapp.rules.text import (
     NO_SUCH_ORIGINAL,
     REACTION_KINDS_MAX,
     clean_body,
+    clean_client_key,
     clean_emoji,
     clean_reply_to,
 )
 
 CLOSED = "This room is closed."
+CLAIM_LOOKS, CLAIM_WAIT_SECS = 20, 0.1  # a retry racing its first try waits this long for it
 NO_SUCH_MESSAGE = "No such message."
 
 
@@ -52,6 +57,7 @@ class Posted:
     room: Room
     quoted: Message | None  # the message it answers
     outsiders: list[str]  # names it mentions of people who cannot read it: nobody is told
+    again: bool = False  # a retry: the message its key made before, not a new one
 
 
 async def _write_up(
@@ -76,24 +82,63 @@ async def _write_up(
     return written, outsiders
 
 
-async def post(db: Db, seat: Seat, *, sender: User, body: str, reply_to: str = "") -> Posted:
+async def post(
+    db: Db, seat: Seat, *, sender: User, body: str, reply_to: str = "", client_key: str = ""
+) -> Posted:
     """A new message in the conversation (rendered once, here), with its room, the message it
-    answers, and the names it mentions of people who cannot read it."""
+    answers, and the names it mentions of people who cannot read it.
+
+    A client that sends a key with each message (`client_key`) may send it again after a lost
+    answer: the message that key made is the answer, and nothing is posted twice (nor counted
+    against the limit twice). Keys are kept for a day.
+    """
     seat.must_read()
     text = clean_body(body)
     original = await _original(db, seat, clean_reply_to(reply_to))
-    await limits.count(db, "post", user_id=str(sender.id))
-    room = await room_to_write_in(db, seat, str(sender.id))
-    written, outsiders = await _write_up(db, room, text, notified=[str(sender.id)])
-    message = await messages.create(
-        db,
-        room=room,
-        sender=sender,
-        body=text,
-        written=written,
-        reply_to=str(original.id) if original else "",
-    )
+    key = clean_client_key(client_key)
+    sender_id = str(sender.id)
+    if key and (before := await messages.by_key(db, sender_id=sender_id, key=key)):
+        return await _posted_before(db, before, original)
+    await limits.count(db, "post", user_id=sender_id)
+    room = await room_to_write_in(db, seat, sender_id)
+    written, outsiders = await _write_up(db, room, text, notified=[sender_id])
+    message_id = ObjectId()
+    if key and await messages.claim_key(db, sender_id=sender_id, key=key, message_id=message_id):
+        return await _posted_before(db, await _claimed(db, sender_id, key), original)
+    try:
+        message = await messages.create(
+            db,
+            room=room,
+            sender=sender,
+            body=text,
+            written=written,
+            reply_to=str(original.id) if original else "",
+            message_id=message_id,
+            client_key=key,
+        )
+    except BaseException:
+        if key:  # the key goes with the message that was not made
+            await messages.release_key(db, sender_id=sender_id, key=key)
+        raise
     return Posted(message, room, original, outsiders)
+
+
+async def _claimed(db: Db, sender_id: str, key: str) -> Message:
+    """The message another request (the same, retried) made under this key, once it is there."""
+    for _ in range(CLAIM_LOOKS):
+        if found := await messages.by_key(db, sender_id=sender_id, key=key):
+            return found
+        await asyncio.sleep(CLAIM_WAIT_SECS)
+    raise Conflict("That message is being sent already: try again in a moment.")
+
+
+async def _posted_before(db: Db, message: Message, original: Message | None) -> Posted:
+    room = await rooms.by_id(db, room_id=message.room_id)
+    if room is None:
+        raise NotFound(NO_SUCH_MESSAGE)
+    if original is None and message.reply_to:
+        original = await messages.by_id(db, message_id=message.reply_to)
+    return Posted(message, room, original, [], again=True)
 
 
 async def readable(

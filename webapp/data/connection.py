@@ -25,6 +25,7 @@ from webapp.data.models import (
     LoginFailure,
     Membership,
     Message,
+    PostKey,
     Presence,
     RevokedToken,
     Room,
@@ -47,6 +48,7 @@ MODELS: tuple[type[Model], ...] = (
     Membership,
     RoomSequence,
     RoomMute,
+    PostKey,
 )
 HEALTH_TIMEOUT_SECS = 1.0
 
@@ -75,6 +77,7 @@ class Connection:
         await self.client.close()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
+            log.info("Embedded database stopped")
 
 
 async def create_indexes(db: Db, models: tuple[type[Model], ...] = MODELS) -> None:
@@ -104,7 +107,7 @@ async def open_database(uri: str = "") -> Connection:
         connectTimeoutMS=3000,
         event_listeners=[
             nx_compat.wake_on_write,
-            nx_compat.server_returns,
+            nx_compat.outages,
             command_counter,
         ],
     )

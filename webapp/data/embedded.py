@@ -80,8 +80,20 @@ class EmbeddedDatabase:
         )
         self._wait_until_ready()
 
+    def in_use(self) -> str:
+        """Why another process has this data folder's database (a sentence), or ""."""
+        try:
+            self._take_lock()
+        except EmbeddedDatabaseError as exc:
+            return str(exc)
+        self._lock, lock = None, self._lock
+        assert lock is not None
+        lock.close()
+        return ""
+
     def _take_lock(self) -> None:
-        lock = open(self.data_dir / "embedded.lock", "w")  # noqa: SIM115 (held until stop)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.data_dir / "embedded.lock", "a")  # noqa: SIM115 (held until stop)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -90,6 +102,7 @@ class EmbeddedDatabase:
                 f"Another app process is already using the embedded database in {self.data_dir}. "
                 "Stop it, or run every process against one server with MONGODB_URI."
             ) from None
+        lock.truncate(0)
         lock.write(str(os.getpid()))
         lock.flush()
         self._lock = lock

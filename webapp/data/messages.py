@@ -9,10 +9,11 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
-from webapp.data._query import find, get_by_id, insert, now, parse_id, update
+from webapp.data._query import find, find_one, get_by_id, insert, now, parse_id, update
 from webapp.data.connection import Db
-from webapp.data.models import Message, Room, RoomSequence, User
+from webapp.data.models import Message, PostKey, Room, RoomSequence, User
 
 # A reaction changes a message without notifying anyone of it (see Message.notify).
 NOTHING_NEW: dict[str, Any] = {"notify": []}
@@ -30,7 +31,15 @@ class Written:
 
 
 async def create(
-    db: Db, *, room: Room, sender: User, body: str, written: Written, reply_to: str = ""
+    db: Db,
+    *,
+    room: Room,
+    sender: User,
+    body: str,
+    written: Written,
+    reply_to: str = "",
+    message_id: ObjectId | None = None,
+    client_key: str = "",
 ) -> Message:
     """One counter update for the room's next number and one insert, however many members the
     room has."""
@@ -42,7 +51,8 @@ async def create(
         return_document=ReturnDocument.AFTER,
     )
     assert counter is not None  # an upsert returning the document after it
-    message = Message(  # type: ignore[call-arg]  # odmantic makes the id
+    message = Message(
+        id=message_id or ObjectId(),
         room_id=room_id,
         seq=counter["value"],
         sender_id=str(sender.id),
@@ -55,9 +65,32 @@ async def create(
         notified=written.notify,
         notify=written.notify,
         reply_to=reply_to,
+        client_key=client_key,
         created_at=now(),
     )
     return await insert(db, message)
+
+
+async def claim_key(db: Db, *, sender_id: str, key: str, message_id: ObjectId) -> str | None:
+    """Claims a client's key for the message about to be posted: None when it is claimed now,
+    else the id of the message it was claimed for before."""
+    claim = PostKey(id=f"{sender_id}:{key}", message_id=str(message_id), at=now())
+    try:
+        await insert(db, claim)
+    except DuplicateKeyError:
+        found = await find_one(db, PostKey, {"_id": claim.id})
+        return found.message_id if found else None
+    return None
+
+
+async def by_key(db: Db, *, sender_id: str, key: str) -> Message | None:
+    """The message a client's key was claimed for, once it is there."""
+    found = await find_one(db, PostKey, {"_id": f"{sender_id}:{key}"})
+    return await by_id(db, message_id=found.message_id) if found else None
+
+
+async def release_key(db: Db, *, sender_id: str, key: str) -> None:
+    await db[PostKey.__collection__].delete_one({"_id": f"{sender_id}:{key}"})
 
 
 async def by_id(db: Db, *, message_id: str) -> Message | None:

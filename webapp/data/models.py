@@ -100,6 +100,7 @@ class Message(Model):
     html: str = ""  # body rendered (rules/formatting.py), once per change; "": plain text
     plain: str = ""  # its words, as a reader sees them: quotes, search
     reply_to: str = ""  # the id of the message of the same room that this one answers
+    client_key: str = ""  # what its sender's client called it (a retry names the same one)
     # Reactions by emoji, in the order they were first used; reaction_kinds counts them (so
     # that a 21st is refused in the same update that would add it).
     reactions: dict[str, Reaction] = {}
@@ -179,6 +180,20 @@ class Typing(Model):
     model_config = {
         "collection": "typing",
         "indexes": lambda: [pymongo.IndexModel("at", expireAfterSeconds=60)],
+    }
+
+
+class PostKey(Model):
+    """A key a client sent with a message, so that a retry after a lost answer finds the message
+    it made instead of posting it again. Its id is "<sender id>:<key>"; kept for a day."""
+
+    id: str = Field(primary_field=True)
+    message_id: str
+    at: datetime
+
+    model_config = {
+        "collection": "post_keys",
+        "indexes": lambda: [pymongo.IndexModel("at", expireAfterSeconds=24 * 60 * 60)],
     }
 
 

@@ -9,7 +9,7 @@ database"), the difference is handled here and nowhere else:
   the collection (`WakeOnWrite`), or when another app process on the same server says it did
   (`Peers`: a datagram on loopback, since nx-27017 is only ever on this machine).
 - After a restart it serves empty batches for cursors it no longer knows, and records changes
-  only once someone watches again: followers reopen when the server returns (`ServerReturns`).
+  only once someone watches again: followers reopen after the driver loses the server (`Outages`).
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
   cursor is not refused, so `cannot_replay` checks it. Only the last RETAINED_CHANGES changes
   of a collection are kept: a replay that reaches that many may have lost older ones.
@@ -31,7 +31,6 @@ from typing import Any
 from bson import ObjectId
 from pymongo import monitoring
 from pymongo.errors import PyMongoError
-from pymongo.server_type import SERVER_TYPE
 
 _NX_TOKEN = re.compile(r"nx:(\d+)")
 RETAINED_CHANGES = 1000  # per collection
@@ -116,6 +115,13 @@ class WakeOnWrite(monitoring.CommandListener):
     def wake(self, collection: str) -> None:
         for event in self._events.get(collection, ()):
             event.set()
+
+    def wake_everyone(self) -> None:
+        """Ends every pause (from any thread): the server came back, and followers reopen."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                for collection in list(self._events):
+                    self._loop.call_soon_threadsafe(self.wake, collection)
 
     def _wrote(self, collection: str) -> None:
         self.wake(collection)
@@ -212,34 +218,56 @@ async def leave_peers(db: Any) -> None:
         await peers.leave(db)
 
 
-class ServerReturns(monitoring.ServerListener):
-    """Counts the times the server came back after being unreachable.
+class Outages(monitoring.ConnectionPoolListener):
+    """Counts the times the driver lost the server (it clears its pool of connections then:
+    told at once, unlike server-description events, which the driver publishes later).
 
     Restarted, nx-27017 answers getMore on a change-stream cursor it no longer knows with empty
-    batches instead of an error, so a follower would wait on a dead cursor for ever; followers
-    reopen their stream when this count moves. (It also drops its change triggers when it
-    stops, so changes made before a follower reopens are not recorded at all.)
+    batches instead of an error, so a follower would wait on a dead cursor for ever; and it
+    drops its change triggers when it stops, so a change made before a follower reopens is
+    not recorded at all. So followers reopen when this count moves, and a change stream opened
+    before the latest outage does not count as live (follower.py).
     """
 
     def __init__(self) -> None:
         self.count = 0
 
-    def description_changed(self, event: monitoring.ServerDescriptionChangedEvent) -> None:
-        unknown = SERVER_TYPE.Unknown
-        if (
-            event.previous_description.server_type == unknown
-            and event.new_description.server_type != unknown
-        ):
-            self.count += 1
+    def pool_cleared(self, event: monitoring.PoolClearedEvent) -> None:
+        self.count += 1
+        wake_on_write.wake_everyone()  # no follower waits out its pause on a dead cursor
 
-    def opened(self, event: monitoring.ServerOpeningEvent) -> None:
+    def pool_created(self, event: monitoring.PoolCreatedEvent) -> None:
         pass
 
-    def closed(self, event: monitoring.ServerClosedEvent) -> None:
+    def pool_ready(self, event: monitoring.PoolReadyEvent) -> None:
+        pass
+
+    def pool_closed(self, event: monitoring.PoolClosedEvent) -> None:
+        pass
+
+    def connection_created(self, event: monitoring.ConnectionCreatedEvent) -> None:
+        pass
+
+    def connection_ready(self, event: monitoring.ConnectionReadyEvent) -> None:
+        pass
+
+    def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
+        pass
+
+    def connection_check_out_started(self, event: monitoring.ConnectionCheckOutStartedEvent) -> None:
+        pass
+
+    def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:
+        pass
+
+    def connection_checked_out(self, event: monitoring.ConnectionCheckedOutEvent) -> None:
+        pass
+
+    def connection_checked_in(self, event: monitoring.ConnectionCheckedInEvent) -> None:
         pass
 
 
-server_returns = ServerReturns()
+outages = Outages()
 
 
 class IdlePacer:

@@ -4,6 +4,8 @@ the same bytes."""
 
 from __future__ import annotations
 
+import time
+
 from webapp.data import memberships
 from webapp.data.connection import Db
 from webapp.data.models import Room
@@ -11,6 +13,7 @@ from webapp.data.nx_compat import token_sort_key
 from webapp.live import wire
 from webapp.live.events import Event
 from webapp.live.registry import Registry
+from webapp.ops import metrics
 from webapp.rules import access
 
 
@@ -29,6 +32,7 @@ class Fanout:
 
     async def deliver(self, event: Event) -> None:
         """Offers the event to every open stream here that may see it."""
+        started = time.perf_counter()
         room = event.room_of_members()
         audience = event.audience(await self.members(room) if room is not None else [])
         if audience.users is None:
@@ -37,6 +41,7 @@ class Fanout:
             recipients = [(u, self.streams.of_user(u)) for u in audience.users]
         encoded: wire.Encoded | None = None
         key = token_sort_key(event.id) if event.id else None
+        offered = 0
         for user_id, streams in recipients:
             if not streams or user_id == audience.excluding:
                 continue
@@ -44,3 +49,7 @@ class Fanout:
             data, chunk = encoded.for_user(user_id)
             for stream in streams:
                 stream.offer(data, key, chunk)
+                offered += 1
+        if offered:  # counted once per event, however many streams got it
+            metrics.EVENTS_DELIVERED.labels(event.name).inc(offered)
+        metrics.FANOUT_SECONDS.observe(time.perf_counter() - started)

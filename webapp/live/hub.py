@@ -67,6 +67,11 @@ class Hub:
         return self.followers[MESSAGES].position
 
     @property
+    def live(self) -> bool:
+        """Whether every change stream is open: what is written now will be delivered."""
+        return all(follower.live for follower in self.followers.values())
+
+    @property
     def online(self) -> set[str]:
         """Users with an open stream in any process."""
         return self.people.online

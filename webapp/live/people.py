@@ -24,6 +24,7 @@ from webapp.live import wire
 from webapp.live.cache import Directory
 from webapp.live.events import PersonEvent
 from webapp.live.registry import Registry
+from webapp.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,17 @@ class People:
             if not changed:
                 continue
             people = [PersonEvent(user, uid in self.online) for uid, user in changed.items()]
+            metrics.PRESENCE_BATCH.observe(len(people))
             if len(self.online) > settings.LIVE_PRESENCE_LIMIT:
                 await self._announce_to_contacts(people)
             else:
                 self._announce_to_everyone(people)
 
     def _announce_to_everyone(self, people: Iterable[PersonEvent]) -> None:
-        data = b"".join(wire.encode_event(person).shared for person in people)
+        encoded = [wire.encode_event(person).shared for person in people]
+        data = b"".join(encoded)
         self.streams.offer_to_everyone(data)
+        metrics.EVENTS_DELIVERED.labels(PersonEvent.name).inc(len(encoded) * len(self.streams))
         self._recent.append((asyncio.get_running_loop().time(), data))
 
     async def _announce_to_contacts(self, people: list[PersonEvent]) -> None:

@@ -56,7 +56,7 @@ class Presence:
         """A stream's presence was written or removed, in any process: a stream of this
         process whose presence was removed (to make room for a newer one) is closed."""
         if not opened and (stream := self.streams.by_presence(presence_id)):
-            stream.close()
+            stream.cut("too_many")
 
     async def keep(self) -> None:
         """For ever: vouch for this process's streams, and sweep those of processes that died."""

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from webapp import settings
 from webapp.live import wire
 from webapp.live.streams import SortKey, Stream, framed
+from webapp.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Registry:
         self._of_session.setdefault(stream.jti, set()).add(stream)
         self._of_presence[stream.presence_id] = stream
         for oldest in list(mine)[: max(0, len(mine) - MAX_STREAMS_PER_USER)]:
-            oldest.close()
+            oldest.cut("too_many")
 
     def forget(self, stream: Stream) -> bool:
         """Takes a stream out of every index; False if it was out already."""
@@ -46,6 +47,9 @@ class Registry:
         if not same_session:
             self._of_session.pop(stream.jti, None)
         return True
+
+    def __len__(self) -> int:
+        return len(self._of_presence)
 
     def __iter__(self) -> Iterator[Stream]:
         for streams in list(self._of_user.values()):
@@ -83,7 +87,7 @@ class Registry:
         for stream in list(self._of_session.get(jti, ())):
             stream.offer(wire.SIGNED_OUT)  # the page goes to the sign-in page itself
             stream.revoked = True  # nothing more is written
-            loop.call_later(SIGNED_OUT_GRACE_SECS, stream.close)
+            loop.call_later(SIGNED_OUT_GRACE_SECS, stream.cut, "signed_out")
 
     def end_all(self) -> None:
         """Ends every open stream (the server is stopping): each finishes its response."""
@@ -115,7 +119,8 @@ class Registry:
             return
         started = stream.stuck_since(now)
         if started is not None and started < now - settings.STREAM_SEND_TIMEOUT_SECS:
-            log.warning("Closing a stream of user %s: its socket took nothing", stream.user_id)
+            metrics.STREAM_CUTOFFS.labels("stalled").inc()
+            log.warning("Cut off a stream of user %s: its socket took nothing", stream.user_id)
             stream.stalled = True
             if stream.transport is not None:
                 stream.cut_off()  # its task then finishes by itself

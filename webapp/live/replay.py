@@ -9,6 +9,7 @@ rules/access.py), with the reader's rooms as they are now: a room they left repl
 
 from __future__ import annotations
 
+import logging
 import re
 
 from pymongo.errors import PyMongoError
@@ -21,7 +22,10 @@ from webapp.live.events import MessageEvent
 from webapp.live.feeds import MESSAGES
 from webapp.live.hub import Hub
 from webapp.live.streams import SortKey, Stream
+from webapp.ops import metrics
 from webapp.rules import access
+
+log = logging.getLogger(__name__)
 
 MAX_REPLAY = 5000  # changes; a cursor further behind gets `reload`
 _CURSOR_RE = re.compile(r"nx:\d{1,18}|[0-9A-Fa-f]{2,4096}")
@@ -106,15 +110,20 @@ async def catch_up(hub: Hub, stream: Stream, cursor: str) -> None:
     try:
         my_rooms = await memberships.room_ids_of(hub.db, user_id=reader_id)
         replayed = from_ring(hub, cursor=cursor, reader_id=reader_id, my_rooms=my_rooms)
+        source = "ring"
         if replayed is None:
+            source = "database"
             replayed = await from_database(
                 hub, cursor=cursor, reader_id=reader_id, my_rooms=my_rooms
             )
-    except CannotReplay:
+    except CannotReplay as exc:
+        metrics.REPLAYS.labels("reload").inc()
+        log.info("A stream of user %s cannot be caught up (%s): told to reload", reader_id, exc)
         position = hub.position
         after = nx_compat.token_sort_key(position) if position else None
         stream.release(after, first=[wire.reload(position), wire.LIVE])
         return
+    metrics.REPLAYS.labels(source).inc()
     last: SortKey = nx_compat.token_sort_key(cursor)
     chunks = []
     for event in replayed:

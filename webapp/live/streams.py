@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import socket
 import struct
@@ -12,7 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from webapp.data._query import now
+from webapp.ops import metrics
 from webapp.rules.keys import presence_key
+
+log = logging.getLogger(__name__)
 
 PENDING_LIMIT_BYTES = 512 * 1024  # waiting for one stream's socket before it is cut off
 # A scope extension: the connection's transport, which the server lends the event stream's
@@ -98,7 +102,7 @@ class Stream:
         self._pending.append(data)
         self._pending_bytes += len(data)
         if self._pending_bytes > PENDING_LIMIT_BYTES:
-            self.close()  # too far behind: it reconnects and catches up
+            self.cut("behind")  # too far behind: it reconnects and catches up
         elif self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
@@ -111,7 +115,7 @@ class Stream:
         if transport.is_closing():
             self.close()
         elif transport.get_write_buffer_size() > PENDING_LIMIT_BYTES:
-            self.cut_off()  # too far behind: it reconnects and catches up
+            self.cut("behind")  # too far behind: it reconnects and catches up
         else:
             try:
                 transport.write(chunk)
@@ -127,6 +131,15 @@ class Stream:
         self.after = after
         for key, data in held:
             self.offer(data, key)
+
+    def cut(self, reason: str) -> None:
+        """Cut off by the server, for `reason` (a label of the metric, and said in the log)."""
+        metrics.STREAM_CUTOFFS.labels(reason).inc()
+        log.info("Cut off a stream of user %s: %s", self.user_id, reason)
+        if reason == "behind":
+            self.cut_off()
+        else:
+            self.close()
 
     def cut_off(self) -> None:
         """Drops the connection at once with a reset, whatever its socket still holds.

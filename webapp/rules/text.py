@@ -162,3 +162,13 @@ def clean_reply_to(value: str) -> str:
 
 
 NO_SUCH_ORIGINAL = "reply_to names no message of this conversation."
+
+
+CLIENT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def clean_client_key(value: str) -> str:
+    """What a client calls a message it sends ("" for none): 8 to 64 letters, digits, - or _."""
+    if value and not CLIENT_KEY_RE.fullmatch(value):
+        raise BadRequest("client_key is 8 to 64 letters, digits, - or _.")
+    return value

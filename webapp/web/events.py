@@ -16,17 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable
 
+from pymongo.errors import PyMongoError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webapp.errors import Unauthorized
+from webapp.errors import DatabaseUnavailable, Unauthorized
 from webapp.live import replay, wire
 from webapp.live.hub import Hub
 from webapp.live.streams import EVENTS_PATH, ON_LOST, TRANSPORT, Stream
+from webapp.ops import logs, metrics, observe
 from webapp.web import state
 from webapp.web.auth import SessionBackend
+from webapp.web.outage import RETRY_AFTER_SECS
 from webapp.web.security import SECURITY_HEADERS
 from webapp.web.session import SignedInUser
 
@@ -40,10 +44,12 @@ _backend = SessionBackend()
 
 
 class EventsFirst:
-    """The app, with GET and HEAD /events answered before its middleware."""
+    """`app`, with GET and HEAD /events answered before its middleware (and as `chat`, the
+    Starlette app whose state holds the hub)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, chat: ASGIApp) -> None:
         self.app = app
+        self.chat = chat
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # (Not a coroutine of its own: each open stream then holds one frame less.)
@@ -52,39 +58,62 @@ class EventsFirst:
             and scope["path"] == EVENTS_PATH
             and scope["method"] in ("GET", "HEAD")
         ):
-            scope["app"] = self.app
+            scope["app"] = self.chat
+            scope[metrics.ROUTE] = metrics.EVENTS_ROUTE
             return serve(scope, receive, send)
         return self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+async def _refuse(send: Send, status: int, message: str, rid: bytes) -> int:
     body = json.dumps({"error": message}).encode()
+    retry = [(b"retry-after", str(RETRY_AFTER_SECS).encode())] if status == 503 else []
     headers = [
+        *retry,
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
         *SECURITY_HEADERS,
+        (observe.HEADER, rid),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-    conn = HTTPConnection(scope)
-    signed = await _backend.authenticate(conn)
-    if signed is None:
-        await _refuse(send, 401, Unauthorized.message)
-        return
-    me = signed[1]
-    assert isinstance(me, SignedInUser)
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
-        await send({"type": "http.response.body", "body": b""})
-        return
-    cursor = conn.headers.get("last-event-id") or conn.query_params.get("after", "")
-    hub, user_id, jti = state.hub(conn), me.identity, me.claims.jti
-    del conn, signed, me  # nothing of the request is kept while the stream is open
-    await _stream(hub, user_id, jti, cursor.strip(), scope, receive, send)
+    """The stream, with its request id and the one log line when it ends (observe.py's work,
+    done here, in the stream's one coroutine: a middleware would hold more for as long as the
+    tab is open)."""
+    started = time.perf_counter()
+    rid = observe.request_id_of(scope)
+    logs.request_id.set(rid)
+    status, user_id = 200, None
+    headers = [*HEADERS, (observe.HEADER, rid.encode())]
+    try:
+        conn = HTTPConnection(scope)
+        try:
+            signed = await _backend.authenticate(conn)
+            if signed is None:
+                status = await _refuse(send, 401, Unauthorized.message, rid.encode())
+                return
+            me = signed[1]
+            assert isinstance(me, SignedInUser)
+            user_id = me.identity
+            if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            cursor = conn.headers.get("last-event-id") or conn.query_params.get("after", "")
+            hub = state.hub(conn)
+            stream = await hub.connect(user_id, me.claims.jti)
+        except PyMongoError:
+            message = DatabaseUnavailable.message.format(seconds=RETRY_AFTER_SECS)
+            status = await _refuse(send, 503, message, rid.encode())
+            return
+        del conn, signed, me  # nothing of the request is kept while the stream is open
+        await _stream(hub, stream, cursor.strip(), headers, scope, receive, send)
+    finally:
+        observe.log_request(scope, status, time.perf_counter() - started, user_id)
 
 
 async def _until_disconnect(receive: Receive, stream: Stream) -> None:
@@ -94,9 +123,14 @@ async def _until_disconnect(receive: Receive, stream: Stream) -> None:
 
 
 async def _stream(
-    hub: Hub, user_id: str, jti: str, cursor: str, scope: Scope, receive: Receive, send: Send
+    hub: Hub,
+    stream: Stream,
+    cursor: str,
+    headers: list[tuple[bytes, bytes]],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
 ) -> None:
-    stream = await hub.connect(user_id, jti)
     stream.task = asyncio.current_task()
     extensions = scope.get("extensions", {})
     stream.transport = extensions.get(TRANSPORT)
@@ -115,6 +149,7 @@ async def _stream(
         stream.sending_since = None
 
     try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await write(wire.CONNECTED)
         await replay.catch_up(hub, stream, cursor)
         while (chunk := await stream.next_chunk()) is not None:
@@ -124,6 +159,9 @@ async def _stream(
         if not stream.stalled:
             raise
         # Cut off by the watchdog: the server closes the connection.
+    except PyMongoError:  # catching up failed: the page reconnects and tries again
+        with contextlib.suppress(RuntimeError, OSError):
+            await write(b"", more=False)
     except (RuntimeError, OSError):
         if stream.transport is None or not stream.transport.is_closing():
             raise

@@ -35,8 +35,9 @@ async def _fragment(
 
 
 async def post_message(request: Request) -> Response:
-    """POST .../messages (`body`, and `reply_to` to answer a message): 201 with the message,
-    or 303 to it for a plain form."""
+    """POST .../messages (`body`; `reply_to` to answer a message; `client_key`, the client's
+    name for it, so that a retry posts nothing twice): 201 with the message (200 for a retry
+    of one that was made), or 303 to it for a plain form."""
     me = signed_in(request)
     form = await auth.checked_form(request)
     conversation = await conversations.named_by(request, me)
@@ -47,10 +48,12 @@ async def post_message(request: Request) -> Response:
         sender=me.user,
         body=str(form.get("body", "")),
         reply_to=str(form.get("reply_to", "")),
+        client_key=str(form.get("client_key", "")),
     )
     location = f"{conversation.page_url}#msg-{posted.message.id}"
     fragment = await _fragment(db, posted.message, posted.room, posted.quoted, posted.outsiders)
-    return respond.changed(request, location, status_code=201, fragment=fragment)
+    status = 200 if posted.again else 201  # (a retry: the message is there already)
+    return respond.changed(request, location, status_code=status, fragment=fragment)
 
 
 async def _own(request: Request, me: SignedInUser) -> tuple[Message, Room]:

@@ -1,0 +1,62 @@
+"""A client retry after a lost answer posts nothing twice: the page sends a key with each send
+(client_key), kept unique per sender (DESIGN.md, "Operating it")."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.support import Db, Person, alert_of, fragment, message_id
+
+MakePerson = Callable[..., Person]
+
+
+def send(someone: Person, body: str, key: str) -> httpx.Response:
+    return someone.send("POST", "/rooms/public/messages", {"body": body, "client_key": key})
+
+
+def stored(db: Db, body: str) -> int:
+    return db["message"].count_documents({"body": body})
+
+
+def test_a_retry_answers_with_the_message_it_made(person: Person, db: Db) -> None:
+    key, body = secrets.token_hex(8), f"once {secrets.token_hex(4)}"
+    first = send(person, body, key)
+    assert first.status_code == 201
+    again = send(person, body, key)
+    assert again.status_code == 200
+    assert message_id(again.text) == message_id(first.text)
+    assert fragment(again.text).get("data-client-key") == key  # the author's own copy says so
+    assert stored(db, body) == 1
+    assert send(person, body, secrets.token_hex(8)).status_code == 201  # another key: another
+    assert stored(db, body) == 2
+
+
+def test_retries_at_once_make_one_message(person: Person, db: Db) -> None:
+    key, body = secrets.token_hex(8), f"racing {secrets.token_hex(4)}"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: send(person, body, key), range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({message_id(a.text) for a in answers}) == 1
+    assert stored(db, body) == 1
+
+
+def test_keys_are_each_senders_own(make_person: MakePerson, db: Db) -> None:
+    alice, bob = make_person(), make_person()
+    key, body = secrets.token_hex(8), f"same key {secrets.token_hex(4)}"
+    assert send(alice, body, key).status_code == 201
+    assert send(bob, body, key).status_code == 201
+    assert stored(db, body) == 2
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 65, "has space", "ünïcode-key", "$where:1"])
+def test_a_bad_key_is_refused_and_nothing_is_posted(person: Person, db: Db, key: str) -> None:
+    body = f"bad key {secrets.token_hex(4)}"
+    answer = send(person, body, key)
+    assert answer.status_code == 400
+    assert alert_of(answer.text) == "client_key is 8 to 64 letters, digits, - or _."
+    assert stored(db, body) == 0
