@@ -97,15 +97,13 @@ async def post(
     original = await _original(db, seat, clean_reply_to(reply_to))
     key = clean_client_key(client_key)
     sender_id = str(sender.id)
-    if key and (before := await messages.by_key(db, sender_id=sender_id, key=key)):
-        return await _posted_before(db, before, original)
-    await limits.count(db, "post", user_id=sender_id)
-    room = await room_to_write_in(db, seat, sender_id)
-    written, outsiders = await _write_up(db, room, text, notified=[sender_id])
     message_id = ObjectId()
     if key and await messages.claim_key(db, sender_id=sender_id, key=key, message_id=message_id):
         return await _posted_before(db, await _claimed(db, sender_id, key), original)
     try:
+        await limits.count(db, "post", user_id=sender_id)
+        room = await room_to_write_in(db, seat, sender_id)
+        written, outsiders = await _write_up(db, room, text, notified=[sender_id])
         message = await messages.create(
             db,
             room=room,

@@ -60,6 +60,8 @@ async def is_member(db: Db, *, room: Room, user_id: str) -> bool:
 async def members_among(db: Db, *, room: Room, user_ids: Iterable[str]) -> set[str]:
     """Those of these users who belong to the room: one query at most."""
     ids = list(user_ids)
+    if not ids:
+        return set()
     if not access.lists_members(room):
         return {user_id for user_id in ids if member_by_kind(room, user_id)}
     cursor = db[Membership.__collection__].find(

@@ -90,25 +90,31 @@ class People:
             unsettled, self._unsettled = self._unsettled, set()
             changed, self._changed = self._changed, {}
             try:
-                online = await presence.online_among(self.db, user_ids=unsettled)
+                await self._announce_batch(unsettled, changed)
             except PyMongoError as exc:
                 log.warning("Could not tell who is online: %s", exc)
                 self._unsettled |= unsettled
                 self._changed = changed | self._changed
-                continue
-            for user_id in unsettled:
-                if (user_id in online) != (user_id in self.online):
-                    (self.online.add if user_id in online else self.online.discard)(user_id)
-                    if user_id not in changed and (user := await self.directory.user(user_id)):
-                        changed[user_id] = user
-            if not changed:
-                continue
-            people = [PersonEvent(user, uid in self.online) for uid, user in changed.items()]
-            metrics.PRESENCE_BATCH.observe(len(people))
-            if len(self.online) > settings.LIVE_PRESENCE_LIMIT:
-                await self._announce_to_contacts(people)
-            else:
-                self._announce_to_everyone(people)
+            except Exception:  # a bug must not end the announcing: the next batch is tried
+                log.exception("Could not announce who came and went")
+
+    async def _announce_batch(self, unsettled: set[str], changed: dict[str, User]) -> None:
+        """One batch: who of `unsettled` came or went (one query), with `changed` (people
+        whose entry changed otherwise), announced."""
+        online = await presence.online_among(self.db, user_ids=unsettled)
+        for user_id in unsettled:
+            if (user_id in online) != (user_id in self.online):
+                (self.online.add if user_id in online else self.online.discard)(user_id)
+                if user_id not in changed and (user := await self.directory.user(user_id)):
+                    changed[user_id] = user
+        if not changed:
+            return
+        people = [PersonEvent(user, uid in self.online) for uid, user in changed.items()]
+        metrics.PRESENCE_BATCH.observe(len(people))
+        if len(self.online) > settings.LIVE_PRESENCE_LIMIT:
+            await self._announce_to_contacts(people)
+        else:
+            self._announce_to_everyone(people)
 
     def _announce_to_everyone(self, people: Iterable[PersonEvent]) -> None:
         encoded = [wire.encode_event(person).shared for person in people]

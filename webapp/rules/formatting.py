@@ -78,6 +78,8 @@ def mention_candidates(text: str) -> list[str]:
     """The names written as @name in a message's text (not in code), each once, in order, at
     most MENTIONS_MAX: whether each is a mention depends on who can read the conversation."""
     names: dict[str, None] = {}
+    if "@" not in text:
+        return []  # (most messages: no need to parse)
     for token in _markdown.parse(text):
         for child in token.children or []:
             if child.type == "text":

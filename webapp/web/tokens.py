@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -12,6 +14,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 ALGORITHM = "HS256"
 SESSION_AUDIENCE = "chat:session"
 CSRF_SALT = "csrf"
+CSRF_REUSE_SECS = 300  # a token's age when a fresh one is signed instead (far below its max age)
 
 
 class InvalidToken(Exception):
@@ -43,7 +46,19 @@ def issue_session_token(
 
 def read_session_token(token: str, *, secret: str) -> SessionClaims:
     """The claims of a valid token; InvalidToken for a bad signature, algorithm, audience or age,
-    or a malformed claim."""
+    or a malformed claim.
+
+    A token read before is not verified again (every request of a session sends the same one):
+    only its age is checked anew.
+    """
+    claims = _verified(token, secret)
+    if claims.expires_at <= datetime.now(UTC):
+        raise InvalidToken("Signature has expired")
+    return claims
+
+
+@lru_cache(maxsize=4096)  # only good tokens: lru_cache keeps no exception
+def _verified(token: str, secret: str) -> SessionClaims:
     try:
         payload = jwt.decode(
             token,
@@ -79,7 +94,13 @@ def _csrf_serializer(secret: str) -> URLSafeTimedSerializer:
 
 
 def issue_csrf_token(session_jti: str, *, secret: str) -> str:
-    """A CSRF token bound to one session."""
+    """A CSRF token bound to one session: the same one for a few minutes (signing one for every
+    page and fragment costs more than the rest of a small answer)."""
+    return _csrf_token(session_jti, secret, int(time.time()) // CSRF_REUSE_SECS)
+
+
+@lru_cache(maxsize=4096)
+def _csrf_token(session_jti: str, secret: str, period: int) -> str:
     return _csrf_serializer(secret).dumps(session_jti)
 
 
