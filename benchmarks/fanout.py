@@ -33,6 +33,13 @@ the floor, which checks no token (quick), and on the app, which needs real ones.
   - 2,000: fan-out;
 - last, how long the server takes to stop after SIGTERM with its streams open.
 
+Search (the app only; benchmarks/search.py): before the app starts, 100 group rooms of 1,000
+messages each go straight into its database, made as the app makes them. Once the accounts
+are registered, a searcher registers too, joins 10 of the rooms, and asks GET /search for two
+words (some only the start of a word) as the search box does, 200 times one after another,
+every tenth narrowed to one room (?in=): the latency to the end of each answer, and whether
+it shows what the messages hold. The scenarios after it run with those messages stored.
+
 Before each measurement the server is left to catch up: until, for a second, no event has
 arrived and the server and the database have used little CPU (at most 20 s; the table says how
 long it took, or that it did not come). The floor polls the database every 2 ms even when idle,
@@ -75,6 +82,7 @@ from types import FrameType
 from pymongo.errors import PyMongoError
 
 from benchmarks import floor
+from benchmarks import search as searching
 from benchmarks.clients import (
     Account,
     Pool,
@@ -83,6 +91,7 @@ from benchmarks.clients import (
     dm_path,
     post_message,
     public_path,
+    register_account,
     register_accounts,
 )
 from benchmarks.figures import (
@@ -114,7 +123,7 @@ from benchmarks.stack import (
 )
 from webapp.rules import formatting
 
-SCENARIOS = ("hop", "render", "posting", "memory", "idle", "fanout", "dm", "two")
+SCENARIOS = ("hop", "render", "search", "posting", "memory", "idle", "fanout", "dm", "two")
 ALIASES = {"floor": "hop"}  # the hop's old name, from before the floor was an app
 FLOOR_SCENARIOS = frozenset({"posting", "memory", "idle", "fanout"})  # what the floor can do
 FLOOR_COMMAND = 'python -m benchmarks.bare --port "$PORT"'
@@ -145,6 +154,9 @@ FANOUT_TARGETS = {  # open streams -> (p50, p99), issue 16
 }
 
 
+SEARCH = searching.Sizes(rooms=100, per_room=1000, member_of=10, queries=200, within_every=10)
+
+
 @dataclass(frozen=True)
 class Sizes:
     fanout_streams: tuple[int, ...] = (100, 1000, 2000)
@@ -161,6 +173,7 @@ class Sizes:
     posting_senders: int = 20
     posting_secs: float = 10.0
     floor_hops: int = 200
+    search: searching.Sizes = SEARCH
 
 
 FULL = Sizes()
@@ -177,6 +190,7 @@ QUICK = Sizes(
     posting_senders=10,
     posting_secs=3.0,
     floor_hops=50,
+    search=searching.Sizes(rooms=100, per_room=100, member_of=10, queries=50, within_every=10),
 )
 
 
@@ -694,6 +708,82 @@ async def scenario_two_processes(bench: Bench) -> None:
     await asyncio.to_thread(bench.stop_app, 1)
 
 
+def search_section(sizes: searching.Sizes) -> str:
+    return (
+        f"search: {sizes.rooms * sizes.per_room:,} messages in {sizes.rooms} rooms, the "
+        f"searcher in {sizes.member_of} ({sizes.member_of * sizes.per_room:,} messages); "
+        f"{sizes.queries} two-word queries, one at a time"
+    )
+
+
+async def seed_search(bench: Bench) -> searching.Corpus:
+    """The rooms and their messages, straight into the database, before the app starts."""
+    sizes = bench.sizes.search
+    bench.say(f"seeding {sizes.rooms} rooms of {sizes.per_room:,} messages for search")
+    started = time.monotonic()
+    corpus = await searching.seed(bench.db.uri, sizes)
+    secs = time.monotonic() - started
+    name = f"seed {sizes.rooms} rooms, {corpus.messages:,} messages (for search)"
+    bench.add("setup", name, secs, "s")
+    bench.say(f"seeded {corpus.messages:,} messages in {secs:.1f}s")
+    return corpus
+
+
+async def scenario_search(bench: Bench, corpus: searching.Corpus) -> None:
+    """A new account joins some of the seeded rooms and searches them, one query at a time
+    (a round of the queries first, left out)."""
+    sizes = bench.sizes.search
+    section = search_section(sizes)
+    pool = Pool("127.0.0.1", bench.apps[0].port)
+    try:
+        name = f"q{secrets.token_hex(3)}"
+        searcher = await register_account(pool, -1, name, sign_in=False)
+        await searching.join(bench.db.uri, username=name, room_ids=corpus.searched)
+        await bench.settle_row(section, "quiet before the first query")
+        for query in searching.QUERIES:
+            await searching.ask(pool, searcher, corpus, query, False)
+        window = bench.cpu_window(readers=False)
+        asked = []
+        for query, within in searching.plan(sizes):
+            asked.append(await searching.ask(pool, searcher, corpus, query, within))
+        percents = window.percent()
+    finally:
+        pool.close()
+    across = [a.ms for a in asked if not a.within]
+    narrowed = [a.ms for a in asked if a.within]
+    everywhere = f"across the searcher's {sizes.member_of} rooms"
+    bench.add(section, f"p50 latency, {everywhere}", percentile(across, 50), "ms")
+    bench.add(section, f"p95 latency, {everywhere}", percentile(across, 95), "ms", "<= 100 ms")
+    bench.add(section, f"p99 latency, {everywhere}", percentile(across, 99), "ms")
+    bench.add(section, f"max latency, {everywhere}", max(across, default=None), "ms")
+    bench.add(section, "p50 latency, in one room (?in=)", percentile(narrowed, 50), "ms")
+    bench.add(section, "p95 latency, in one room (?in=)", percentile(narrowed, 95), "ms")
+    failed = [a for a in asked if a.status != 200]
+    statuses = ", ".join(sorted({str(a.status) for a in failed}))
+    bench.add(section, "answers not 200", len(failed), f"({statuses})" if failed else "", "0")
+    short = [
+        a
+        for a in asked
+        if a.status == 200 and a.results < searching.expected_results(corpus, a.query, a.within)
+    ]
+    bench.add(section, "answers with fewer results than stored", len(short), "", "0")
+    found = searching.spread(list(corpus.matches.values()))
+    bench.add(section, "messages a query finds", found, f"of {sizes.member_of * sizes.per_room:,}")
+    known = [v for v in percents.values() if v is not None]
+    bench.add(section, "CPU: server + database", sum(known) if known else None, "% of a core")
+    bench.add(section, "CPU: each", cpu_text(percents))
+    medians = {
+        query: percentile([a.ms for a in asked if a.query == query and not a.within], 50) or 0
+        for query in searching.QUERIES
+    }
+    by_query = ", ".join(f"{q!r} {ms:.0f} ({corpus.matches[q]})" for q, ms in medians.items())
+    bench.say(f"search: median ms per query (messages it finds): {by_query}")
+    bench.say(
+        f"search: p50 {percentile(across, 50) or 0:.0f} ms, p95 {percentile(across, 95) or 0:.0f}"
+        f" ms; {len(failed)} not 200, {len(short)} short of results"
+    )
+
+
 # The plan
 
 
@@ -776,17 +866,21 @@ async def run_subject(bench: Bench, selected: set[str], *, sign_in: bool) -> Non
     """Every selected scenario against the subject begun, which is started first and stopped
     at the end."""
     sizes = bench.sizes
+    corpus = await seed_search(bench) if "search" in selected else None  # before the app
     server = await asyncio.to_thread(bench.start_app)
     bench.say(f"started: {server.command}")
     if bench.subject == "floor":
         await bench.measure_idle()
     if "memory" in selected:
         memory_row(bench, "right after start")
-    await register(bench, accounts_needed(sizes, selected), sign_in=sign_in)
+    if selected - {"search"}:  # the searcher registers on its own
+        await register(bench, accounts_needed(sizes, selected), sign_in=sign_in)
     if "memory" in selected:
         memory_row(
             bench, f"after registering {len(bench.accounts) + len(bench.senders):,} accounts"
         )
+    if corpus is not None:
+        await scenario_search(bench, corpus)
     if "posting" in selected:
         await scenario_posting(bench)
     memory: list[tuple[int, int]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from webapp.data import nx_compat
 from webapp.data._query import find, find_one, get_by_id, insert, now, parse_id, update
 from webapp.data.connection import Db
 from webapp.data.models import Message, PostKey, Room, RoomSequence, User
@@ -138,26 +140,67 @@ async def search(
     before: Message | None = None,
     limit: int,
 ) -> list[Message]:
-    """The newest `limit` messages of these rooms (before `before`) that have, for each of
-    `words`, a word that is it or starts with it; none for no words. Each word is an anchored
-    prefix on the multikey `words` index; $elemMatch, since the embedded server matches no
-    regex against an array otherwise, and MongoDB does the same with it."""
+    """The newest `limit` messages of these rooms (older than `before`) that have, for each of
+    `words`, a word that is it or starts with it; none for no words.
+
+    Each room is asked on its own (all at once), newest first, for the messages with a word starting with the
+    longest of `words` (a range on the multikey `words` index, beside the room's index); the
+    other words are checked here, and the rooms' answers merged. A room is asked for more until
+    it has `limit` or has no more. (One query over every room, with `$in` and `$and`, is read
+    row by row on the embedded server: data/nx_compat.py.)"""
     if not words or not room_ids:
         return []
-    conditions: list[dict[str, Any]] = [
-        {"room_id": {"$in": list(room_ids)}},
-        {"deleted": False},
-        *({"words": {"$elemMatch": {"$regex": "^" + re.escape(word)}}} for word in words),
-    ]
-    if before is not None:
-        older = [
-            {"created_at": {"$lt": before.created_at}},
-            {"created_at": before.created_at, "_id": {"$lt": before.id}},
+    key = max(words, key=len)
+    rooms = [_search_room(db, room_id, key, words, before, limit) for room_id in room_ids]
+    found = [doc for docs in await asyncio.gather(*rooms) for doc in docs]
+    found.sort(key=lambda doc: (doc["created_at"], doc["_id"]), reverse=True)
+    ids = [doc["_id"] for doc in found[:limit]]
+    loaded = await many_by_id(db, message_ids=ids)
+    return [loaded[i] for i in ids if i in loaded]
+
+
+SEARCH_BATCH = 60  # candidates a room is first asked for; four times more each time after
+
+
+async def _search_room(
+    db: Db,
+    room_id: str,
+    key: str,
+    words: Sequence[str],
+    before: Message | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The room's newest `limit` matches older than `before`: their _id and created_at."""
+    filter: dict[str, Any] = {
+        "room_id": nx_compat.indexed_equal(room_id),
+        "deleted": False,
+        "words": {"$elemMatch": {"$gte": key, "$lt": key + _LAST_CHARACTER}},
+    }
+    if before is not None:  # (to the second on the embedded server: exact below)
+        filter["created_at"] = {"$lte": before.created_at}
+    projection = {"_id": 1, "created_at": 1, "words": 1}
+    asked = SEARCH_BATCH
+    while True:
+        cursor = db[Message.__collection__].find(
+            filter, projection, sort=[("created_at", -1)], limit=asked
+        )
+        docs = [doc async for doc in cursor]
+        matches = [
+            doc
+            for doc in docs
+            if _has_every(doc["words"], words)
+            and (before is None or (doc["created_at"], doc["_id"]) < (before.created_at, before.id))
         ]
-        conditions.append({"$or": older})
-    return await find(
-        db, Message, {"$and": conditions}, sort=[("created_at", -1), ("_id", -1)], limit=limit
-    )
+        if len(matches) >= limit or len(docs) < asked:
+            return matches[:limit]
+        asked *= 4
+
+
+_LAST_CHARACTER = "\U0010ffff"  # after every character a word can have: key + it ends the prefix
+
+
+def _has_every(stored: Sequence[str], words: Sequence[str]) -> bool:
+    return all(any(word.startswith(asked) for word in stored) for asked in words)
 
 
 async def edit(db: Db, *, message: Message, body: str, written: Written) -> Message:

@@ -13,6 +13,11 @@ database"), the difference is handled here and nowhere else:
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
   cursor is not refused, so `cannot_replay` checks it. Only the last RETAINED_CHANGES changes
   of a collection are kept: a replay that reaches that many may have lost older ones.
+- A filter with a top-level `$and`, `$or` or `$not`, or a range on `_id`, is read row by row
+  in Python (every document of the collection, decoded); equality and `$in` on a field use no
+  index, while a range does. So `indexed_equal` writes equality as a one-value range (MongoDB
+  plans it like equality), and search asks one room at a time with one word in the filter
+  (data/messages.py).
 - A change event's fullDocument encodes ObjectIds as {"__neosqlite_objectid__": true, "id":
   ...} and dates as {"$date": "..."} (and booleans set by $set as 0 or 1, which the models read
   as MongoDB's): `decoded` turns it back into the document MongoDB would give.
@@ -300,3 +305,9 @@ class IdlePacer:
         if self._woken.is_set():
             self._woken.clear()
             self._quick_empties = 0
+
+
+def indexed_equal(value: str) -> dict[str, str]:
+    """Equality to a string, as a one-value range: the same documents and the same index bounds
+    on MongoDB, and the only way the embedded server uses an index for it."""
+    return {"$gte": value, "$lte": value}
