@@ -4,6 +4,7 @@ workarounds."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -425,3 +426,41 @@ async def test_peers_on_one_embedded_server_hear_each_others_writes(mongo_uri: s
         listed = {doc["_id"] async for doc in db[nx_compat.PEERS_COLLECTION].find()}
         assert not {one._id, two._id} & listed
         await client.close()
+
+
+async def test_a_long_replay_does_not_put_a_stream_behind() -> None:
+    stream = Stream(ALICE)
+    replay = [b"r" * 1024 for _ in range(PENDING_LIMIT_BYTES // 1024 * 2)]  # twice the limit
+    stream.release(None, first=replay)
+    assert not stream.closed
+    stream.offer(b"live")  # what comes live on top of it still counts
+    assert await stream.next_chunk() == b"".join(replay) + b"live"
+    for _ in range(PENDING_LIMIT_BYTES // 1024 + 1):
+        stream.offer(b"x" * 1024)
+    assert stream.closed
+
+
+async def test_a_long_replay_to_a_socket_that_reads_slowly_is_not_cut_off() -> None:
+    """Through a real socket: the replay waits in the transport's buffer without putting the
+    stream behind; once the reader has taken it, the usual limit holds again."""
+    ours, theirs = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+    stream = Stream(ALICE)
+    stream.transport = transport
+    replay = [b"r" * 1024 for _ in range(PENDING_LIMIT_BYTES // 1024 * 4)]  # not read yet
+    stream.release(None, first=replay)
+    stream.offer(b"live")
+    assert transport.get_write_buffer_size() > PENDING_LIMIT_BYTES
+    assert not stream.closed
+    theirs.setblocking(False)
+    received = 0
+    while transport.get_write_buffer_size():
+        try:
+            received += len(theirs.recv(1 << 20))
+        except BlockingIOError:
+            await asyncio.sleep(0)  # the loop writes more once there is room
+    stream.offer(b"more")
+    assert stream.limit == PENDING_LIMIT_BYTES
+    transport.close()
+    theirs.close()

@@ -52,6 +52,7 @@ class Stream:
         "after",
         "closed",
         "jti",
+        "limit",
         "opened_at",
         "presence_id",
         "revoked",
@@ -77,6 +78,7 @@ class Stream:
         self.transport: asyncio.WriteTransport | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self.limit = PENDING_LIMIT_BYTES  # bytes it may have waiting before it is cut off
         self.written = 0  # bytes given to the transport
         self._taken = 0  # of those, the bytes its socket had taken when last looked at
         # Live offers kept aside until the replay is written (see release).
@@ -101,7 +103,7 @@ class Stream:
             return
         self._pending.append(data)
         self._pending_bytes += len(data)
-        if self._pending_bytes > PENDING_LIMIT_BYTES:
+        if self._pending_bytes > self.limit:
             self.cut("behind")  # too far behind: it reconnects and catches up
         elif self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
@@ -114,7 +116,7 @@ class Stream:
         """
         if transport.is_closing():
             self.close()
-        elif transport.get_write_buffer_size() > PENDING_LIMIT_BYTES:
+        elif transport.get_write_buffer_size() > self.limit:
             self.cut("behind")  # too far behind: it reconnects and catches up
         else:
             try:
@@ -122,12 +124,21 @@ class Stream:
             except (RuntimeError, OSError):  # closed under us
                 self.close()
             self.written += len(chunk)
+            if transport.get_write_buffer_size() < PENDING_LIMIT_BYTES:
+                self.limit = PENDING_LIMIT_BYTES  # any replay is out
 
     def release(self, after: SortKey | None, first: Iterable[bytes] = ()) -> None:
-        """Go live: `first` (a replay), then what was held that comes after `after`."""
+        """Go live: `first` (a replay), then what was held that comes after `after`.
+
+        The replay is written at once, however long (replay.py bounds it), so it raises the
+        stream's limit by its size until it is out: only what comes live on top of it can put
+        a stream behind.
+        """
         held, self._held = self._held or [], None
-        for data in first:
-            self.offer(data)
+        replay = b"".join(first)
+        if replay:
+            self.limit += len(replay) + 20  # and its chunk's framing
+            self.offer(replay)
         self.after = after
         for key, data in held:
             self.offer(data, key)
@@ -193,4 +204,5 @@ class Stream:
         chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0
+        self.limit = PENDING_LIMIT_BYTES  # any replay is out
         return chunk
