@@ -16,10 +16,13 @@ from pymongo import AsyncMongoClient
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from tests.html import Element, fragment
 from tests.support import parse_events
+from webapp import settings
 from webapp.actions.reading import ReadState
 from webapp.data import nx_compat
+from webapp.data import presence as presence_queries
 from webapp.data.models import Membership, Message, Presence, RevokedToken, Room, Typing, User
 from webapp.live import feeds, wire
+from webapp.live import presence as live_presence
 from webapp.live.events import (
     Audience,
     Event,
@@ -30,8 +33,10 @@ from webapp.live.events import (
     RoomEvent,
     TypingEvent,
 )
+from webapp.live.registry import Registry
 from webapp.live.ring import Ring
 from webapp.live.streams import PENDING_LIMIT_BYTES, Stream
+from webapp.rules import formatting
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ALICE, BOB, CAROL = "a" * 24, "b" * 24, "c" * 24
@@ -322,6 +327,21 @@ def remove_buttons(entry: Element) -> list[str]:
     return [b.get("aria-label") for b in entry.find_all("button") if "Remove" in b.text]
 
 
+def test_a_message_event_is_compact_and_its_code_block_keeps_its_lines() -> None:
+    """The templates' own indentation and line breaks are not sent (each line of an event
+    costs a "data: " prefix); what the message says is sent as it is."""
+    body = "see:\n\n```\ndef f():\n    return 1\n```"
+    rendered = formatting.render(body)
+    posted = message(PUBLIC, body).model_copy(
+        update={"html": rendered.html, "plain": rendered.plain}
+    )
+    event = parse_events(wire.encode_event(MessageEvent("nx:5", posted, PUBLIC)).shared)[0]
+    lines = event.data.splitlines()
+    assert [line for line in lines if line != line.lstrip()] == ["    return 1"]
+    assert len(lines) == rendered.html.count("\n") + 1  # the message's line breaks, no more
+    assert "<pre><code>def f():\n    return 1\n</code></pre>" in event.data
+
+
 def test_a_message_is_encoded_once_per_audience() -> None:
     posted = message(DM, "<b>hello</b>")
     encoded = wire.encode_event(MessageEvent("nx:5", posted, DM))
@@ -464,3 +484,34 @@ async def test_a_long_replay_to_a_socket_that_reads_slowly_is_not_cut_off() -> N
     assert stream.limit == PENDING_LIMIT_BYTES
     transport.close()
     theirs.close()
+
+
+async def test_every_stream_is_vouched_for_in_batches(mongo_uri: str) -> None:
+    """Five streams, two a write: each presence's expiry is pushed back, none is missed, and
+    one closed meanwhile (its document gone) is not brought back."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    db = client.get_default_database()
+    registry = Registry()
+    streams = [Stream(str(ObjectId())) for _ in range(5)]
+    try:
+        for stream in streams:
+            registry.add(stream)
+            await presence_queries.open(
+                db,
+                presence_id=stream.presence_id,
+                user_id=stream.user_id,
+                opened_at=stream.opened_at,
+                ttl=1,
+            )
+        await presence_queries.close(db, presence_id=streams[4].presence_id)
+        before = datetime.now(UTC)
+        await live_presence.Presence(db, registry, batch=2).vouch()
+        ids = [stream.presence_id for stream in streams]
+        stored = {doc["_id"]: doc async for doc in db["presence"].find({"_id": {"$in": ids}})}
+        assert set(stored) == set(ids[:4])
+        for doc in stored.values():
+            expires_at = doc["expires_at"].replace(tzinfo=UTC)
+            assert (expires_at - before).total_seconds() > settings.PRESENCE_TTL_SECS - 5
+    finally:
+        await db["presence"].delete_many({"_id": {"$in": [s.presence_id for s in streams]}})
+        await client.close()

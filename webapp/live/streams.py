@@ -124,8 +124,8 @@ class Stream:
             except (RuntimeError, OSError):  # closed under us
                 self.close()
             self.written += len(chunk)
-            if transport.get_write_buffer_size() < PENDING_LIMIT_BYTES:
-                self.limit = PENDING_LIMIT_BYTES  # any replay is out
+            if self.limit > PENDING_LIMIT_BYTES > transport.get_write_buffer_size():
+                self.limit = PENDING_LIMIT_BYTES  # the replay is out
 
     def release(self, after: SortKey | None, first: Iterable[bytes] = ()) -> None:
         """Go live: `first` (a replay), then what was held that comes after `after`.

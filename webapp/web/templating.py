@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import jinja2
 from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.routing import Mount, Route, Router
@@ -82,7 +84,27 @@ def url_for(name: str, /, **path_params: Any) -> str:
     return str(_routes[name].url_path_for(name, **path_params))
 
 
-templates = Jinja2Templates(directory=settings.ROOT / "templates", context_processors=[_globals])
+class CompactLoader(jinja2.FileSystemLoader):
+    """templates/ without the indentation and line breaks of their source: whitespace that
+    HTML reads as one space, here sent as one. A message's event is a fifth smaller (each line
+    of an event's data costs a "data: " prefix too), and so is every page. What templates
+    insert (a message's HTML, a textarea's text) is left as it is; the templates hold no
+    <pre> or inline script of their own."""
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, uptodate = super().get_source(environment, template)
+        lines = (line.strip() for line in source.splitlines())
+        return " ".join(line for line in lines if line), filename, uptodate
+
+
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=CompactLoader(settings.ROOT / "templates"), autoescape=jinja2.select_autoescape()
+    ),
+    context_processors=[_globals],
+)
 templates.env.filters.update(
     text=render_text,
     iso_time=iso_time,
