@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
-from benchmarks.stack import die_with_parent, raise_open_files_limit
+from benchmarks.stack import raise_open_files_limit
+from webapp.data.embedded import die_with_parent
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; also the cmsg type
 TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds

@@ -11,7 +11,6 @@ are those of the process that serves. This module also reads CPU time and memory
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import resource
 import secrets
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 from pymongo import MongoClient
 
-from webapp.data.embedded import EmbeddedDatabase, free_port
+from webapp.data.embedded import EmbeddedDatabase, die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"
@@ -99,13 +98,6 @@ def raise_open_files_limit() -> None:
     """Every stream is a socket: allow as many open files as the hard limit does."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def die_with_parent() -> None:
-    """In a child before exec (Linux): it gets SIGTERM if the benchmark dies without cleaning up."""
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def log_problems(path: Path) -> list[str]:

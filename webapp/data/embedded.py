@@ -36,8 +36,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    # Linux: the server gets SIGTERM if this process dies without cleaning up.
+def die_with_parent() -> None:
+    """In a child before exec (Linux): it gets SIGTERM if its parent dies without cleaning up."""
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -76,7 +76,7 @@ class EmbeddedDatabase:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,  # it logs to its --log-file as well
             start_new_session=True,  # Ctrl-C reaches the app, which then stops the server
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._wait_until_ready()
 
