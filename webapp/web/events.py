@@ -18,6 +18,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 
 from pymongo.errors import PyMongoError
 from starlette.requests import HTTPConnection
@@ -80,88 +81,53 @@ async def _refuse(send: Send, status: int, message: str, rid: bytes) -> int:
     return status
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """A stream registered with the hub, and the cursor it catches up from."""
+
+    hub: Hub
+    stream: Stream
+    cursor: str
+
+
 async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     """The stream, with its request id and the one log line when it ends (observe.py's work,
-    done here, in the stream's one coroutine: a middleware would hold more for as long as the
-    tab is open)."""
+    done here: a middleware would hold more for as long as the tab is open).
+
+    This coroutine is the only one an open stream keeps: signing in and registering are
+    awaited in `_open`, each write in `_write`, and neither outlives its call.
+    """
     started = time.perf_counter()
     rid = observe.request_id_of(scope)
     logs.request_id.set(rid)
-    status, user_id = 200, None
-    headers = [*HEADERS, (observe.HEADER, rid.encode())]
     try:
-        conn = HTTPConnection(scope)
-        try:
-            signed = await _backend.authenticate(conn)
-            if signed is None:
-                status = await _refuse(send, 401, Unauthorized.message, rid.encode())
-                return
-            me = signed[1]
-            assert isinstance(me, SignedInUser)
-            user_id = me.identity
-            if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            cursor = conn.headers.get("last-event-id") or conn.query_params.get("after", "")
-            hub = state.hub(conn)
-            stream = await hub.connect(user_id, me.claims.jti)
-        except PyMongoError:
-            message = DatabaseUnavailable.message.format(seconds=RETRY_AFTER_SECS)
-            status = await _refuse(send, 503, message, rid.encode())
-            return
-        del conn, signed, me  # nothing of the request is kept while the stream is open
-        await _stream(hub, stream, cursor.strip(), headers, scope, receive, send)
-    finally:
+        opened = await _open(scope, send, rid)
+    except Exception:
+        observe.log_request(scope, 500, time.perf_counter() - started, None)
+        raise
+    if not isinstance(opened, _Opened):
+        status, user_id = opened
         observe.log_request(scope, status, time.perf_counter() - started, user_id)
-
-
-async def _until_disconnect(receive: Receive, stream: Stream) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    stream.close()
-
-
-async def _stream(
-    hub: Hub,
-    stream: Stream,
-    cursor: str,
-    headers: list[tuple[bytes, bytes]],
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-) -> None:
-    stream.task = asyncio.current_task()
-    extensions = scope.get("extensions", {})
-    stream.transport = extensions.get(TRANSPORT)
-    listener = None
-    if stream.transport is not None:
-        extensions[ON_LOST] = stream.close  # the server says when the connection goes
-        if stream.transport.is_closing():  # gone already
-            stream.close()
-    else:  # another server: a task of its own waits for the disconnect
-        listener = asyncio.ensure_future(_until_disconnect(receive, stream))
-    loop = asyncio.get_running_loop()
-
-    async def write(chunk: bytes, more: bool = True) -> None:
-        stream.sending_since = loop.time()  # the watchdog closes a socket stuck here
-        await send({"type": "http.response.body", "body": chunk, "more_body": more})
-        stream.sending_since = None
-
+        return
+    hub, stream = opened.hub, opened.stream
+    listener = _listen(scope, receive, stream)
     try:
+        headers = [*HEADERS, (observe.HEADER, rid.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await write(wire.CONNECTED)
-        await replay.catch_up(hub, stream, cursor)
+        del headers  # nothing of the request is kept while the stream is open
+        await _write(send, stream, wire.CONNECTED)
+        await replay.catch_up(hub, stream, opened.cursor)
+        del opened
         while (chunk := await stream.next_chunk()) is not None:
-            await write(chunk)
-        await write(b"", more=False)
+            await _write(send, stream, chunk)
+        await _write(send, stream, b"", more=False)
     except asyncio.CancelledError:
         if not stream.stalled:
             raise
         # Cut off by the watchdog: the server closes the connection.
     except PyMongoError:  # catching up failed: the page reconnects and tries again
         with contextlib.suppress(RuntimeError, OSError):
-            await write(b"", more=False)
+            await _write(send, stream, b"", more=False)
     except (RuntimeError, OSError):
         if stream.transport is None or not stream.transport.is_closing():
             raise
@@ -172,6 +138,57 @@ async def _stream(
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         hub.disconnect(stream)
+        observe.log_request(scope, 200, time.perf_counter() - started, stream.user_id)
+
+
+async def _open(scope: Scope, send: Send, rid: str) -> _Opened | tuple[int, str | None]:
+    """Signs the request in and registers its stream with the hub (holding live events aside
+    until it has caught up); or answers it (401, 503, or HEAD's headers) and says how."""
+    conn = HTTPConnection(scope)
+    try:
+        signed = await _backend.authenticate(conn)
+        if signed is None:
+            return await _refuse(send, 401, Unauthorized.message, rid.encode()), None
+        me = signed[1]
+        assert isinstance(me, SignedInUser)
+        if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
+            headers = [*HEADERS, (observe.HEADER, rid.encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return 200, me.identity
+        cursor = conn.headers.get("last-event-id") or conn.query_params.get("after", "")
+        hub = state.hub(conn)
+        stream = await hub.connect(me.identity, me.claims.jti)
+    except PyMongoError:
+        message = DatabaseUnavailable.message.format(seconds=RETRY_AFTER_SECS)
+        return await _refuse(send, 503, message, rid.encode()), None
+    return _Opened(hub, stream, cursor.strip())
+
+
+def _listen(scope: Scope, receive: Receive, stream: Stream) -> asyncio.Future[None] | None:
+    """Has the stream told when its connection goes: by the server (webapp/server.py lends the
+    transport), or else by a task of its own that waits for the disconnect."""
+    stream.task = asyncio.current_task()
+    extensions = scope.get("extensions", {})
+    stream.transport = extensions.get(TRANSPORT)
+    if stream.transport is None:
+        return asyncio.ensure_future(_until_disconnect(receive, stream))
+    extensions[ON_LOST] = stream.close
+    if stream.transport.is_closing():  # gone already
+        stream.close()
+    return None
+
+
+async def _until_disconnect(receive: Receive, stream: Stream) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    stream.close()
+
+
+async def _write(send: Send, stream: Stream, chunk: bytes, more: bool = True) -> None:
+    stream.sending_since = asyncio.get_running_loop().time()  # the watchdog closes a stuck one
+    await send({"type": "http.response.body", "body": chunk, "more_body": more})
+    stream.sending_since = None
 
 
 async def stream_events(conn: HTTPConnection) -> None:
