@@ -2,12 +2,12 @@
 and two-word queries asked through the app by a member of some of the rooms.
 
 The documents are made as the app makes them: the models of webapp/data/models.py, each
-message's html, plain text and words from the same render (rules/formatting.py) and the same
-words_of (rules/search.py) as a post, references as strings, dates as UTC datetimes, booleans
-as booleans. The rooms are group rooms, each with an owner and a few other members (seeded
-users who never sign in), its sequence counter at its number of messages, and its messages
-numbered 1, 2, ... in the order they were posted; the rooms' messages interleave over the
-SPREAD_DAYS before the run.
+message's html and plain text from the same render (rules/formatting.py) and its
+MessageWords from the same words_of (rules/search.py) as a post, references as strings,
+dates as UTC datetimes, booleans as booleans. The rooms are group rooms, each with an owner
+and a few other members (seeded users who never sign in), its sequence counter at its number
+of messages, and its messages numbered 1, 2, ... in the order they were posted; the rooms'
+messages interleave over the SPREAD_DAYS before the run.
 
 A message is a few common words (FILLER, the first ones far more often) and a few words of
 one or two THEMES; each room talks about three of the themes more than about the others. So
@@ -39,7 +39,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from benchmarks.clients import Account, Pool, RequestFailed
 from webapp.data.connection import create_indexes
-from webapp.data.models import Membership, Message, Room, RoomSequence, User
+from webapp.data.models import Membership, Message, MessageWords, Room, RoomSequence, User
 from webapp.rules import formatting, search
 from webapp.rules.access import GROUP
 from webapp.rules.keys import member_key
@@ -247,7 +247,7 @@ async def _messages(
     corpus.matches_within = dict.fromkeys(QUERIES, 0)
     seqs = [0] * len(rooms)
     batch: list[dict[str, Any]] = []
-    collection = db[Message.__collection__]
+    indexed: list[dict[str, Any]] = []
     for k, n in enumerate(order):
         when = first + step * k
         when = when.replace(microsecond=when.microsecond // 1000 * 1000)  # BSON keeps ms
@@ -267,10 +267,14 @@ async def _messages(
             body=text,
             html=html,
             plain=plain,
-            words=words,
             created_at=when,
         )
         batch.append(message.model_dump_doc())
+        indexed.append(
+            MessageWords(
+                id=message.id, room_id=message.room_id, created_at=when, words=words
+            ).model_dump_doc()
+        )
         if n < sizes.member_of:  # one of the searcher's rooms
             have = frozenset(words)
             for query, asked in queries.items():
@@ -278,10 +282,17 @@ async def _messages(
                     corpus.matches[query] += 1
                     corpus.matches_within[query] += n == 0
         if len(batch) >= BATCH:
-            await collection.insert_many(batch, ordered=False)
-            batch = []
+            await _insert(db, batch, indexed)
+            batch, indexed = [], []
     if batch:
-        await collection.insert_many(batch, ordered=False)
+        await _insert(db, batch, indexed)
+
+
+async def _insert(
+    db: AsyncDatabase[dict[str, Any]], messages: list[dict[str, Any]], words: list[dict[str, Any]]
+) -> None:
+    await db[Message.__collection__].insert_many(messages, ordered=False)
+    await db[MessageWords.__collection__].insert_many(words, ordered=False)
 
 
 async def join(uri: str, *, username: str, room_ids: Sequence[str]) -> str:

@@ -118,7 +118,8 @@ async def test_mentions_by_edit_notify_once_and_a_deleted_message_stops_counting
     # Deleted, it mentions nobody and counts nowhere.
     assert alice.send("DELETE", f"/messages/{msg_id}").status_code == 200
     stored = db["message"].find_one({"_id": ObjectId(msg_id)})
-    assert stored is not None and stored["mentions"] == [] and stored["words"] == []
+    assert stored is not None and stored["mentions"] == [] and stored["plain"] == ""
+    assert db["message_words"].find_one({"_id": ObjectId(msg_id)}) is None
     assert bob.page().one("a", class_="room").one("span", class_="mentioned").has("hidden")
 
 
@@ -296,10 +297,59 @@ def test_messages_from_before_search_are_found_once_an_app_starts(
     """A message stored without its words (as before search) gets them at the next start-up."""
     tag = unique_name("zv").replace("_", "")
     msg_id = message_id(person.post_public(f"older **Words** {tag}").text)
-    db["message"].update_one({"_id": ObjectId(msg_id)}, {"$unset": {"words": "", "plain": ""}})
+    db["message"].update_one({"_id": ObjectId(msg_id)}, {"$unset": {"plain": ""}})
+    db["message_words"].delete_one({"_id": ObjectId(msg_id)})
     assert found_ids(search(person, tag)) == []
     restarted = start_app()
     with person.on(restarted.url) as there:
         assert found_ids(search(there, f"word {tag}")) == [msg_id]
     stored = db["message"].find_one({"_id": ObjectId(msg_id)})
     assert stored is not None and stored["plain"] == f"older Words {tag}"
+
+
+def test_words_kept_on_messages_move_beside_them_at_the_next_start_up(
+    person: Person, db: Db, start_app: StartApp
+) -> None:
+    """Messages that kept their words on themselves (the shape before MessageWords) are found
+    after the next start-up, and their words leave the message; a deleted one stays unfound."""
+    tag = unique_name("zm").replace("_", "")
+    kept = message_id(person.post_public(f"kept words {tag}").text)
+    gone = message_id(person.post_public(f"gone words {tag}").text)
+    assert person.send("DELETE", f"/messages/{gone}").status_code == 200
+    for msg_id, words in ((kept, ["kept", "words", tag]), (gone, [])):
+        db["message"].update_one({"_id": ObjectId(msg_id)}, {"$set": {"words": words}})
+        db["message_words"].delete_one({"_id": ObjectId(msg_id)})
+    assert found_ids(search(person, tag)) == []
+    restarted = start_app()
+    with person.on(restarted.url) as there:
+        assert found_ids(search(there, f"wor {tag}")) == [kept]
+    for msg_id in (kept, gone):
+        stored = db["message"].find_one({"_id": ObjectId(msg_id)})
+        assert stored is not None and "words" not in stored
+    assert db["message_words"].find_one({"_id": ObjectId(gone)}) is None
+
+
+def test_what_a_failed_write_leaves_finds_nothing_and_an_edit_mends_it(
+    make_person: MakePerson, db: Db
+) -> None:
+    """A message's words are stored before it, and taken away after it is deleted: a failure in
+    between (an outage) leaves words without a message, or beside a deleted one, and search
+    shows neither; a message left without its words gets them back with its next edit."""
+    alice, bob = make_person(), make_person()
+    tag = unique_name("zf").replace("_", "")
+    shown = message_id(alice.post_public(f"shown {tag}").text)
+    deleted = message_id(alice.post_public(f"deleted {tag}").text)
+    stored = db["message_words"].find_one({"_id": ObjectId(deleted)})
+    assert stored is not None and stored["words"] == ["deleted", tag]
+    assert alice.send("DELETE", f"/messages/{deleted}").status_code == 200
+    db["message_words"].insert_one(stored)  # as if taking them away had failed
+    never_posted = {**stored, "_id": ObjectId(), "words": ["never", "posted", tag]}
+    db["message_words"].insert_one(never_posted)  # as if the post had failed after them
+    assert found_ids(search(bob, tag)) == [shown]
+    assert found_ids(search(bob, f"never {tag}")) == []
+    # Its words lost: not found, until an edit stores them again.
+    db["message_words"].delete_one({"_id": ObjectId(shown)})
+    assert found_ids(search(bob, tag)) == []
+    edit = {"body": f"shown again {tag}"}
+    assert alice.send("PATCH", f"/messages/{shown}", edit).status_code == 200
+    assert found_ids(search(bob, f"again {tag}")) == [shown]

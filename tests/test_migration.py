@@ -47,7 +47,15 @@ from webapp.data import rooms as room_data
 from webapp.data.connection import Db, open_database
 from webapp.data.embedded import EmbeddedDatabase
 from webapp.data.migration import migrate_conversations
-from webapp.data.models import Membership, Message, Room, RoomSequence, Typing, User
+from webapp.data.models import (
+    Membership,
+    Message,
+    MessageWords,
+    Room,
+    RoomSequence,
+    Typing,
+    User,
+)
 from webapp.rules.search import words_of
 
 Doc = dict[str, Any]
@@ -301,9 +309,14 @@ def assert_migrated(db: Database[Doc], old: OldShape) -> dict[str, Doc]:
         for was, now in zip(before, after, strict=True):
             assert "conversation" not in now and "participants" not in now
             kept = {k: v for k, v in was.items() if k not in ("conversation", "participants")}
-            added = ("room_id", "seq", "plain", "words")  # (words: given by an app's start-up)
+            added = ("room_id", "seq", "plain")  # (plain: by an app's start-up, with its words)
             assert {k: v for k, v in now.items() if k not in added} == kept
-            assert now.get("words", []) == words_of(now.get("plain", ""))
+            indexed = db[MessageWords.__collection__].find_one({"_id": now["_id"]})
+            if "plain" in now and not now.get("deleted"):
+                assert indexed is not None and indexed["room_id"] == room_id
+                assert indexed["words"] == words_of(now["plain"])
+            else:
+                assert indexed is None
         sequence = db[RoomSequence.__collection__].find_one({"_id": room_id})
         assert sequence is not None and sequence["value"] == len(before)
     # No membership anywhere but in these rooms, and none twice.

@@ -35,6 +35,9 @@ def test_an_edit_stamps_a_date(person: Person, db: Db) -> None:
     assert stored is not None
     assert isinstance(stored["edited_at"], datetime)
     assert isinstance(stored["created_at"], datetime)
+    words = db.message_words.find_one({"_id": ObjectId(mid)})  # what search finds it by
+    assert words is not None and words["words"] == ["second"]
+    assert words["created_at"] == stored["created_at"]
 
 
 async def test_presence_upkeep_and_last_seen_keep_dates(

@@ -25,6 +25,7 @@ from webapp.data.models import (
     LoginFailure,
     Membership,
     Message,
+    MessageWords,
     PostKey,
     Presence,
     RevokedToken,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 MODELS: tuple[type[Model], ...] = (
     User,
     Message,
+    MessageWords,
     RevokedToken,
     LoginFailure,
     Presence,

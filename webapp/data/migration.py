@@ -3,17 +3,23 @@ participants, read markers with DM counters), moved to rooms and memberships at 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from webapp.data import rooms
 from webapp.data._query import now
 from webapp.data.connection import Db, Document
-from webapp.data.models import Membership, Message, Room, RoomSequence, Typing
+from webapp.data.models import Membership, Message, MessageWords, Room, RoomSequence, Typing
 from webapp.rules.access import PUBLIC
 from webapp.rules.keys import PUBLIC as PUBLIC_KEY
 from webapp.rules.keys import member_key
+
+Collection = AsyncCollection[Document]
+DUPLICATE_KEY = 11000
 
 
 async def migrate_conversations(db: Db) -> int:
@@ -126,28 +132,67 @@ WORDS_BATCH = 500  # messages given their search words at a time
 
 
 async def index_words(db: Db, *, words_of: Callable[[str], tuple[str, list[str]]]) -> int:
-    """Gives messages from before search their HTML, plain text and words (`words_of`: a
-    message's text as typed -> its plain text and words), a batch at a time; idempotent, and
-    one query when there is nothing to do. Returns how many it gave them."""
+    """Gives every message its MessageWords, a batch at a time: messages from before search get
+    their plain text and words worked out (`words_of`: a message's text as typed -> its plain
+    text and words), and messages that kept their words on themselves (before MessageWords)
+    have them moved. Idempotent, safe in several processes at once, and three queries when
+    there is nothing to do. Returns how many messages it gave words."""
     messages = db[Message.__collection__]
     done = 0
-    while True:
-        batch = [
-            doc
-            async for doc in messages.find(
-                {"words": {"$exists": False}}, {"body": 1}, limit=WORDS_BATCH
-            )
-        ]
-        if not batch:
-            return done
-        updates = []
-        for doc in batch:
-            plain, words = words_of(doc.get("body", ""))
-            updates.append(
-                UpdateOne(
-                    {"_id": doc["_id"], "words": {"$exists": False}},
-                    {"$set": {"plain": plain, "words": words}},
-                )
-            )
-        await messages.bulk_write(updates, ordered=False)
+    before_search = {"plain": {"$exists": False}}
+    while batch := await _batch(
+        messages, before_search, {"body": 1, "room_id": 1, "created_at": 1, "deleted": 1}
+    ):
+        worked_out = {doc["_id"]: words_of(doc.get("body", "")) for doc in batch}
+        kept = [doc for doc in batch if not doc.get("deleted")]
+        await _add_words(db, kept, lambda doc: worked_out[doc["_id"]][1])
+        await messages.bulk_write(
+            [
+                UpdateOne({"_id": oid, **before_search}, {"$set": {"plain": plain}})
+                for oid, (plain, _) in worked_out.items()
+            ],
+            ordered=False,
+        )
         done += len(batch)
+    on_message = {"words": {"$exists": True}}
+    projection = {"words": 1, "room_id": 1, "created_at": 1, "deleted": 1}
+    while batch := await _batch(messages, on_message, projection):
+        await _add_words(db, [doc for doc in batch if not doc.get("deleted")], _stored_words)
+        ids = [doc["_id"] for doc in batch]
+        await messages.update_many({"_id": {"$in": ids}}, {"$unset": {"words": ""}})
+        done += len(batch)
+    await _drop_index(messages, {"words": 1})
+    return done
+
+
+async def _batch(messages: Collection, filter: Document, projection: Document) -> list[Document]:
+    return [doc async for doc in messages.find(filter, projection, limit=WORDS_BATCH)]
+
+
+def _stored_words(doc: Document) -> list[str]:
+    return list(doc.get("words") or [])
+
+
+async def _add_words(db: Db, batch: list[Document], words: Callable[[Document], list[str]]) -> None:
+    """Inserts the batch's MessageWords; those another process inserted already stay."""
+    if not batch:
+        return
+    docs = [
+        MessageWords(
+            id=doc["_id"], room_id=doc["room_id"], created_at=doc["created_at"], words=words(doc)
+        ).model_dump_doc()
+        for doc in batch
+    ]
+    try:
+        await db[MessageWords.__collection__].insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            raise
+
+
+async def _drop_index(collection: Collection, key: Document) -> None:
+    """Drops the index on `key`, if there is one (another process may drop it first)."""
+    async for index in await collection.list_indexes():
+        if dict(index["key"]) == key:
+            with contextlib.suppress(OperationFailure):
+                await collection.drop_index(index["name"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pymongo
+from bson import ObjectId
 from odmantic import EmbeddedModel, Field, Index, Model
 
 
@@ -105,7 +106,6 @@ class Message(Model):
     # that a 21st is refused in the same update that would add it).
     reactions: dict[str, Reaction] = {}
     reaction_kinds: int = 0
-    words: list[str] = []  # what search finds it by (rules/search.words_of its plain text)
     mentions: list[str] = []  # the ids of those it mentions who can read it
     notified: list[str] = []  # everyone its mentions have ever notified
     notify: list[str] = []  # those the change that made this copy notifies (never twice)
@@ -119,8 +119,26 @@ class Message(Model):
             # embedded server cannot index _id inside a compound index.)
             Index(Message.room_id, Message.created_at),
             Index(Message.room_id, Message.seq),  # unread counts
-            Index(Message.words),  # search: every word, by its start
         ]
+    }
+
+
+class MessageWords(Model):
+    """What search finds a message by (rules/search.words_of its plain text), kept apart from
+    the message so that a search reads a few small documents and not the messages' text. Its
+    id is the message's; a deleted message, or one with no words, has none."""
+
+    id: ObjectId = Field(primary_field=True)
+    room_id: str
+    created_at: datetime  # the message's: results are newest first
+    words: list[str]
+
+    model_config = {
+        "collection": "message_words",
+        "indexes": lambda: [
+            Index(MessageWords.room_id, MessageWords.created_at),  # one room's, newest first
+            Index(MessageWords.words),  # every word, by its start (on MongoDB)
+        ],
     }
 
 
