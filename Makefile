@@ -40,7 +40,7 @@ run: setup
 # tests must not share. Any run that fails stops the make.
 test: setup browser
 	$(BIN)/ruff check .
-	$(BIN)/mypy webapp
+	$(BIN)/mypy webapp benchmarks
 	$(BIN)/pytest -m "not browser and not slow"
 	$(BIN)/pytest -m slow
 	$(BIN)/pytest -m browser
@@ -53,7 +53,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy webapp
+	$(BIN)/mypy webapp benchmarks
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -235,7 +235,7 @@ def _kernel_time(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
             seconds, nanoseconds = TIMESPEC.unpack(payload[: TIMESPEC.size])
-            return seconds * 1_000_000_000 + nanoseconds
+            return int(seconds) * 1_000_000_000 + int(nanoseconds)
     return None
 
 
@@ -266,12 +266,13 @@ class ReaderLoop:
     def run(self) -> None:
         while True:
             for key, _mask in self.selector.select(TICK_SECS):
-                if key.data is None:
+                stream: Stream | None = key.data
+                if stream is None:
                     if not self._obey():
                         self._close_all()
                         return
-                elif self.streams.get(key.data.spec.index) is key.data:
-                    self._service(key.data)
+                elif self.streams.get(stream.spec.index) is stream:
+                    self._service(stream)
                 # else: closed earlier in this batch (a command, or its own end): its socket too
             self._reopen_due()
             self._answer_opening()
