@@ -7,6 +7,8 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import TypeVar
 
+from odmantic import Model
+
 from webapp.data import rooms, sessions, users
 from webapp.data._query import now
 from webapp.data.connection import Db
@@ -14,12 +16,29 @@ from webapp.data.models import Room, User
 
 USERS_KEPT = 10_000
 ROOMS_KEPT = 10_000
-T = TypeVar("T")
+M = TypeVar("M", bound=Model)
+_EVERY_FIELD: dict[type[Model], set[str]] = {}
 
 
-def _keep(kept: OrderedDict[str, T], key: str, value: T, limit: int) -> None:
+def share_bookkeeping(kept: M) -> M:
+    """Has a copy about to be kept share its bookkeeping with the other kept copies of its model.
+
+    Pydantic's set of the fields a copy was given and odmantic's set of those it changed both
+    name every field of a document loaded whole: two sets of about 700 bytes a copy, most of
+    a cached user (one per open stream). Setting a field adds its name to both, which a set of
+    every name has already, and only odmantic's engine (which the app does not use) reads the
+    second. A copy that lacks a field keeps its own sets.
+    """
+    every = _EVERY_FIELD.setdefault(type(kept), set(type(kept).model_fields))
+    if kept.__pydantic_fields_set__ == every and kept.__fields_modified__ == every:
+        object.__setattr__(kept, "__pydantic_fields_set__", every)
+        object.__setattr__(kept, "__fields_modified__", every)
+    return kept
+
+
+def _keep(kept: OrderedDict[str, M], key: str, value: M, limit: int) -> None:
     """Keeps `value` as the most recently used, forgetting the least recent past `limit`."""
-    kept[key] = value
+    kept[key] = share_bookkeeping(value)
     kept.move_to_end(key)
     if len(kept) > limit:
         kept.popitem(last=False)
