@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from tests.html import Element, fragment
-from tests.support import parse_events
+from tests.support import parse_events, unique_name
 from webapp import settings
 from webapp.actions.reading import ReadState
 from webapp.data import nx_compat
@@ -426,6 +426,35 @@ async def test_idle_pacer_pauses_longer_while_idle_and_wakes_on_write() -> None:
     # pause would be the hour).
     await asyncio.wait_for(pacer.pause_after_empty_batch(waited_secs=1.0), timeout=10)
     assert pacer._quick_empties == 0
+
+
+async def test_a_follower_pauses_after_a_whole_batch_only_on_a_server_that_answers_at_once(
+    mongo_uri: str,
+) -> None:
+    """With a real change stream: once the server is known to answer an empty getMore at once,
+    a batch handed over whole means pause (the next getMore would sweep for nothing), and a
+    batch with changes still in hand does not; before that is known, or on a server that
+    waits, never."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
+    collection = client.get_default_database()[unique_name("paced")]
+    pacer = nx_compat.IdlePacer(await_secs=1.0, collection=collection.name)
+    try:
+        async with await collection.watch(max_await_time_ms=1000) as changes:
+            assert await changes.try_next() is None  # (opens the cursor)
+            await collection.insert_many([{"n": 1}, {"n": 2}])
+            first = await changes.try_next()
+            assert first is not None and first["fullDocument"]["n"] == 1
+            assert not pacer.drained(changes)  # not known yet whether the server waits
+            await pacer.pause_after_empty_batch(waited_secs=0.0)  # it answered at once
+            assert not pacer.drained(changes)  # the second change is still in hand
+            second = await changes.try_next()
+            assert second is not None and second["fullDocument"]["n"] == 2
+            assert pacer.drained(changes)
+            await pacer.pause_after_empty_batch(waited_secs=1.0)  # a server that waited
+            assert not pacer.drained(changes)
+    finally:
+        await collection.drop()
+        await client.close()
 
 
 async def test_peers_on_one_embedded_server_hear_each_others_writes(mongo_uri: str) -> None:

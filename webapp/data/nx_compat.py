@@ -4,10 +4,13 @@ Where nx-27017 differs from MongoDB's documented behaviour (see README, "The emb
 database"), the difference is handled here and nowhere else:
 
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
-  so a follower must pause between empty batches or it spins. On MongoDB the server waits
-  and `pause_after_empty_batch` never sleeps. The pause ends early when this process writes to
-  the collection (`WakeOnWrite`), or when another app process on the same server says it did
-  (`Peers`: a datagram on loopback, since nx-27017 is only ever on this machine).
+  so a follower must pause between empty batches or it spins; and each getMore sweeps the
+  server's change table, so it pauses as well once it has handed over a whole batch, rather
+  than ask again for the empty one that would most likely follow (`IdlePacer.drained`). On
+  MongoDB the server waits and `pause_after_empty_batch` never sleeps. The pause ends early
+  when this process writes to the collection (`WakeOnWrite`), or when another app process on
+  the same server says it did (`Peers`: a datagram on loopback, since nx-27017 is only ever on
+  this machine).
 - After a restart it serves empty batches for cursors it no longer knows, and records changes
   only once someone watches again: followers reopen after the driver loses the server (`Outages`).
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up
@@ -288,13 +291,26 @@ class IdlePacer:
         self.await_secs = await_secs
         self._pauses = IDLE_PAUSES_SECS
         self._quick_empties = 0
+        self._server_waits: bool | None = None  # known after the first empty batch
         self._woken = wake_on_write.new_event(collection)
 
     def busy(self) -> None:
         self._quick_empties = 0
 
+    def drained(self, changes: Any) -> bool:
+        """Whether the change stream has handed over the whole batch it was sent, on a server
+        that answers a getMore at once: the next one would most likely come back empty, and
+        each costs the embedded server a sweep of its change table. So the follower pauses as
+        after an empty batch (a write ends the pause at once). On MongoDB, whose getMore waits
+        for the next change, never."""
+        if self._server_waits is not False:
+            return False
+        local = getattr(getattr(changes, "_cursor", None), "_data", None)  # pymongo's own batch
+        return local is not None and len(local) == 0
+
     async def pause_after_empty_batch(self, waited_secs: float) -> None:
-        if waited_secs >= self.await_secs / 2:  # the server did wait: a real MongoDB
+        self._server_waits = waited_secs >= self.await_secs / 2
+        if self._server_waits:  # the server did wait: a real MongoDB
             self._quick_empties = 0
             return
         pause = self._pauses[min(self._quick_empties, len(self._pauses) - 1)]
