@@ -11,6 +11,7 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -24,7 +25,9 @@ from tests.support import (
     message_element,
     message_id,
     message_ids,
+    user_id,
 )
+from webapp.rules.keys import PUBLIC, dm_key
 from webapp.rules.rates import POSTING
 
 MakePerson = Callable[..., Person]
@@ -305,6 +308,30 @@ def test_notes_to_self(person: Person) -> None:
     page = person.page(f"/dm/{person.username}", **BROWSER)
     assert "Notes to self" in page.text
     assert text in body_of(page, msg_id)
+
+
+def test_first_messages_at_once_make_one_conversation_with_its_two_members(
+    pair: tuple[Person, Person], db: Db
+) -> None:
+    """Both people write first at the same moment: one room, its two memberships made in one
+    insert before it, and none left behind by the requests that lost the race."""
+    alice, bob = pair
+    jobs = [(alice, bob), (bob, alice)] * 4
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(lambda job: job[0].post_dm(job[1].username, "first!"), jobs))
+    assert [answer.status_code for answer in answers] == [201] * len(jobs)
+    ids = [user_id(db, person) for person in pair]
+    rooms = list(db["room"].find({"key": dm_key(*ids)}))
+    assert len(rooms) == 1
+    room_id = str(rooms[0]["_id"])
+    public = db["room"].find_one({"key": PUBLIC})
+    assert public is not None
+    theirs = db["membership"].find({"user_id": {"$in": ids}})
+    kept = sorted(
+        (m["room_id"], m["user_id"]) for m in theirs if m["room_id"] != str(public["_id"])
+    )
+    assert kept == [(room_id, user) for user in sorted(ids)]
+    assert db["message"].count_documents({"room_id": room_id}) == len(jobs)
 
 
 def test_a_third_person_can_neither_read_nor_touch_a_dm(

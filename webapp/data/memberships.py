@@ -33,6 +33,17 @@ async def join(db: Db, *, room_id: str, user_id: str, read_seq: int = 0) -> bool
     return True
 
 
+async def found(db: Db, *, room_id: str, user_ids: list[str]) -> None:
+    """Makes these people the first members of a room about to be made (its id is new: none
+    of them can be a member yet), in one insert."""
+    at = now()
+    members = [
+        Membership(id=member_key(room_id, user_id), room_id=room_id, user_id=user_id, joined_at=at)
+        for user_id in user_ids
+    ]
+    await db[Membership.__collection__].insert_many([m.model_dump_doc() for m in members])
+
+
 async def leave(db: Db, *, room_id: str, user_id: str) -> None:
     """Ends a membership, and forgets whether its member had muted the room."""
     key = member_key(room_id, user_id)

@@ -61,8 +61,8 @@ async def dm(db: Db, *, a: str, b: str) -> Room:
     found = await find_one(db, Room, {"key": key})
     if found is not None:
         return found
-    for user_id in members:  # first, so that the room never exists without its members
-        await memberships.join(db, room_id=str(new.id), user_id=user_id)
+    # The members first, so that the room never exists without them.
+    await memberships.found(db, room_id=str(new.id), user_ids=members)
     room = await _by_key_or_made(db, key=key, new=new)
     if room.id != new.id:  # another request made it first: these memberships are of nothing
         await memberships.forget_room(db, room_id=str(new.id))
