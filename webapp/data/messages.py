@@ -4,7 +4,6 @@ found by their words (kept beside each message in MessageWords)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime

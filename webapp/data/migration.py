@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -145,7 +146,7 @@ async def index_words(db: Db, *, words_of: Callable[[str], tuple[str, list[str]]
     ):
         worked_out = {doc["_id"]: words_of(doc.get("body", "")) for doc in batch}
         kept = [doc for doc in batch if not doc.get("deleted")]
-        await _add_words(db, kept, lambda doc: worked_out[doc["_id"]][1])
+        await _add_words(db, kept, {oid: words for oid, (_, words) in worked_out.items()})
         await messages.bulk_write(
             [
                 UpdateOne({"_id": oid, **before_search}, {"$set": {"plain": plain}})
@@ -157,7 +158,8 @@ async def index_words(db: Db, *, words_of: Callable[[str], tuple[str, list[str]]
     on_message = {"words": {"$exists": True}}
     projection = {"words": 1, "room_id": 1, "created_at": 1, "deleted": 1}
     while batch := await _batch(messages, on_message, projection):
-        await _add_words(db, [doc for doc in batch if not doc.get("deleted")], _stored_words)
+        kept = [doc for doc in batch if not doc.get("deleted")]
+        await _add_words(db, kept, {doc["_id"]: list(doc.get("words") or []) for doc in kept})
         ids = [doc["_id"] for doc in batch]
         await messages.update_many({"_id": {"$in": ids}}, {"$unset": {"words": ""}})
         done += len(batch)
@@ -169,17 +171,17 @@ async def _batch(messages: Collection, filter: Document, projection: Document) -
     return [doc async for doc in messages.find(filter, projection, limit=WORDS_BATCH)]
 
 
-def _stored_words(doc: Document) -> list[str]:
-    return list(doc.get("words") or [])
-
-
-async def _add_words(db: Db, batch: list[Document], words: Callable[[Document], list[str]]) -> None:
-    """Inserts the batch's MessageWords; those another process inserted already stay."""
+async def _add_words(db: Db, batch: list[Document], words: dict[Any, list[str]]) -> None:
+    """Inserts the batch's MessageWords (`words`: by message id); those another process
+    inserted already stay."""
     if not batch:
         return
     docs = [
         MessageWords(
-            id=doc["_id"], room_id=doc["room_id"], created_at=doc["created_at"], words=words(doc)
+            id=doc["_id"],
+            room_id=doc["room_id"],
+            created_at=doc["created_at"],
+            words=words[doc["_id"]],
         ).model_dump_doc()
         for doc in batch
     ]

@@ -264,7 +264,9 @@ class Outages(monitoring.ConnectionPoolListener):
     def connection_closed(self, event: monitoring.ConnectionClosedEvent) -> None:
         pass
 
-    def connection_check_out_started(self, event: monitoring.ConnectionCheckOutStartedEvent) -> None:
+    def connection_check_out_started(
+        self, event: monitoring.ConnectionCheckOutStartedEvent
+    ) -> None:
         pass
 
     def connection_check_out_failed(self, event: monitoring.ConnectionCheckOutFailedEvent) -> None:

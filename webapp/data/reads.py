@@ -102,9 +102,7 @@ def _counted(branches: list[dict[str, Any]], user_id: str) -> list[dict[str, Any
     ]
 
 
-async def count_unread(
-    db: Db, *, room_id: str, user_id: str, after_seq: int, upto: int
-) -> Unread:
+async def count_unread(db: Db, *, room_id: str, user_id: str, after_seq: int, upto: int) -> Unread:
     """Others' messages in the room after `after_seq` and up to `upto` (deleted ones aside)."""
     since = counted_since(after_seq, upto)
     if since is None:
