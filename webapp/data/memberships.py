@@ -33,7 +33,7 @@ async def join(db: Db, *, room_id: str, user_id: str, read_seq: int = 0) -> bool
     return True
 
 
-async def found(db: Db, *, room_id: str, user_ids: list[str]) -> None:
+async def first_members(db: Db, *, room_id: str, user_ids: list[str]) -> None:
     """Makes these people the first members of a room about to be made (its id is new: none
     of them can be a member yet), in one insert."""
     at = now()

@@ -62,7 +62,7 @@ async def dm(db: Db, *, a: str, b: str) -> Room:
     if found is not None:
         return found
     # The members first, so that the room never exists without them.
-    await memberships.found(db, room_id=str(new.id), user_ids=members)
+    await memberships.first_members(db, room_id=str(new.id), user_ids=members)
     room = await _by_key_or_made(db, key=key, new=new)
     if room.id != new.id:  # another request made it first: these memberships are of nothing
         await memberships.forget_room(db, room_id=str(new.id))
