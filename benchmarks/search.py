@@ -146,7 +146,7 @@ def _text(rng: random.Random, themes: Sequence[float]) -> str:
 
 
 def finds(query_words: Sequence[str], words: frozenset[str]) -> bool:
-    """Whether a message of these words is found by these, as messages.search finds: each is
+    """Whether a message of these words is found by these, as data/words.search finds: each is
     a word of it or the start of one."""
     return all(any(word.startswith(asked) for word in words) for asked in query_words)
 

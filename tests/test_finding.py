@@ -320,9 +320,11 @@ def test_words_kept_on_messages_move_beside_them_at_the_next_start_up(
         db["message"].update_one({"_id": ObjectId(msg_id)}, {"$set": {"words": words}})
         db["message_words"].delete_one({"_id": ObjectId(msg_id)})
     assert found_ids(search(person, tag)) == []
+    db["message"].create_index("words")  # the index those words had
     restarted = start_app()
     with person.on(restarted.url) as there:
         assert found_ids(search(there, f"wor {tag}")) == [kept]
+    assert {"words": 1} not in [dict(index["key"]) for index in db["message"].list_indexes()]
     for msg_id in (kept, gone):
         stored = db["message"].find_one({"_id": ObjectId(msg_id)})
         assert stored is not None and "words" not in stored

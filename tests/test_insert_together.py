@@ -1,10 +1,12 @@
 """Inserts that go together (data/_query.InsertTogether), on the real database: callers at once
-share one command, and each gets its own document's outcome."""
+share one command, and each gets its own document's outcome; and a message's words, stored that
+way (data/words.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +15,9 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from tests.support import unique_name
+from webapp.data import words
 from webapp.data._query import InsertTogether
+from webapp.data.models import MessageWords
 
 
 class Inserts(monitoring.CommandListener):
@@ -36,7 +40,7 @@ class Inserts(monitoring.CommandListener):
 async def counted(mongo_uri: str) -> AsyncIterator[tuple[Any, Inserts]]:
     inserts = Inserts()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_uri, event_listeners=[inserts]
+        mongo_uri, tz_aware=True, event_listeners=[inserts]
     )
     yield client.get_default_database(), inserts
     await client.close()
@@ -88,3 +92,17 @@ async def test_without_a_database_every_caller_is_told() -> None:
     finally:
         await client.close()
     assert all(isinstance(outcome, PyMongoError) for outcome in outcomes), outcomes
+
+
+async def test_a_message_stored_again_keeps_its_latest_words(counted: tuple[Any, Inserts]) -> None:
+    """A post tried again with the same id after a failure that left its words: the second
+    store replaces them (the duplicate is not an error), and so does an edit."""
+    db, _ = counted
+    message_id, when = ObjectId(), datetime(2026, 1, 2, tzinfo=UTC)
+    for said in (["first", "try"], ["second", "try"]):
+        await words.store(db, message_id=message_id, room_id="r", created_at=when, words=said)
+    stored = await db[MessageWords.__collection__].find_one({"_id": message_id})
+    assert stored is not None and stored["words"] == ["second", "try"]
+    assert stored["created_at"] == when
+    await words.forget(db, message_id=message_id)
+    assert await db[MessageWords.__collection__].find_one({"_id": message_id}) is None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from webapp.data import memberships, messages, rooms, users
+from webapp.data import memberships, messages, rooms, users, words
 from webapp.data.connection import Db
 from webapp.data.models import Message, Room, User
 from webapp.errors import NotFound
@@ -62,9 +62,12 @@ async def find(
     after = await messages.by_id(db, message_id=before) if before else None
     if before and (after is None or after.room_id not in readable):
         raise NotFound("Those results are gone: search again.")
-    page = await messages.search(
+    ids = await words.search(
         db, room_ids=room_ids, words=asked.words, before=after, limit=search.PAGE + 1
     )
+    loaded = await messages.many_by_id(db, message_ids=ids)
+    # (Words whose message is gone or deleted: what a failed post or deletion leaves.)
+    page = [loaded[i] for i in ids if i in loaded and not loaded[i].deleted]
     shown = page[: search.PAGE]
     names = await _names(db, reader, [readable[m.room_id] for m in shown])
     found = [Found(m, names[m.room_id], search.marked(m.plain, asked.words)) for m in shown]

@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from webapp.data.connection import Db, Document
 
 M = TypeVar("M", bound=Model)
+DUPLICATE_KEY = 11000  # the server's code for a write that a unique index refused
 Sort = Sequence[tuple[str, int]]
 
 
@@ -106,7 +107,9 @@ class InsertTogether:
             await db[self.collection].insert_many([doc for doc, _ in batch], ordered=False)
         except BulkWriteError as error:
             for written in error.details.get("writeErrors", []):
-                kind = DuplicateKeyError if written.get("code") == 11000 else OperationFailure
+                kind = (
+                    DuplicateKeyError if written.get("code") == DUPLICATE_KEY else OperationFailure
+                )
                 failed[written["index"]] = kind(written.get("errmsg", ""), written.get("code"))
         except Exception as error:  # the database could not be asked: nothing is known written
             failed = dict.fromkeys(range(len(batch)), error)

@@ -6,6 +6,7 @@ The public room's members are implicit: a membership there only keeps a read pos
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
@@ -19,13 +20,7 @@ from webapp.rules.keys import member_key
 
 async def join(db: Db, *, room_id: str, user_id: str, read_seq: int = 0) -> bool:
     """Makes `user_id` a member, read up to `read_seq`; False when they were one already."""
-    membership = Membership(
-        id=member_key(room_id, user_id),
-        room_id=room_id,
-        user_id=user_id,
-        read_seq=read_seq,
-        joined_at=now(),
-    )
+    membership = _membership(room_id, user_id, now(), read_seq)
     try:
         await db[Membership.__collection__].insert_one(membership.model_dump_doc())
     except DuplicateKeyError:
@@ -37,11 +32,18 @@ async def first_members(db: Db, *, room_id: str, user_ids: list[str]) -> None:
     """Makes these people the first members of a room about to be made (its id is new: none
     of them can be a member yet), in one insert."""
     at = now()
-    members = [
-        Membership(id=member_key(room_id, user_id), room_id=room_id, user_id=user_id, joined_at=at)
-        for user_id in user_ids
-    ]
-    await db[Membership.__collection__].insert_many([m.model_dump_doc() for m in members])
+    members = [_membership(room_id, user_id, at).model_dump_doc() for user_id in user_ids]
+    await db[Membership.__collection__].insert_many(members)
+
+
+def _membership(room_id: str, user_id: str, joined_at: datetime, read_seq: int = 0) -> Membership:
+    return Membership(
+        id=member_key(room_id, user_id),
+        room_id=room_id,
+        user_id=user_id,
+        read_seq=read_seq,
+        joined_at=joined_at,
+    )
 
 
 async def leave(db: Db, *, room_id: str, user_id: str) -> None:

@@ -1,31 +1,20 @@
-"""Messages: posted with the room's next number, paged newest first, edited, deleted, and
-found by their words (kept beside each message in MessageWords)."""
+"""Messages: posted with the room's next number (and their words stored, data/words.py),
+paged newest first, edited, deleted, reacted to."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from webapp.data import nx_compat
-from webapp.data._query import (
-    InsertTogether,
-    find,
-    find_one,
-    get_by_id,
-    insert,
-    now,
-    parse_id,
-    update,
-)
+from webapp.data import words
+from webapp.data._query import find, find_one, get_by_id, insert, now, parse_id, update
 from webapp.data.connection import Db
-from webapp.data.models import Message, MessageWords, PostKey, Room, RoomSequence, User
+from webapp.data.models import Message, PostKey, Room, RoomSequence, User
 
 # A reaction changes a message without notifying anyone of it (see Message.notify).
 NOTHING_NEW: dict[str, Any] = {"notify": []}
@@ -65,7 +54,9 @@ async def create(
     assert counter is not None  # an upsert returning the document after it
     message_id = message_id or ObjectId()
     at = now()
-    await _insert_words(db, message_id, room_id, at, written.words)
+    await words.store(
+        db, message_id=message_id, room_id=room_id, created_at=at, words=written.words
+    )
     message = Message(
         id=message_id,
         room_id=room_id,
@@ -144,103 +135,8 @@ async def page(
     return newest_first[::-1]
 
 
-async def search(
-    db: Db,
-    *,
-    room_ids: Collection[str],
-    words: Sequence[str],
-    before: Message | None = None,
-    limit: int,
-) -> list[Message]:
-    """The newest `limit` messages of these rooms (older than `before`) that have, for each of
-    `words`, a word that is it or starts with it; none for no words.
-
-    Each room is asked on its own (all at once) for its newest MessageWords with a word starting
-    with the longest of `words` (a range on the multikey `words` index, or on the embedded
-    server the room's index walked newest first); the other words are checked here, and the
-    rooms' answers merged. (One query over every room, with `$in` and `$and`, is read row by row
-    on the embedded server: data/nx_compat.py.)"""
-    if not words or not room_ids:
-        return []
-    key = max(words, key=len)
-    rooms = [_search_room(db, room_id, key, words, before, limit) for room_id in room_ids]
-    found = [doc for docs in await asyncio.gather(*rooms) for doc in docs]
-    found.sort(key=lambda doc: (doc["created_at"], doc["_id"]), reverse=True)
-    ids = [doc["_id"] for doc in found[:limit]]
-    loaded = await many_by_id(db, message_ids=ids)
-    # (Words whose message is gone or deleted: what a failed post or deletion can leave.)
-    return [loaded[i] for i in ids if i in loaded and not loaded[i].deleted]
-
-
-SEARCH_BATCH = 60  # candidates a room is first asked for; all of them the second time
-NEWEST = [("room_id", -1), ("created_at", -1)]  # one room's: the (room_id, created_at) index
-
-
-async def _search_room(
-    db: Db,
-    room_id: str,
-    key: str,
-    words: Sequence[str],
-    before: Message | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """The room's newest `limit` matches older than `before`: their _id and created_at."""
-    filter: dict[str, Any] = {
-        "room_id": nx_compat.indexed_equal(room_id),
-        "words": {"$elemMatch": {"$gte": key, "$lt": key + _LAST_CHARACTER}},
-    }
-    if before is not None:  # (to the second on the embedded server: exact below)
-        filter["created_at"] = {"$lte": before.created_at}
-    collection = db[MessageWords.__collection__]
-    for asked in (SEARCH_BATCH, 0):  # (0: no limit)
-        docs = [doc async for doc in collection.find(filter, sort=NEWEST, limit=asked)]
-        matches = [
-            doc
-            for doc in docs
-            if _has_every(doc["words"], words)
-            and (before is None or (doc["created_at"], doc["_id"]) < (before.created_at, before.id))
-        ]
-        if len(matches) >= limit or len(docs) < asked:
-            break
-    return matches[:limit]
-
-
-_LAST_CHARACTER = "\U0010ffff"  # after every character a word can have: key + it ends the prefix
-
-
-def _has_every(stored: Sequence[str], words: Sequence[str]) -> bool:
-    return all(any(word.startswith(asked) for word in stored) for asked in words)
-
-
-_WORDS = InsertTogether(MessageWords.__collection__)  # posts at once: one command
-
-
-async def _insert_words(
-    db: Db, message_id: ObjectId, room_id: str, created_at: datetime, words: list[str]
-) -> None:
-    """A message's MessageWords, stored before the message: a failure in between leaves words
-    that find nothing (search shows only messages that are there), never a message that
-    cannot be found. (A plain document: this is on the way of every post.)"""
-    doc = {"_id": message_id, "room_id": room_id, "created_at": created_at, "words": words}
-    try:
-        await _WORDS.insert(db, doc)
-    except DuplicateKeyError:  # the same message, posted again after such a failure
-        await db[MessageWords.__collection__].update_one(
-            {"_id": message_id}, {"$set": {"words": words}}
-        )
-
-
-async def _set_words(db: Db, message: Message, words: list[str]) -> None:
-    """An edited message's words, stored before its text (for the same reason)."""
-    changed = await db[MessageWords.__collection__].update_one(
-        {"_id": message.id}, {"$set": {"words": words}}
-    )
-    if not changed.matched_count:  # none yet (see _insert_words)
-        await _insert_words(db, message.id, message.room_id, message.created_at, words)
-
-
 async def edit(db: Db, *, message: Message, body: str, written: Written) -> Message:
-    await _set_words(db, message, written.words)
+    await words.replace(db, message=message, words=written.words)
     return await update(
         db,
         message,
@@ -268,7 +164,7 @@ async def delete(db: Db, *, message: Message) -> Message:
         reaction_kinds=0,
         deleted=True,
     )
-    await db[MessageWords.__collection__].delete_one({"_id": message.id})
+    await words.forget(db, message_id=message.id)
     return deleted
 
 

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import OperationFailure
 
-from webapp.data import rooms
+from webapp.data import rooms, words
 from webapp.data._query import now
 from webapp.data.connection import Db, Document
-from webapp.data.models import Membership, Message, MessageWords, Room, RoomSequence, Typing
+from webapp.data.models import Membership, Message, Room, RoomSequence, Typing
 from webapp.rules.access import PUBLIC
 from webapp.rules.keys import PUBLIC as PUBLIC_KEY
 from webapp.rules.keys import member_key
 
 Collection = AsyncCollection[Document]
-DUPLICATE_KEY = 11000
 
 
 async def migrate_conversations(db: Db) -> int:
@@ -145,8 +143,8 @@ async def index_words(db: Db, *, words_of: Callable[[str], tuple[str, list[str]]
         messages, before_search, {"body": 1, "room_id": 1, "created_at": 1, "deleted": 1}
     ):
         worked_out = {doc["_id"]: words_of(doc.get("body", "")) for doc in batch}
-        kept = [doc for doc in batch if not doc.get("deleted")]
-        await _add_words(db, kept, {oid: words for oid, (_, words) in worked_out.items()})
+        found = [_words_of(doc, worked_out[doc["_id"]][1]) for doc in _kept(batch)]
+        await words.add_many(db, found)
         await messages.bulk_write(
             [
                 UpdateOne({"_id": oid, **before_search}, {"$set": {"plain": plain}})
@@ -158,8 +156,7 @@ async def index_words(db: Db, *, words_of: Callable[[str], tuple[str, list[str]]
     on_message = {"words": {"$exists": True}}
     projection = {"words": 1, "room_id": 1, "created_at": 1, "deleted": 1}
     while batch := await _batch(messages, on_message, projection):
-        kept = [doc for doc in batch if not doc.get("deleted")]
-        await _add_words(db, kept, {doc["_id"]: list(doc.get("words") or []) for doc in kept})
+        await words.add_many(db, [_words_of(doc, doc.get("words") or []) for doc in _kept(batch)])
         ids = [doc["_id"] for doc in batch]
         await messages.update_many({"_id": {"$in": ids}}, {"$unset": {"words": ""}})
         done += len(batch)
@@ -171,25 +168,12 @@ async def _batch(messages: Collection, filter: Document, projection: Document) -
     return [doc async for doc in messages.find(filter, projection, limit=WORDS_BATCH)]
 
 
-async def _add_words(db: Db, batch: list[Document], words: dict[Any, list[str]]) -> None:
-    """Inserts the batch's MessageWords (`words`: by message id); those another process
-    inserted already stay."""
-    if not batch:
-        return
-    docs = [
-        MessageWords(
-            id=doc["_id"],
-            room_id=doc["room_id"],
-            created_at=doc["created_at"],
-            words=words[doc["_id"]],
-        ).model_dump_doc()
-        for doc in batch
-    ]
-    try:
-        await db[MessageWords.__collection__].insert_many(docs, ordered=False)
-    except BulkWriteError as error:
-        if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-            raise
+def _kept(batch: list[Document]) -> list[Document]:
+    return [doc for doc in batch if not doc.get("deleted")]  # a deleted message has no words
+
+
+def _words_of(doc: Document, found: list[str]) -> Document:
+    return words.document(doc["_id"], doc["room_id"], doc["created_at"], list(found))
 
 
 async def _drop_index(collection: Collection, key: Document) -> None:

@@ -20,7 +20,7 @@ database"), the difference is handled here and nowhere else:
   in Python (every document of the collection, decoded); equality and `$in` on a field use no
   index, while a range does. So `indexed_equal` writes equality as a one-value range (MongoDB
   plans it like equality), and search asks one room at a time with one word in the filter
-  (data/messages.py). A sort by that room too, then time, lets SQLite walk the room's
+  (data/words.py). A sort by that room too, then time, lets SQLite walk the room's
   (room_id, created_at) index newest first and stop at the limit; by time alone it sorts every
   match of the room first.
 - A change event's fullDocument encodes ObjectIds as {"__neosqlite_objectid__": true, "id":

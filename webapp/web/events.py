@@ -65,6 +65,12 @@ class EventsFirst:
         return self.app(scope, receive, send)
 
 
+async def _start(send: Send, rid: str) -> None:
+    """The stream's 200 and headers (HEAD's too)."""
+    headers = [*HEADERS, (observe.HEADER, rid.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
 async def _refuse(send: Send, status: int, message: str, rid: bytes) -> int:
     body = json.dumps({"error": message}).encode()
     retry = [(b"retry-after", str(RETRY_AFTER_SECS).encode())] if status == 503 else []
@@ -112,9 +118,7 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     hub, stream = opened.hub, opened.stream
     listener = _listen(scope, receive, stream)
     try:
-        headers = [*HEADERS, (observe.HEADER, rid.encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        del headers  # nothing of the request is kept while the stream is open
+        await _start(send, rid)  # (its headers are not kept while the stream is open)
         await _write(send, stream, wire.CONNECTED)
         await replay.catch_up(hub, stream, opened.cursor)
         del opened
@@ -152,8 +156,7 @@ async def _open(scope: Scope, send: Send, rid: str) -> _Opened | tuple[int, str 
         me = signed[1]
         assert isinstance(me, SignedInUser)
         if scope["method"] == "HEAD":  # the same headers, and no body (RFC 9110, 9.3.2)
-            headers = [*HEADERS, (observe.HEADER, rid.encode())]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await _start(send, rid)
             await send({"type": "http.response.body", "body": b""})
             return 200, me.identity
         cursor = conn.headers.get("last-event-id") or conn.query_params.get("after", "")
