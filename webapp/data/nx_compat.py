@@ -310,11 +310,20 @@ class IdlePacer:
         local = getattr(getattr(changes, "_cursor", None), "_data", None)  # pymongo's own batch
         return local is not None and len(local) == 0
 
+    async def pause_if_drained(self, changes: Any) -> None:
+        """After a change: pauses as after an empty batch when `drained`."""
+        if self.drained(changes):
+            await self._pause()
+
     async def pause_after_empty_batch(self, waited_secs: float) -> None:
         self._server_waits = waited_secs >= self.await_secs / 2
         if self._server_waits:  # the server did wait: a real MongoDB
             self._quick_empties = 0
             return
+        await self._pause()
+
+    async def _pause(self) -> None:
+        """The next pause of the schedule, ended early by a write."""
         pause = self._pauses[min(self._quick_empties, len(self._pauses) - 1)]
         self._quick_empties += 1
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation

@@ -120,8 +120,7 @@ class Follower:
                 self.position = change["_id"]["_data"]
                 if nx_compat.outages.count != outages:
                     return  # the server was lost meanwhile: reopen from here
-                if pacer.drained(changes):
-                    await pacer.pause_after_empty_batch(0.0)
+                await pacer.pause_if_drained(changes)
 
     def _note_lag(self, change: Change) -> None:
         """How long ago the change was committed (by the database's clock), if it says."""
