@@ -563,6 +563,7 @@ async def scenario_posting(bench: Bench) -> None:
             pool.close()
         return posts
 
+    bench.say(f"posting: {sizes.posting_senders} senders start")
     window = bench.cpu_window()
     started = time.time_ns()
     groups = [bench.accounts[s * per : (s + 1) * per] for s in range(sizes.posting_senders)]

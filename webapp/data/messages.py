@@ -8,16 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from webapp.data import words
 from webapp.data._query import find, find_one, get_by_id, insert, now, parse_id, update
 from webapp.data.connection import Db
 from webapp.data.models import Message, PostKey, Room, RoomSequence, User
+from webapp.data.together import CountTogether, InsertTogether
 
 # A reaction changes a message without notifying anyone of it (see Message.notify).
 NOTHING_NEW: dict[str, Any] = {"notify": []}
+# Posts at once share the commands that number and insert them (one per room, one in all).
+_NUMBERS = CountTogether(RoomSequence.__collection__)
+_INSERTS = InsertTogether(Message.__collection__)
 
 
 @dataclass(frozen=True)
@@ -42,16 +45,10 @@ async def create(
     message_id: ObjectId | None = None,
     client_key: str = "",
 ) -> Message:
-    """One counter update for the room's next number, and the message and its words inserted,
-    however many members the room has."""
+    """The room's next number, and the message and its words inserted, however many members
+    the room has: three commands, each shared with posts made at the same moment."""
     room_id = str(room.id)
-    counter = await db[RoomSequence.__collection__].find_one_and_update(
-        {"_id": room_id},
-        {"$inc": {"value": 1}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert counter is not None  # an upsert returning the document after it
+    seq = await _NUMBERS.next(db, room_id)
     message_id = message_id or ObjectId()
     at = now()
     await words.store(
@@ -60,7 +57,7 @@ async def create(
     message = Message(
         id=message_id,
         room_id=room_id,
-        seq=counter["value"],
+        seq=seq,
         sender_id=str(sender.id),
         sender_name=sender.username,
         body=body,
@@ -73,7 +70,8 @@ async def create(
         client_key=client_key,
         created_at=at,
     )
-    return await insert(db, message)
+    await _INSERTS.insert(db, message.model_dump_doc())
+    return message
 
 
 async def claim_key(db: Db, *, sender_id: str, key: str, message_id: ObjectId) -> str | None:

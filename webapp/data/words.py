@@ -18,9 +18,9 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from webapp.data import nx_compat
-from webapp.data._query import DUPLICATE_KEY, InsertTogether
 from webapp.data.connection import Db, Document
 from webapp.data.models import Message, MessageWords
+from webapp.data.together import DUPLICATE_KEY, InsertTogether
 
 SEARCH_BATCH = 60  # candidates a room is first asked for; all of them the second time
 # One room's, newest first: by the room too, so that the embedded server walks the (room_id,
