@@ -20,31 +20,33 @@ SIGNED_OUT_GRACE_SECS = 2.0  # a signed-out stream is closed after the page had 
 
 
 class Registry:
+    # Most people have one stream: a tuple holds it in 48 bytes where a dict or set takes
+    # 200 or more, and a person never has more than MAX_STREAMS_PER_USER here.
     def __init__(self) -> None:
-        self._of_user: dict[str, dict[Stream, None]] = {}  # user id -> streams, oldest first
-        self._of_session: dict[str, set[Stream]] = {}  # jti -> streams
+        self._of_user: dict[str, tuple[Stream, ...]] = {}  # user id -> streams, oldest first
+        self._of_session: dict[str, str] = {}  # jti -> its user's id
         self._of_presence: dict[str, Stream] = {}
 
     def add(self, stream: Stream) -> None:
         """Registers a stream; a user's oldest beyond MAX_STREAMS_PER_USER here are closed."""
-        mine = self._of_user.setdefault(stream.user_id, {})
-        mine[stream] = None
-        self._of_session.setdefault(stream.jti, set()).add(stream)
+        mine = (*self._of_user.get(stream.user_id, ()), stream)
+        self._of_user[stream.user_id] = mine
+        if stream.jti:
+            self._of_session[stream.jti] = stream.user_id
         self._of_presence[stream.presence_id] = stream
-        for oldest in list(mine)[: max(0, len(mine) - MAX_STREAMS_PER_USER)]:
+        for oldest in mine[: max(0, len(mine) - MAX_STREAMS_PER_USER)]:
             oldest.cut("too_many")
 
     def forget(self, stream: Stream) -> bool:
         """Takes a stream out of every index; False if it was out already."""
         if self._of_presence.pop(stream.presence_id, None) is None:
             return False
-        streams = self._of_user.get(stream.user_id, {})
-        streams.pop(stream, None)
-        if not streams:
+        others = tuple(s for s in self._of_user.get(stream.user_id, ()) if s is not stream)
+        if others:
+            self._of_user[stream.user_id] = others
+        else:
             self._of_user.pop(stream.user_id, None)
-        same_session = self._of_session.get(stream.jti, set())
-        same_session.discard(stream)
-        if not same_session:
+        if not any(other.jti == stream.jti for other in others):
             self._of_session.pop(stream.jti, None)
         return True
 
@@ -53,7 +55,7 @@ class Registry:
 
     def __iter__(self) -> Iterator[Stream]:
         for streams in list(self._of_user.values()):
-            yield from list(streams)
+            yield from streams
 
     def users(self) -> Iterable[str]:
         """Everyone with a stream open here."""
@@ -63,7 +65,7 @@ class Registry:
         return user_id in self._of_user
 
     def of_user(self, user_id: str) -> Iterable[Stream]:
-        return self._of_user.get(user_id, {})
+        return self._of_user.get(user_id, ())
 
     def by_presence(self, presence_id: str) -> Stream | None:
         return self._of_presence.get(presence_id)
@@ -73,7 +75,7 @@ class Registry:
         return self._of_user.items()
 
     def offer_to(self, user_id: str, data: bytes, key: SortKey | None = None) -> None:
-        for stream in list(self._of_user.get(user_id, ())):
+        for stream in self._of_user.get(user_id, ()):
             stream.offer(data, key)
 
     def offer_to_everyone(self, data: bytes) -> None:
@@ -84,7 +86,8 @@ class Registry:
     def signed_out(self, jti: str) -> None:
         """A session was signed out: its pages are told, and its streams end soon after."""
         loop = asyncio.get_running_loop()
-        for stream in list(self._of_session.get(jti, ())):
+        user_id = self._of_session.get(jti, "")
+        for stream in [s for s in self._of_user.get(user_id, ()) if s.jti == jti]:
             stream.offer(wire.SIGNED_OUT)  # the page goes to the sign-in page itself
             stream.revoked = True  # nothing more is written
             loop.call_later(SIGNED_OUT_GRACE_SECS, stream.cut, "signed_out")
