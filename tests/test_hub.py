@@ -420,7 +420,15 @@ async def test_idle_pacer_pauses_longer_while_idle_and_wakes_on_write() -> None:
     assert not pause.done()
     nx_compat.wake_on_write.wake("message")
     await asyncio.wait_for(pause, timeout=10)
-    # Woken, it starts again from the shortest pause.
+    # A write that brought no change (the next batch is empty again) does not shorten the
+    # pauses: the next is the hour again, and only another write ends it.
+    pause = asyncio.create_task(pacer.pause_after_empty_batch(waited_secs=0.0))
+    await settle()
+    assert not pause.done()
+    nx_compat.wake_on_write.wake("message")
+    await asyncio.wait_for(pause, timeout=10)
+    # A change starts the schedule again from the shortest pause.
+    pacer.busy()
     await asyncio.wait_for(pacer.pause_after_empty_batch(waited_secs=0.0), timeout=10)
     # A real MongoDB that held the getMore for the await time is never paused (the next
     # pause would be the hour).

@@ -286,7 +286,9 @@ class IdlePacer:
     """Pauses after a change-stream batch that came back empty sooner than it should.
 
     The pause grows while nothing happens (so an idle server costs next to nothing) and ends
-    early when this process, or a peer on the same server, writes to the collection.
+    early when this process, or a peer on the same server, writes to the collection. Only a
+    change makes the pauses short again (`busy`): a write the stream does not carry (a
+    presence heartbeat, filtered out by the feed) ends one pause and no more.
     """
 
     def __init__(self, await_secs: float, *, collection: str) -> None:
@@ -331,9 +333,7 @@ class IdlePacer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(pause):
                 await self._woken.wait()
-        if self._woken.is_set():
-            self._woken.clear()
-            self._quick_empties = 0
+        self._woken.clear()
 
 
 def indexed_equal(value: str) -> dict[str, str]:
