@@ -6,9 +6,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from tests.support import Db, Person, alert_of, fragment, message_id
 
@@ -60,3 +62,29 @@ def test_a_bad_key_is_refused_and_nothing_is_posted(person: Person, db: Db, key:
     assert answer.status_code == 400
     assert alert_of(answer.text) == "client_key is 8 to 64 letters, digits, - or _."
     assert stored(db, body) == 0
+
+
+def test_a_key_left_claimed_by_a_lost_first_try_is_taken_over(person: Person, db: Db) -> None:
+    """A first try that lost the database after claiming its key could not let go of it (an
+    outage): the retry, after a short wait for that try's message, makes the message under
+    the id the key names, once; and a retry after that gets it."""
+    key, body = secrets.token_hex(8), f"taken over {secrets.token_hex(4)}"
+    user = db["user"].find_one({"username": person.username})
+    assert user is not None
+    left_behind = ObjectId()
+    db["post_keys"].insert_one(
+        {
+            "_id": f"{user['_id']}:{key}",
+            "message_id": str(left_behind),
+            "at": datetime.now(UTC),
+        }
+    )
+    first = send(person, body, key)
+    assert first.status_code == 201, first.text
+    assert message_id(first.text) == str(left_behind)
+    again = send(person, body, key)
+    assert again.status_code == 200
+    assert message_id(again.text) == message_id(first.text)
+    assert stored(db, body) == 1
+    claim = db["post_keys"].find_one({"_id": f"{user['_id']}:{key}"})
+    assert claim is not None and claim["message_id"] == str(left_behind)

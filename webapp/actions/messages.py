@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
 
 from webapp.actions import limits
 from webapp.actions.seat import Seat
@@ -90,16 +91,28 @@ async def post(
 
     A client that sends a key with each message (`client_key`) may send it again after a lost
     answer: the message that key made is the answer, and nothing is posted twice (nor counted
-    against the limit twice). Keys are kept for a day.
+    against the limit twice). Keys are kept for a day. A key its first try could not let go
+    of (the database was lost) is taken over by the next try, under the same message id.
     """
     seat.must_read()
     text = clean_body(body)
     original = await _original(db, seat, clean_reply_to(reply_to))
     key = clean_client_key(client_key)
     sender_id = str(sender.id)
-    message_id = ObjectId()
-    if key and await messages.claim_key(db, sender_id=sender_id, key=key, message_id=message_id):
-        return await _posted_before(db, await _claimed(db, sender_id, key), original)
+    message_id, taken_over = ObjectId(), False
+    try:
+        claimed = key and await messages.claim_key(
+            db, sender_id=sender_id, key=key, message_id=message_id
+        )
+    except DuplicateKeyError:  # claimed and let go, again and again, by tries at once
+        raise Conflict("That message is being sent already: try again in a moment.") from None
+    if claimed:
+        if made := await _claimed(db, sender_id, key):
+            return await _posted_before(db, made, original)
+        # Its first try never made the message, nor let go of the key (the database was
+        # lost meanwhile): this one makes it, under the id the key names. Should the first
+        # land after all, the two cannot both be stored.
+        message_id, taken_over = ObjectId(claimed), True
     try:
         await limits.count(db, "post", user_id=sender_id)
         room = await room_to_write_in(db, seat, sender_id)
@@ -114,20 +127,25 @@ async def post(
             message_id=message_id,
             client_key=key,
         )
-    except BaseException:
-        if key:  # the key goes with the message that was not made
+    except BaseException as error:
+        landed = taken_over and isinstance(error, DuplicateKeyError)  # the first try, now
+        if landed and (made := await messages.by_id(db, message_id=str(message_id))):
+            return await _posted_before(db, made, original)
+        # The key goes with a message that was not made; one taken over stays with its id.
+        if key and not taken_over:
             await messages.release_key(db, sender_id=sender_id, key=key)
         raise
     return Posted(message, room, original, outsiders)
 
 
-async def _claimed(db: Db, sender_id: str, key: str) -> Message:
-    """The message another request (the same, retried) made under this key, once it is there."""
+async def _claimed(db: Db, sender_id: str, key: str) -> Message | None:
+    """The message another request (the same, retried) made under this key, once it is there;
+    None if it is not there after a while."""
     for _ in range(CLAIM_LOOKS):
         if found := await messages.by_key(db, sender_id=sender_id, key=key):
             return found
         await asyncio.sleep(CLAIM_WAIT_SECS)
-    raise Conflict("That message is being sent already: try again in a moment.")
+    return None
 
 
 async def _posted_before(db: Db, message: Message, original: Message | None) -> Posted:

@@ -78,12 +78,15 @@ async def claim_key(db: Db, *, sender_id: str, key: str, message_id: ObjectId) -
     """Claims a client's key for the message about to be posted: None when it is claimed now,
     else the id of the message it was claimed for before."""
     claim = PostKey(id=f"{sender_id}:{key}", message_id=str(message_id), at=now())
-    try:
-        await insert(db, claim)
-    except DuplicateKeyError:
-        found = await find_one(db, PostKey, {"_id": claim.id})
-        return found.message_id if found else None
-    return None
+    for _ in range(3):
+        try:
+            await insert(db, claim)
+        except DuplicateKeyError:
+            if found := await find_one(db, PostKey, {"_id": claim.id}):
+                return found.message_id
+            continue  # let go of in between: claim it again
+        return None
+    raise DuplicateKeyError(f"The key {key!r} keeps changing hands.")
 
 
 async def by_key(db: Db, *, sender_id: str, key: str) -> Message | None:
