@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
 
 from pymongo.errors import PyMongoError
 
@@ -30,6 +29,9 @@ log = logging.getLogger(__name__)
 
 BATCH_SECS = 0.5  # presence and away changes are announced together, this often
 RECENT_SECS = 10.0  # a new stream gets the entries announced this lately
+# A slow refresh goes out in slices this big at most, one every BATCH_SECS: a thousand people
+# changed (a restart, past LIVE_PRESENCE_LIMIT) are half a megabyte, a stream's whole backlog.
+REFRESH_SLICE_BYTES = 64 * 1024
 
 
 class People:
@@ -114,10 +116,9 @@ class People:
         if len(self.online) > settings.LIVE_PRESENCE_LIMIT:
             await self._announce_to_contacts(people)
         else:
-            self._announce_to_everyone(people)
+            self._announce_to_everyone([wire.encode_event(person).shared for person in people])
 
-    def _announce_to_everyone(self, people: Iterable[PersonEvent]) -> None:
-        encoded = [wire.encode_event(person).shared for person in people]
+    def _announce_to_everyone(self, encoded: list[bytes]) -> None:
         data = b"".join(encoded)
         self.streams.offer_to_everyone(data)
         metrics.EVENTS_DELIVERED.labels(PersonEvent.name).inc(len(encoded) * len(self.streams))
@@ -151,8 +152,27 @@ class People:
 
     async def _refresh(self) -> None:
         """Every PRESENCE_REFRESH_SECS while there is any, the entries held back from those
-        who share no room with the person: one chunk for every stream."""
+        who share no room with the person, for every stream: in slices of at most
+        REFRESH_SLICE_BYTES, one every BATCH_SECS (an entry held back again meanwhile goes
+        with the next refresh)."""
         while self._deferred:
             await asyncio.sleep(settings.PRESENCE_REFRESH_SECS)
             deferred, self._deferred = self._deferred, {}
-            self._announce_to_everyone(deferred.values())
+            slices = _slices([wire.encode_event(person).shared for person in deferred.values()])
+            for number, entries in enumerate(slices):
+                if number:
+                    await asyncio.sleep(BATCH_SECS)
+                self._announce_to_everyone(entries)
+
+
+def _slices(encoded: list[bytes]) -> list[list[bytes]]:
+    """Entries in order, in runs of at most REFRESH_SLICE_BYTES (an entry bigger alone)."""
+    slices: list[list[bytes]] = [[]]
+    size = 0
+    for entry in encoded:
+        if slices[-1] and size + len(entry) > REFRESH_SLICE_BYTES:
+            slices.append([])
+            size = 0
+        slices[-1].append(entry)
+        size += len(entry)
+    return slices

@@ -131,13 +131,15 @@ class Stream:
         """Go live: `first` (a replay), then what was held that comes after `after`.
 
         The replay is written at once, however long (replay.py bounds it), so it raises the
-        stream's limit by its size until it is out: only what comes live on top of it can put
+        stream's limit by its size until it is out, and so does what was held meanwhile (the
+        presence announced lately, live events): only what comes live on top of them can put
         a stream behind.
         """
         held, self._held = self._held or [], None
         replay = b"".join(first)
+        self.limit += sum(len(data) + 20 for _, data in held)  # (20: a chunk's framing)
         if replay:
-            self.limit += len(replay) + 20  # and its chunk's framing
+            self.limit += len(replay) + 20
             self.offer(replay)
         self.after = after
         for key, data in held:
