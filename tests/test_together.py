@@ -1,10 +1,12 @@
-"""Commands that go together (data/together.InsertTogether), on the real database: callers at once
-share one command, and each gets its own document's outcome; and a message's words, stored that
-way (data/words.py)."""
+"""Writes that go together (data/together.py), on the real database: callers at once share one
+command, and each gets its own outcome (a document inserted or refused, a number of its own, an
+event admitted or refused by a rate limit); and a message's words, stored that way
+(data/words.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,9 +18,10 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from tests.support import unique_name
-from webapp.data import words
-from webapp.data.models import MessageWords
+from webapp.data import limits, words
+from webapp.data.models import MessageWords, RateLimit
 from webapp.data.together import CountTogether, InsertTogether, Together
+from webapp.rules.rates import Rate
 
 
 class Commands(monitoring.CommandListener):
@@ -177,3 +180,46 @@ async def test_a_message_stored_again_keeps_its_latest_words(counted: tuple[Any,
     assert stored["created_at"] == when
     await words.forget(db, message_id=message_id)
     assert await db[MessageWords.__collection__].find_one({"_id": message_id}) is None
+
+
+async def test_limits_restarted_at_once_share_one_command(counted: tuple[Any, Commands]) -> None:
+    """Twenty people's first posts at the same moment: one update admits them all."""
+    db, commands = counted
+    rate = Rate(interval=100.0, burst=3)
+    keys = [unique_name("limit") for _ in range(20)]
+    before = time.time()
+    outcomes = await asyncio.gather(*(limits.count_event(db, key=k, rate=rate) for k in keys))
+    assert outcomes == [None] * 20
+    assert commands.sent["update"] == 1
+    stored = db[RateLimit.__collection__].find({"_id": {"$in": keys}})
+    tats = [doc["tat"] async for doc in stored]
+    assert len(tats) == 20 and all(before + 100 <= tat <= time.time() + 100 for tat in tats)
+
+
+async def test_one_key_at_once_admits_its_burst_exactly(counted: tuple[Any, Commands]) -> None:
+    """Forty events of one key at once (some in the shared restart, the rest on their own):
+    exactly the burst is admitted, and each refusal says how long to wait."""
+    db, _ = counted
+    rate, key = Rate(interval=100.0, burst=30), unique_name("limit")
+    events = [limits.count_event(db, key=key, rate=rate) for _ in range(40)]
+    outcomes = await asyncio.gather(*events)
+    assert outcomes.count(None) == 30
+    assert all(isinstance(wait, int) and wait >= 1 for wait in outcomes if wait is not None)
+
+
+async def test_a_key_past_its_burst_is_refused_beside_others_admitted(
+    counted: tuple[Any, Commands],
+) -> None:
+    db, _ = counted
+    rate, ahead = Rate(interval=100.0, burst=2), unique_name("limit")
+    far = time.time() + 1000
+    await db[RateLimit.__collection__].insert_one({"_id": ahead, "tat": far})
+    others = [unique_name("limit") for _ in range(5)]
+    outcomes = await asyncio.gather(
+        *(limits.count_event(db, key=k, rate=rate) for k in [ahead, *others])
+    )
+    assert outcomes[1:] == [None] * 5
+    wait = outcomes[0]
+    assert wait is not None and 890 <= wait <= 900  # until its tat is within the burst again
+    stored = await db[RateLimit.__collection__].find_one({"_id": ahead})
+    assert stored is not None and stored["tat"] == far  # a refusal counts nothing

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from webapp.data.connection import Db
 from webapp.data.models import RateLimit
+from webapp.data.together import DUPLICATE_KEY, Together
 from webapp.rules.rates import Rate
 
 # The tat this process last set for each key: a guess at which of the two updates below will
@@ -18,6 +19,27 @@ _last_set: dict[str, float] = {}
 _KEYS_KEPT = 100_000
 
 
+async def _restart_all(db: Db, tries: list[tuple[str, float, float]]) -> list[bool | Exception]:
+    """For each (key, now, tat): the key's tat set to `tat` where it is before `now` (or the key
+    is new), all in one command. True where it was; False where the tat is ahead of now."""
+    ops = [
+        UpdateOne({"_id": key, "tat": {"$lt": now}}, {"$set": {"tat": tat}}, upsert=True)
+        for key, now, tat in tries
+    ]
+    outcomes: list[bool | Exception] = [True] * len(tries)
+    try:
+        await db[RateLimit.__collection__].bulk_write(ops, ordered=False)
+    except BulkWriteError as error:
+        for refused in error.details.get("writeErrors", []):
+            code = refused.get("code")  # a duplicate: the key is there, its tat not before now
+            failed = OperationFailure(refused.get("errmsg", ""), code)
+            outcomes[refused["index"]] = False if code == DUPLICATE_KEY else failed
+    return outcomes
+
+
+_RESTARTS: Together[Db, tuple[str, float, float], bool] = Together(_restart_all)
+
+
 async def count_event(db: Db, *, key: str, rate: Rate) -> int | None:
     """Counts one event against key's rate, atomically in any number of processes: None when
     it is admitted, else the seconds to wait (and nothing is counted).
@@ -25,12 +47,21 @@ async def count_event(db: Db, *, key: str, rate: Rate) -> int | None:
     The rule is rules.rates.Rate.admit, written as conditional updates of the one number it
     keeps: after a pause (or the first time) the tat starts again from now; within a burst it
     moves on by one interval, unless it is too far ahead. Each is one round trip; the one
-    tried first is the one this process's last update says is likely.
+    tried first is the one this process's last update says is likely. The usual case, a
+    restart after a pause, goes in one command with the restarts of the same moment.
     """
+    now = time.time()
+    burst_known = False
+    if _last_set.get(key, 0.0) < now:
+        tat = now + rate.interval
+        if await _RESTARTS(db, (key, now, tat)):
+            _remember(key, tat)
+            return None
+        burst_known = True  # its tat is ahead of now: within a burst, or past it
     collection = db[RateLimit.__collection__]
     for _ in range(3):
         now = time.time()
-        in_a_burst = _last_set.get(key, 0.0) >= now
+        in_a_burst = burst_known or _last_set.get(key, 0.0) >= now
         for restart in (False, True) if in_a_burst else (True, False):
             if restart:
                 try:

@@ -11,14 +11,16 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from webapp.data import words
-from webapp.data._query import find, find_one, get_by_id, insert, now, parse_id, update
+from webapp.data._query import find, find_one, get_by_id, now, parse_id, update
 from webapp.data.connection import Db
 from webapp.data.models import Message, PostKey, Room, RoomSequence, User
 from webapp.data.together import CountTogether, InsertTogether
 
 # A reaction changes a message without notifying anyone of it (see Message.notify).
 NOTHING_NEW: dict[str, Any] = {"notify": []}
-# Posts at once share the commands that number and insert them (one per room, one in all).
+# Posts at once share the commands that claim their keys, number them (one per room) and
+# insert them.
+_CLAIMS = InsertTogether(PostKey.__collection__)
 _NUMBERS = CountTogether(RoomSequence.__collection__)
 _INSERTS = InsertTogether(Message.__collection__)
 
@@ -80,7 +82,7 @@ async def claim_key(db: Db, *, sender_id: str, key: str, message_id: ObjectId) -
     claim = PostKey(id=f"{sender_id}:{key}", message_id=str(message_id), at=now())
     for _ in range(3):
         try:
-            await insert(db, claim)
+            await _CLAIMS.insert(db, claim.model_dump_doc())
         except DuplicateKeyError:
             if found := await find_one(db, PostKey, {"_id": claim.id}):
                 return found.message_id
