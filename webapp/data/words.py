@@ -24,7 +24,7 @@ from webapp.data.together import DUPLICATE_KEY, InsertTogether
 
 SEARCH_BATCH = 60  # candidates a room is first asked for; all of them the second time
 # One room's, newest first: by the room too, so that the embedded server walks the (room_id,
-# created_at) index and stops at the limit (data/nx_compat.py).
+# created_at) index and stops at the limit (data/nx_compat/queries.py).
 NEWEST = [("room_id", -1), ("created_at", -1)]
 _LAST_CHARACTER = "\U0010ffff"  # after every character a word can have: key + it ends the prefix
 _TOGETHER = InsertTogether(MessageWords.__collection__)  # posts at once: one command
@@ -96,7 +96,7 @@ async def search(
     with the longest of `words` (a range on the multikey `words` index, or on the embedded
     server the room's index walked newest first); the other words are checked here, and the
     rooms' answers merged. (One query over every room, with `$in` and `$and`, is read row by row
-    on the embedded server: data/nx_compat.py.)"""
+    on the embedded server: data/nx_compat.)"""
     if not words or not room_ids:
         return []
     key = max(words, key=len)
