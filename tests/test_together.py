@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient, monitoring
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from tests.support import unique_name
 from webapp.data import limits, words
 from webapp.data.models import MessageWords, RateLimit
-from webapp.data.together import CountTogether, InsertTogether, Together
+from webapp.data.together import CountTogether, InsertTogether, Together, refusals
 from webapp.rules.rates import Rate
 
 
@@ -223,3 +223,27 @@ async def test_a_key_past_its_burst_is_refused_beside_others_admitted(
     assert wait is not None and 890 <= wait <= 900  # until its tat is within the burst again
     stored = await db[RateLimit.__collection__].find_one({"_id": ahead})
     assert stored is not None and stored["tat"] == far  # a refusal counts nothing
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        ([], {}),
+        ([{"index": 1, "code": 11000, "errmsg": "dup"}], {1: DuplicateKeyError}),
+        ([{"index": 0, "code": 2, "errmsg": "bad value"}], {0: OperationFailure}),
+        (
+            [{"index": 2, "code": 11000, "errmsg": "dup"}, {"index": 4, "code": 121}],
+            {2: DuplicateKeyError, 4: OperationFailure},
+        ),
+    ],
+)
+def test_what_a_bulk_write_refused_is_told_by_index(
+    errors: list[dict[str, Any]], expected: dict[int, type[Exception]]
+) -> None:
+    """A duplicate is told apart from any other refusal (which no caller takes for a
+    duplicate: InsertTogether passes it on, a limit's restart raises it)."""
+    refused = refusals(BulkWriteError({"writeErrors": errors}))
+    assert {index: type(error) for index, error in refused.items()} == expected
+    for write in errors:
+        error = refused[write["index"]]
+        assert isinstance(error, OperationFailure) and error.code == write["code"]

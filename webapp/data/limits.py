@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from webapp.data.connection import Db
 from webapp.data.models import RateLimit
-from webapp.data.together import DUPLICATE_KEY, Together
+from webapp.data.together import Together, refusals
 from webapp.rules.rates import Rate
 
 # The tat this process last set for each key: a guess at which of the two updates below will
@@ -30,10 +30,9 @@ async def _restart_all(db: Db, tries: list[tuple[str, float, float]]) -> list[bo
     try:
         await db[RateLimit.__collection__].bulk_write(ops, ordered=False)
     except BulkWriteError as error:
-        for refused in error.details.get("writeErrors", []):
-            code = refused.get("code")  # a duplicate: the key is there, its tat not before now
-            failed = OperationFailure(refused.get("errmsg", ""), code)
-            outcomes[refused["index"]] = False if code == DUPLICATE_KEY else failed
+        for index, refused in refusals(error).items():
+            # A duplicate: the key is there, and its tat is not before now.
+            outcomes[index] = False if isinstance(refused, DuplicateKeyError) else refused
     return outcomes
 
 

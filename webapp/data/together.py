@@ -24,6 +24,17 @@ I = TypeVar("I")  # noqa: E741 (what one caller brings)
 R = TypeVar("R")  # what one caller gets back
 
 
+def refusals(error: BulkWriteError) -> dict[int, Exception]:
+    """What a bulk write refused, by the index of the operation: DuplicateKeyError where a
+    unique index refused it, OperationFailure for any other reason."""
+    refused: dict[int, Exception] = {}
+    for write in error.details.get("writeErrors", []):
+        code = write.get("code")
+        kind = DuplicateKeyError if code == DUPLICATE_KEY else OperationFailure
+        refused[write["index"]] = kind(write.get("errmsg", ""), code)
+    return refused
+
+
 class Together(Generic[K, I, R]):
     """Runs `write(key, items)` for the items callers bring under one key, a batch at a time;
     `write` answers with one outcome per item, in order."""
@@ -77,10 +88,8 @@ class InsertTogether:
         try:
             await db[self.collection].insert_many(docs, ordered=False)
         except BulkWriteError as error:
-            for refused in error.details.get("writeErrors", []):
-                code = refused.get("code")
-                kind = DuplicateKeyError if code == DUPLICATE_KEY else OperationFailure
-                outcomes[refused["index"]] = kind(refused.get("errmsg", ""), code)
+            for index, refused in refusals(error).items():
+                outcomes[index] = refused
         return outcomes
 
 

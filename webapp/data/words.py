@@ -20,7 +20,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from webapp.data import nx_compat
 from webapp.data.connection import Db, Document
 from webapp.data.models import Message, MessageWords
-from webapp.data.together import DUPLICATE_KEY, InsertTogether
+from webapp.data.together import InsertTogether, refusals
 
 SEARCH_BATCH = 60  # candidates a room is first asked for; all of them the second time
 # One room's, newest first: by the room too, so that the embedded server walks the (room_id,
@@ -70,7 +70,7 @@ async def add_many(db: Db, docs: list[Document]) -> None:
     try:
         await db[MessageWords.__collection__].insert_many(docs, ordered=False)
     except BulkWriteError as error:
-        if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+        if not all(isinstance(e, DuplicateKeyError) for e in refusals(error).values()):
             raise
 
 
