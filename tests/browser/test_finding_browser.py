@@ -304,6 +304,9 @@ def test_search_by_keyboard_opens_a_result_at_its_message(
         post(bob_p, room, f"chatter {n}")
     recent = f"latest {marker} here"
     post(bob_p, room, recent)
+    # Read up to now, so that the page opens at its end: opened at the first unread, at the
+    # top of the log, it would load older messages (the first among them) by itself.
+    assert alice_p.send("POST", f"{room}/read").status_code == 204
     page = open_chat(new_page, alice_p, room)
     expect(message(page, recent)).to_have_count(1)
     expect(message(page, old)).to_have_count(0)
@@ -348,6 +351,7 @@ def test_search_by_keyboard_opens_a_result_at_its_message(
     expect(shown).to_be_focused()
 
     # The oldest is not on the page: its conversation opens at it, history loaded.
+    expect(message(page, old)).to_have_count(0)
     search_again(page)
     press_until(page, found.nth(1), limit=5)
     page.keyboard.press("Enter")
