@@ -26,6 +26,7 @@ from pymongo.database import Database
 
 from tests.html import Element, first_tag, fragment, parse
 from webapp.data.embedded import free_port
+from webapp.live.streams import Stream
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECS = 30
@@ -36,6 +37,14 @@ METRICS_TOKEN = "metrics-" + secrets.token_hex(8)  # every test server shows its
 MESSAGE_ID = re.compile(r"msg-([0-9a-f]{24})")
 
 Db = Database[dict[str, Any]]
+
+
+async def next_chunk(stream: Stream) -> bytes | None:
+    """What a stream's task sends next (web/events.py): everything waiting once there is
+    some, as one chunk; None once the stream is closed."""
+    while (chunk := stream.take()) == b"":
+        await stream.offered()
+    return chunk
 
 
 def unique_name(prefix: str = "user") -> str:

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
-from tests.support import parse_events
+from tests.support import next_chunk, parse_events
 from webapp import settings
 from webapp.data.models import User
 from webapp.live import people as people_module
@@ -114,7 +114,7 @@ async def test_what_was_held_while_catching_up_does_not_put_a_stream_behind() ->
         stream.offer(data)
     stream.release(None, first=[wire.LIVE])
     assert not stream.closed
-    assert await stream.next_chunk() == b"".join([wire.LIVE, *held])
+    assert await next_chunk(stream) == b"".join([wire.LIVE, *held])
     # Once it is out, the limit is the usual one again: live offers beyond it cut it off.
     stream.offer(b"y" * (PENDING_LIMIT_BYTES + 1))
     assert stream.closed

@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from tests.html import Element, fragment
-from tests.support import parse_events, unique_name
+from tests.support import next_chunk, parse_events, unique_name
 from webapp import settings
 from webapp.actions.reading import ReadState
 from webapp.data import nx_compat
@@ -258,23 +258,38 @@ async def test_stream_writes_what_is_offered_in_order_as_one_chunk() -> None:
     stream.release(None)
     for n in range(3):
         stream.offer(f"e{n};".encode(), key(n))
-    assert await stream.next_chunk() == b"e0;e1;e2;"
+    assert await next_chunk(stream) == b"e0;e1;e2;"
 
 
 async def test_stream_waits_for_the_next_offer_and_ends_when_closed() -> None:
     stream = Stream(ALICE)
     stream.release(None)
-    waiting = asyncio.create_task(stream.next_chunk())
+    waiting = asyncio.create_task(next_chunk(stream))
     await asyncio.sleep(0)
     assert not waiting.done()
     stream.offer(b"one")
     assert await waiting == b"one"
-    waiting = asyncio.create_task(stream.next_chunk())
+    waiting = asyncio.create_task(next_chunk(stream))
     await asyncio.sleep(0)
     stream.close()
     assert await waiting is None
     stream.offer(b"late")
-    assert await stream.next_chunk() is None
+    assert await next_chunk(stream) is None
+
+
+async def test_a_stream_is_waited_on_through_a_future_that_is_done_once_there_is_something() -> (
+    None
+):
+    stream = Stream(ALICE)
+    stream.release(None)
+    waiting = stream.offered()
+    assert isinstance(waiting, asyncio.Future) and not waiting.done()
+    assert stream.offered() is waiting and stream.take() == b""
+    stream.offer(b"one")
+    assert waiting.done() and stream.offered().done()  # there is something: no waiting
+    assert stream.take() == b"one" and not stream.offered().done()
+    stream.close()
+    assert stream.offered().done() and stream.take() is None
 
 
 async def test_a_stream_that_falls_behind_is_cut_off_and_its_memory_released() -> None:
@@ -284,7 +299,7 @@ async def test_a_stream_that_falls_behind_is_cut_off_and_its_memory_released() -
     for _ in range(PENDING_LIMIT_BYTES // len(chunk) + 1):
         stream.offer(chunk)
     assert stream.closed
-    assert await stream.next_chunk() is None
+    assert await next_chunk(stream) is None
     assert not stream._pending
 
 
@@ -294,7 +309,7 @@ async def test_live_events_wait_for_the_replay_and_are_never_doubled() -> None:
         stream.offer(f"live{n};".encode(), key(n))
     stream.release(key(5), first=[b"replay4;", b"replay5;"])  # live4 and live5 replayed already
     stream.offer(b"live7;", key(7))
-    assert await stream.next_chunk() == b"replay4;replay5;live6;live7;"
+    assert await next_chunk(stream) == b"replay4;replay5;live6;live7;"
 
 
 def test_ring_replays_after_a_cursor_it_covers() -> None:
@@ -491,7 +506,7 @@ async def test_a_long_replay_does_not_put_a_stream_behind() -> None:
     stream.release(None, first=replay)
     assert not stream.closed
     stream.offer(b"live")  # what comes live on top of it still counts
-    assert await stream.next_chunk() == b"".join(replay) + b"live"
+    assert await next_chunk(stream) == b"".join(replay) + b"live"
     for _ in range(PENDING_LIMIT_BYTES // 1024 + 1):
         stream.offer(b"x" * 1024)
     assert stream.closed

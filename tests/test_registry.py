@@ -3,17 +3,22 @@ and what one open connection costs the server (webapp/server.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sys
 
 import pytest
+from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from tests.support import next_chunk
+from webapp import server
 from webapp.live import wire
 from webapp.live.registry import MAX_STREAMS_PER_USER, Registry
 from webapp.live.streams import Stream
-from webapp.server import BoundedHttpToolsProtocol
+from webapp.server import BoundedHttpToolsProtocol, LazyEvent
 
 
 def streams_of(registry: Registry, user_id: str) -> list[Stream]:
@@ -52,7 +57,7 @@ async def test_signing_out_tells_that_sessions_streams_only() -> None:
         False,
         False,
     ]
-    assert await tab_2.next_chunk() == wire.SIGNED_OUT
+    assert await next_chunk(tab_2) == wire.SIGNED_OUT
     registry.signed_out("no-such-session")  # nothing open: nothing happens
     assert not other_session.revoked
 
@@ -91,3 +96,81 @@ async def test_a_connection_costs_no_more_than_uvicorns_own(config: Config) -> N
     uvicorns = HttpToolsProtocol(config=config, server_state=state, app_state={})
     assert sys.getsizeof(ours.__dict__) <= sys.getsizeof(uvicorns.__dict__)
     assert sys.getsizeof(ours) + sys.getsizeof(ours.__dict__) < 500
+
+
+def test_a_lazy_event_is_an_event_that_makes_its_waiters_on_the_first_wait() -> None:
+    async def check() -> None:
+        event = LazyEvent()
+        assert event._waiters is server._NOBODY and not event.is_set()
+        waiting = [asyncio.ensure_future(event.wait()) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert not any(w.done() for w in waiting) and len(event._waiters) == 2
+        event.set()
+        assert await asyncio.gather(*waiting) == [True, True]
+        event.clear()
+        later = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        assert not later.done()
+        event.set()
+        assert await later is True
+        assert await LazyEvent(True).wait() is True  # set from the start: no waiting
+        assert not server._NOBODY  # the shared one stays empty
+
+    asyncio.run(check())
+
+
+async def test_a_connection_makes_no_waiters_until_its_request_waits_for_its_body(
+    config: Config,
+) -> None:
+    """An open response (an event stream's) holds neither of uvicorn's two deques; a request
+    that reads its body in pieces still gets all of it."""
+    bodies: list[bytes] = []
+    opened, done = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST":
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body, more = body + message.get("body", b""), message.get("more_body", False)
+            bodies.append(body)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        opened.set()
+        await done.wait()
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def answer() -> bytes:
+        done.set()
+        response = b""
+        while not response.endswith(b"0\r\n\r\n"):  # the chunked body's end
+            response += await loop.sock_recv(theirs, 4096)
+        return response
+
+    config.app = app
+    config.loaded = False
+    config.load()
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    protocol = BoundedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+    try:
+        await loop.sock_sendall(theirs, b"GET /events HTTP/1.1\r\nhost: x\r\n\r\n")
+        await opened.wait()
+        assert protocol.cycle.message_event._waiters is server._NOBODY
+        assert protocol.flow._is_writable_event._waiters is server._NOBODY
+        assert (await answer()).endswith(b"2\r\nok\r\n0\r\n\r\n")
+
+        opened.clear()
+        done.clear()
+        head = b"POST /form HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+        await loop.sock_sendall(theirs, head + b"3\r\nabc\r\n")
+        while not protocol.cycle.message_event._waiters:  # the app waits for the rest
+            await asyncio.sleep(0)
+        await loop.sock_sendall(theirs, b"3\r\ndef\r\n0\r\n\r\n")
+        await opened.wait()
+        assert (await answer()).endswith(b"2\r\nok\r\n0\r\n\r\n")
+        assert bodies == [b"abcdef"]
+    finally:
+        transport.close()
+        theirs.close()

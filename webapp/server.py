@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
 import socket
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import (
@@ -46,6 +47,26 @@ APP = "webapp.app:app"
 PROTOCOL = "webapp.server:BoundedHttpToolsProtocol"
 
 logger = logging.getLogger(__name__)
+_NOBODY: collections.deque[asyncio.Future[bool]] = collections.deque()  # never added to
+
+
+class LazyEvent(asyncio.Event):
+    """asyncio.Event, less what it costs before anything waits on it.
+
+    asyncio's makes its deque of waiters at once (about 620 bytes, a block of 64 slots), and
+    uvicorn keeps two events a connection: whether its socket takes writes, and whether a
+    request's body has come. An open event stream waits on neither. This one shares an empty
+    deque until its first wait, which is the only place a waiter is added.
+    """
+
+    def __init__(self, value: bool = False) -> None:
+        self._waiters = _NOBODY
+        self._value = value
+
+    async def wait(self) -> Literal[True]:
+        if self._waiters is _NOBODY:
+            self._waiters = collections.deque()
+        return await super().wait()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -61,6 +82,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     behind an event stream, that is the queued one, and the stream would never hear of it.
     Here the request being answered hears of it too, and an event stream is told directly
     (ON_LOST), so that it needs no task of its own waiting for the disconnect.
+
+    The connection's flow control and each request get a LazyEvent for uvicorn's own.
     """
 
     # In slots: with these in the instance's dict beside uvicorn's 27 attributes, the dict
@@ -86,6 +109,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow._is_writable_event = LazyEvent(self.flow._is_writable_event.is_set())
         sock = transport.get_extra_info("socket")
         if sock is not None:  # a reader that stops reading is noticed before megabytes pile up
             with contextlib.suppress(OSError):
@@ -131,7 +155,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         if self._header_timer is not None:
             self._stop_header_timer()
+        before = self.cycle
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not before:  # (an upgrade makes none)
+            self.cycle.message_event = LazyEvent(self.cycle.message_event.is_set())
         # The app's event streams write their chunks to the transport themselves.
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[TRANSPORT] = self.transport

@@ -39,8 +39,8 @@ class Stream:
 
     The hub offers bytes. When the server lends the connection's transport (webapp/server.py),
     an offer is written to it at once, as one chunk of the response: no task wakes for it.
-    Otherwise the stream's own task (stream.py) takes what is pending in one piece and sends
-    it. Offers with an id at or before `after` were replayed already and are dropped.
+    Otherwise the stream's own task (web/events.py) takes what is pending in one piece and
+    sends it. Offers with an id at or before `after` were replayed already and are dropped.
     """
 
     __slots__ = (
@@ -193,18 +193,23 @@ class Stream:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    async def next_chunk(self) -> bytes | None:
-        """Everything waiting, as one chunk; None once the stream is closed."""
-        while not self._pending:
-            if self.closed:
-                return None
-            self._wakeup = asyncio.get_running_loop().create_future()
-            await self._wakeup
-            self._wakeup = None
+    def take(self) -> bytes | None:
+        """Everything waiting, as one chunk (b"" while nothing is); None once it is closed."""
         if self.closed:
             return None
+        if not self._pending:
+            return b""
         chunk = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_bytes = 0
         self.limit = PENDING_LIMIT_BYTES  # any replay is out
         return chunk
+
+    def offered(self) -> asyncio.Future[None]:
+        """Done once there is something to take, or the stream is closed. (A future, not a
+        coroutine: a stream waiting on it keeps no frame of its own.)"""
+        if self._wakeup is None or self._wakeup.done():
+            self._wakeup = asyncio.get_running_loop().create_future()
+            if self._pending or self.closed:
+                self._wakeup.set_result(None)
+        return self._wakeup

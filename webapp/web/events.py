@@ -122,8 +122,11 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         await _write(send, stream, wire.CONNECTED)
         await replay.catch_up(hub, stream, opened.cursor)
         del opened
-        while (chunk := await stream.next_chunk()) is not None:
-            await _write(send, stream, chunk)
+        while (chunk := stream.take()) is not None:
+            if chunk:
+                await _write(send, stream, chunk)
+            else:
+                await stream.offered()
         await _write(send, stream, b"", more=False)
     except asyncio.CancelledError:
         if not stream.stalled:
