@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -82,6 +83,42 @@ def test_every_token_has_its_own_jti() -> None:
         tokens.issue_session_token(USER_ID, secret=SECRET, lifetime=WEEK)[1].jti for _ in range(20)
     }
     assert len(jtis) == 20
+
+
+def test_a_token_read_again_is_remembered_by_its_digest_and_secret() -> None:
+    token, _ = tokens.issue_session_token(USER_ID, secret=SECRET, lifetime=WEEK)
+    first = tokens.read_session_token(token, secret=SECRET)
+    assert tokens.read_session_token(token, secret=SECRET) is first  # not verified again
+    assert all(token not in key for key in tokens._read)  # kept as a digest, not as itself
+    with pytest.raises(tokens.InvalidToken):  # another secret (a new key) verifies it anew
+        tokens.read_session_token(token, secret=SECRET + " rotated")
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = int(time.time())
+    token = jwt.encode(_claims(iat=now - 10, exp=now + 1), SECRET, algorithm="HS256")
+    assert tokens.read_session_token(token, secret=SECRET).user_id == USER_ID
+    monkeypatch.setattr(tokens, "datetime", _Later)
+    with pytest.raises(tokens.InvalidToken, match="expired"):
+        tokens.read_session_token(token, secret=SECRET)
+
+
+class _Later(datetime):
+    """datetime, two seconds on."""
+
+    @classmethod
+    def now(cls, tz: object = None) -> _Later:
+        return cls.fromtimestamp(time.time() + 2, UTC)
+
+
+def test_the_tokens_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "TOKENS_KEPT", 2)
+    monkeypatch.setattr(tokens, "_read", OrderedDict())
+    made = [tokens.issue_session_token(f"u{n}", secret=SECRET, lifetime=WEEK) for n in range(3)]
+    for token, _ in made:
+        tokens.read_session_token(token, secret=SECRET)
+    assert len(tokens._read) == 2
+    assert [claims.user_id for claims in tokens._read.values()] == ["u1", "u2"]
 
 
 def test_valid_hand_made_token_is_accepted() -> None:

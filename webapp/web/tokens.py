@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -15,6 +17,7 @@ ALGORITHM = "HS256"
 SESSION_AUDIENCE = "chat:session"
 CSRF_SALT = "csrf"
 CSRF_REUSE_SECS = 300  # a token's age when a fresh one is signed instead (far below its max age)
+TOKENS_KEPT = 4096  # the good tokens read lately, each kept as its digest and claims
 
 
 class InvalidToken(Exception):
@@ -49,15 +52,27 @@ def read_session_token(token: str, *, secret: str) -> SessionClaims:
     or a malformed claim.
 
     A token read before is not verified again (every request of a session sends the same one):
-    only its age is checked anew.
+    only its age is checked anew. It is remembered by its digest with the secret that verified
+    it, not as itself: a session's open event stream then keeps its token once (in the
+    request's headers), not twice.
     """
-    claims = _verified(token, secret)
+    key = (hashlib.sha256(token.encode()).digest(), secret)
+    claims = _read.get(key)
+    if claims is None:
+        claims = _verified(token, secret)
+        _read[key] = claims
+        if len(_read) > TOKENS_KEPT:
+            _read.popitem(last=False)
+    else:
+        _read.move_to_end(key)
     if claims.expires_at <= datetime.now(UTC):
         raise InvalidToken("Signature has expired")
     return claims
 
 
-@lru_cache(maxsize=4096)  # only good tokens: lru_cache keeps no exception
+_read: OrderedDict[tuple[bytes, str], SessionClaims] = OrderedDict()  # least recent first
+
+
 def _verified(token: str, secret: str) -> SessionClaims:
     try:
         payload = jwt.decode(
