@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.html import Element, fragment
-from tests.support import AppServer, Person, message_id, open_stream, page_cursor
+from tests.support import AppServer, Person, message_id, open_stream, page_cursor, unique_name
+from webapp import settings
+from webapp.data import users
+from webapp.data.connection import open_database
+from webapp.live import wire
+from webapp.live.hub import Hub
+from webapp.web import events, tokens
+from webapp.web.state import AppState
 
 MakePerson = Callable[..., Person]
 
@@ -228,3 +238,50 @@ async def test_only_the_author_gets_the_controls(make_person: MakePerson) -> Non
         assert controls(fragment(event.data)) == []
         assert "csrf_token" not in event.data
     assert theirs[0].data == theirs[1].data
+
+
+async def test_an_open_stream_keeps_none_of_its_requests_headers(mongo_uri: str) -> None:
+    """Served in this process, so that what the stream holds can be seen: once it is open, the
+    request's headers (the server's list, and the scope's) are gone, and it still delivers."""
+    connection = await open_database(mongo_uri)
+    hub = Hub(connection.db)
+    await hub.start()
+    try:
+        user = await users.create(connection.db, username=unique_name(), password_hash="-")
+        token, _ = tokens.issue_session_token(
+            str(user.id), secret=str(settings.SECRET_KEY), lifetime=timedelta(minutes=5)
+        )
+        received = [
+            (b"host", b"chat.example"),
+            (b"authorization", b"Bearer " + token.encode()),
+            (b"user-agent", b"Mozilla/5.0 " + b"x" * 200),
+        ]
+        chat = SimpleNamespace(state=SimpleNamespace(chat=AppState(connection, hub)))
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/events",
+            "query_string": b"",
+            "headers": received,
+            "app": chat,
+        }
+        sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        serving = asyncio.create_task(events.serve(scope, receive, sent.put))
+        assert (await sent.get())["status"] == 200
+        assert (await sent.get())["body"] == wire.CONNECTED
+        assert received == [] and scope["headers"] == []
+        [stream] = hub.streams.of_user(str(user.id))
+        stream.offer(b"data: still here\n\n")
+        while b"still here" not in (await sent.get())["body"]:
+            pass
+        gone.set()
+        await serving
+    finally:
+        await hub.stop()
+        await connection.close()

@@ -106,6 +106,7 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     rid = observe.request_id_of(scope)
     logs.request_id.set(rid)
+    received = scope["headers"]  # the server's own list (signing in may copy it to the scope)
     try:
         opened = await _open(scope, send, rid)
     except Exception:
@@ -116,6 +117,7 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         observe.log_request(scope, status, time.perf_counter() - started, user_id)
         return
     hub, stream = opened.hub, opened.stream
+    _let_go_of_headers(scope, received)
     listener = _listen(scope, receive, stream)
     try:
         await _start(send, rid)  # (its headers are not kept while the stream is open)
@@ -169,6 +171,15 @@ async def _open(scope: Scope, send: Send, rid: str) -> _Opened | tuple[int, str 
         message = DatabaseUnavailable.message.format(seconds=RETRY_AFTER_SECS)
         return await _refuse(send, 503, message, rid.encode()), None
     return _Opened(hub, stream, cursor.strip())
+
+
+def _let_go_of_headers(scope: Scope, received: object) -> None:
+    """Signed in, a stream reads nothing more of its request's headers, which a browser's make
+    a few kilobytes (cookies, user agent, client hints): they go for as long as it stays open.
+    The server's list is emptied in place, since its protocol holds it too."""
+    if isinstance(received, list):
+        received.clear()
+    scope["headers"] = []
 
 
 def _listen(scope: Scope, receive: Receive, stream: Stream) -> asyncio.Future[None] | None:
