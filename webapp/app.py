@@ -105,6 +105,7 @@ def on_exit(callback: Callable[[], None]) -> None:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    runtime.give_back_freed_memory()
     connection = await open_database()
     await migrate_conversations(connection.db)  # data of the shape before rooms
     await index_words(connection.db, words_of=_words_of)  # messages from before search
