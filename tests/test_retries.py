@@ -7,12 +7,18 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from bson import ObjectId
 
-from tests.support import Db, Person, alert_of, fragment, message_id
+from tests.support import Db, Person, alert_of, fragment, message_id, unique_name
+from webapp.actions import messages as actions
+from webapp.actions.seat import Seat
+from webapp.data import messages, rooms, users
+from webapp.data.connection import open_database
+from webapp.data.models import Message
 
 MakePerson = Callable[..., Person]
 
@@ -88,3 +94,51 @@ def test_a_key_left_claimed_by_a_lost_first_try_is_taken_over(person: Person, db
     assert stored(db, body) == 1
     claim = db["post_keys"].find_one({"_id": f"{user['_id']}:{key}"})
     assert claim is not None and claim["message_id"] == str(left_behind)
+
+
+async def test_a_first_try_that_lands_during_its_takeover_is_the_answer(
+    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a takeover allows for, called in this process to make it happen: the first
+    try's message lands after the retry stopped waiting for it and before the retry's own
+    insert. The two share an id, so only the first is stored, and it is the retry's answer."""
+    connection = await open_database(mongo_uri)
+    db = connection.db
+    try:
+        sender = await users.create(db, username=unique_name(), password_hash="-")
+        room = await rooms.public(db)
+        key, left_behind = secrets.token_hex(8), ObjectId()
+        assert (
+            await messages.claim_key(db, sender_id=str(sender.id), key=key, message_id=left_behind)
+            is None
+        )
+        waited = actions._claimed
+
+        async def then_the_first_try_lands(*args: Any) -> Message | None:
+            assert await waited(*args) is None  # nothing yet: the retry takes over
+            written = messages.Written(
+                html="", plain="first", words=["first"], mentions=[], notify=[]
+            )
+            await messages.create(
+                db,
+                room=room,
+                sender=sender,
+                body="first",
+                written=written,
+                message_id=left_behind,
+                client_key=key,
+            )
+            return None
+
+        monkeypatch.setattr(actions, "CLAIM_LOOKS", 1)
+        monkeypatch.setattr(actions, "_claimed", then_the_first_try_lands)
+        seat = Seat(room=room, member=True)
+        posted = await actions.post(db, seat, sender=sender, body="the retry", client_key=key)
+        assert posted.again and posted.message.id == left_behind
+        assert posted.message.body == "first"
+        assert (
+            await db["message"].count_documents({"client_key": key, "sender_id": str(sender.id)})
+            == 1
+        )
+    finally:
+        await connection.close()
