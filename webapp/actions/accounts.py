@@ -11,7 +11,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from webapp.actions import passwords
-from webapp.data import sessions, users
+from webapp.data import reads, rooms, sessions, users
 from webapp.data._query import now
 from webapp.data.connection import Db
 from webapp.data.models import User
@@ -24,13 +24,21 @@ BAD_CREDENTIALS = "Wrong username or password."
 
 
 async def register(db: Db, *, username: str, password: str) -> User:
-    """A new account; BadRequest for a bad name or password, NameTaken for a taken name."""
+    """A new account; BadRequest for a bad name or password, NameTaken for a taken name.
+
+    What the public room had before is history, not unread. Where its numbers have a gap (a
+    post numbered and then lost), that is written down now, as a read position: counting
+    the messages from before, as is done for a newcomer otherwise (data/reads.py), would
+    come one short for each gap, and leave as many of the old ones unread for ever.
+    """
     name = clean_username(username)
     secret = check_password(password)
     if await users.by_name(db, username=name) is not None:
         raise NameTaken()  # found before hashing; the unique index still settles a race
     password_hash = await passwords.hash_password(secret)
-    return await users.create(db, username=name, password_hash=password_hash)
+    user = await users.create(db, username=name, password_hash=password_hash)
+    await reads.mark_read(db, room=await rooms.public(db), user=user)  # (written on a gap only)
+    return user
 
 
 async def _refuse_if_throttled(
