@@ -98,25 +98,22 @@ async def test_a_connection_costs_no_more_than_uvicorns_own(config: Config) -> N
     assert sys.getsizeof(ours) + sys.getsizeof(ours.__dict__) < 500
 
 
-def test_a_lazy_event_is_an_event_that_makes_its_waiters_on_the_first_wait() -> None:
-    async def check() -> None:
-        event = LazyEvent()
-        assert event._waiters is server._NOBODY and not event.is_set()
-        waiting = [asyncio.ensure_future(event.wait()) for _ in range(2)]
-        await asyncio.sleep(0)
-        assert not any(w.done() for w in waiting) and len(event._waiters) == 2
-        event.set()
-        assert await asyncio.gather(*waiting) == [True, True]
-        event.clear()
-        later = asyncio.ensure_future(event.wait())
-        await asyncio.sleep(0)
-        assert not later.done()
-        event.set()
-        assert await later is True
-        assert await LazyEvent(True).wait() is True  # set from the start: no waiting
-        assert not server._NOBODY  # the shared one stays empty
-
-    asyncio.run(check())
+async def test_a_lazy_event_is_an_event_that_makes_its_waiters_on_the_first_wait() -> None:
+    event = LazyEvent()
+    assert event._waiters is server._NOBODY and not event.is_set()
+    waiting = [asyncio.ensure_future(event.wait()) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiting) and len(event._waiters) == 2
+    event.set()
+    assert await asyncio.gather(*waiting) == [True, True]
+    event.clear()
+    later = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0)
+    assert not later.done()
+    event.set()
+    assert await later is True
+    assert await LazyEvent(True).wait() is True  # set from the start: no waiting
+    assert not server._NOBODY  # the shared one stays empty
 
 
 async def test_a_connection_makes_no_waiters_until_its_request_waits_for_its_body(

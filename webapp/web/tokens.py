@@ -53,8 +53,8 @@ def read_session_token(token: str, *, secret: str) -> SessionClaims:
 
     A token read before is not verified again (every request of a session sends the same one):
     only its age is checked anew. It is remembered by its digest with the secret that verified
-    it, not as itself: a session's open event stream then keeps its token once (in the
-    request's headers), not twice.
+    it, not as itself: no copy of it stays for as long as its session is in use (an open
+    event stream lets go of its request's headers too, web/events.py).
     """
     key = (hashlib.sha256(token.encode()).digest(), secret)
     claims = _read.get(key)
