@@ -186,7 +186,8 @@ def test_the_public_room_is_read_from_where_one_joined(make_person: MakePerson, 
     carol = make_person()
     early.post_public("after carol joined")
     assert unread_badge(carol.page(f"/dm/{carol.username}"), "public") == 1
-    position = db["membership"].find_one({"user_id": user_id(db, carol)})  # (on a gap only)
+    position = db["membership"].find_one({"user_id": user_id(db, carol)})  # from registering
+    assert position is not None and position["read_seq"] == seq_of(old.text)
     assert read(carol, "/rooms/public", seq_of(old.text)).status_code == 204
     assert db["membership"].find_one({"user_id": user_id(db, carol)}) == position
     assert unread_badge(carol.page(f"/dm/{carol.username}"), "public") == 1

@@ -24,20 +24,15 @@ BAD_CREDENTIALS = "Wrong username or password."
 
 
 async def register(db: Db, *, username: str, password: str) -> User:
-    """A new account; BadRequest for a bad name or password, NameTaken for a taken name.
-
-    What the public room had before is history, not unread. Where its numbers have a gap (a
-    post numbered and then lost), that is written down now, as a read position: counting
-    the messages from before, as is done for a newcomer otherwise (data/reads.py), would
-    come one short for each gap, and leave as many of the old ones unread for ever.
-    """
+    """A new account, with its place in the public room (what the room had is history); a
+    BadRequest for a bad name or password, NameTaken for a taken name."""
     name = clean_username(username)
     secret = check_password(password)
     if await users.by_name(db, username=name) is not None:
         raise NameTaken()  # found before hashing; the unique index still settles a race
     password_hash = await passwords.hash_password(secret)
     user = await users.create(db, username=name, password_hash=password_hash)
-    await reads.mark_read(db, room=await rooms.public(db), user=user)  # (written on a gap only)
+    await reads.start_reading(db, public=await rooms.public(db), user=user)
     return user
 
 

@@ -27,10 +27,11 @@ async def room_counts(db: Db, *, room_ids: Iterable[str]) -> dict[str, int]:
 
 
 async def _starting_position(db: Db, *, room: Room, user: User) -> int:
-    """Where someone who never read the public room stands: what was posted before they
+    """Where someone who never read the public room stands, if they registered before their
+    place was written when they came (start_reading): what was posted before they
     registered is history, not unread. Counted, as a seq would be: nx-27017's find() and
     aggregate() compare dates to the second, count_documents() exactly (README, "The embedded
-    database")."""
+    database"). A number given to a post that was then lost makes the count one short."""
     return await db[Message.__collection__].count_documents(
         {"room_id": str(room.id), "created_at": {"$lte": user.created_at}}
     )
@@ -61,6 +62,19 @@ async def mark_read(db: Db, *, room: Room, user: User, seq: int | None = None) -
             return
     else:
         return  # elsewhere a membership is never made by reading
+    await _move_up(db, room, user_id, target)
+
+
+async def start_reading(db: Db, *, public: Room, user: User) -> None:
+    """A newcomer's place in the public room: what it had when they came (its counter) is
+    history, not unread. Written at once, so that it never has to be worked out from the
+    messages (_starting_position, for those who came before this was written)."""
+    await _move_up(db, public, str(user.id), await room_count(db, room_id=str(public.id)))
+
+
+async def _move_up(db: Db, room: Room, user_id: str, target: int) -> None:
+    """The read position moved up to `target` (a public-room membership made for it)."""
+    room_id = str(room.id)
     change: dict[str, Any] = {"$max": {"read_seq": target}}
     if room.kind == PUBLIC:
         change["$setOnInsert"] = {"room_id": room_id, "user_id": user_id, "joined_at": now()}
