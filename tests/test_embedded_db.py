@@ -6,12 +6,16 @@ import os
 import secrets
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import MongoClient, ReturnDocument
 
 from tests.support import PASSWORD, AppServer, Person, wait_for
+from webapp.data.embedded import EmbeddedDatabase
 
 STOP_SECS = 10
 
@@ -187,3 +191,40 @@ def test_if_the_app_dies_the_database_goes_too(data_dir: Path) -> None:
         assert response.status_code == 303
     finally:
         assert_clean_stop(again, again.stop())
+
+
+def _threads(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def test_the_embedded_server_answers_commands_in_its_loop_not_in_threads(tmp_path: Path) -> None:
+    """Commands from many connections at once are all answered, each as it should be, and the
+    server's process starts no thread for them (nx_compat/serving.py)."""
+    server = EmbeddedDatabase(tmp_path / "db", database="in_the_loop")
+    server.start()
+    client: MongoClient[dict[str, Any]] = MongoClient(server.uri, maxPoolSize=16)
+    try:
+        pid = int((tmp_path / "db" / "nx-27017.pid").read_text())
+        db = client.get_default_database()
+        db.counters.insert_one({"_id": "n", "value": 0})
+        before = _threads(pid)
+
+        def write(sender: int) -> list[int]:
+            numbers = []
+            for i in range(25):
+                db.notes.insert_one({"sender": sender, "i": i})
+                counter = db.counters.find_one_and_update(
+                    {"_id": "n"}, {"$inc": {"value": 1}}, return_document=ReturnDocument.AFTER
+                )
+                assert counter is not None
+                numbers.append(counter["value"])
+            return numbers
+
+        with ThreadPoolExecutor(16) as pool:
+            numbers = [n for some in pool.map(write, range(16)) for n in some]
+        assert sorted(numbers) == list(range(1, 16 * 25 + 1))
+        assert db.notes.count_documents({}) == 16 * 25
+        assert _threads(pid) == before
+    finally:
+        client.close()
+        server.stop()

@@ -61,9 +61,8 @@ class EmbeddedDatabase:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self.port = self.port or free_port()
-        executable = Path(sys.executable).with_name("nx-27017")
         command = [
-            str(executable) if executable.exists() else "nx-27017",
+            sys.executable, "-m", "webapp.data.nx_compat.serving",  # nx-27017, tuned
             "--db", str(self.data_dir / "chat.db"),
             "--host", "127.0.0.1",
             "--port", str(self.port),
