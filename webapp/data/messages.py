@@ -3,6 +3,7 @@ paged newest first, edited, deleted, reacted to."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,13 +49,15 @@ async def create(
     client_key: str = "",
 ) -> Message:
     """The room's next number, and the message and its words inserted, however many members
-    the room has: three commands, each shared with posts made at the same moment."""
+    the room has: three commands, each shared with posts made at the same moment. The number
+    and the words are asked for at once (neither needs the other); the message goes last, so
+    that it never exists without them."""
     room_id = str(room.id)
-    seq = await _NUMBERS.next(db, room_id)
     message_id = message_id or ObjectId()
     at = now()
-    await words.store(
-        db, message_id=message_id, room_id=room_id, created_at=at, words=written.words
+    seq, _ = await asyncio.gather(
+        _NUMBERS.next(db, room_id),
+        words.store(db, message_id=message_id, room_id=room_id, created_at=at, words=written.words),
     )
     message = Message(
         id=message_id,
