@@ -748,6 +748,39 @@ async def test_two_processes_share_the_limit(
     assert len(all_ids(person, notes)) == 30
 
 
+async def test_a_retry_answered_by_its_key_is_not_counted_again(
+    person: Person, strict_servers: tuple[AppServer, AppServer], db: Db
+) -> None:
+    """A retry after a lost answer was counted with its first try: it is answered with that
+    try's message (also past the limit), and the burst still admits as many new posts. A new
+    post refused lets go of its key."""
+    token, notes, url = person.token(), dm(person.username), strict_servers[0].url
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as c:
+
+        async def send(text: str, key: str) -> httpx.Response:
+            return await c.post(notes, data={"body": text, "client_key": key})
+
+        keys = [secrets.token_hex(8) for _ in range(POSTING.burst - 1)]
+        firsts = [await send(f"keyed {n}", key) for n, key in enumerate(keys)]
+        assert [r.status_code for r in firsts] == [201] * len(keys)
+        retries = await asyncio.gather(*(send("keyed 0", keys[0]) for _ in range(3)))
+        assert [r.status_code for r in retries] == [200] * 3
+        assert {message_id(r.text) for r in retries} == {message_id(firsts[0].text)}
+        last = await send("the last of the burst", secrets.token_hex(8))
+        assert last.status_code == 201, last.text
+        refused_key = secrets.token_hex(8)
+        assert_refused_for_now(await send("one too many", refused_key))
+        user = db["user"].find_one({"username": person.username})
+        assert user is not None
+        assert db["post_keys"].find_one({"_id": f"{user['_id']}:{refused_key}"}) is None
+        assert db["post_keys"].find_one({"_id": f"{user['_id']}:{keys[1]}"}) is not None
+        retry_past_the_limit = await send("keyed 1", keys[1])
+        assert retry_past_the_limit.status_code == 200
+        assert message_id(retry_past_the_limit.text) == message_id(firsts[1].text)
+    assert_stored_exactly(person, notes, [*firsts, last])
+
+
 async def test_edits_count_as_posts(
     person: Person, strict_servers: tuple[AppServer, AppServer]
 ) -> None:

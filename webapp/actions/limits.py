@@ -24,3 +24,9 @@ async def count(db: Db, what: str, *, user_id: str) -> None:
     if wait is not None:
         metrics.REFUSED.labels(what).inc()
         raise REFUSALS[what](wait)
+
+
+async def uncount(db: Db, what: str, *, user_id: str) -> None:
+    """One `what` by this user taken back: counted, it turned out to be nothing new."""
+    rate = LIMITS[what].scaled(settings.LIMIT_WINDOW_SCALE)
+    await limits.uncount_event(db, key=limit_key(what, user_id), rate=rate)

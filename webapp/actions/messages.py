@@ -100,12 +100,7 @@ async def post(
     key = clean_client_key(client_key)
     sender_id = str(sender.id)
     message_id, taken_over = ObjectId(), False
-    try:
-        claimed = key and await messages.claim_key(
-            db, sender_id=sender_id, key=key, message_id=message_id
-        )
-    except DuplicateKeyError:  # claimed and let go, again and again, by tries at once
-        raise Conflict("That message is being sent already: try again in a moment.") from None
+    claimed = await _claim_and_count(db, sender_id, key, message_id)
     if claimed:
         if made := await _claimed(db, sender_id, key):
             return await _posted_before(db, made, original)
@@ -114,7 +109,6 @@ async def post(
         # land after all, the two cannot both be stored.
         message_id, taken_over = ObjectId(claimed), True
     try:
-        await limits.count(db, "post", user_id=sender_id)
         room = await room_to_write_in(db, seat, sender_id)
         written, outsiders = await _write_up(db, room, text, notified=[sender_id])
         message = await messages.create(
@@ -136,6 +130,38 @@ async def post(
             await messages.release_key(db, sender_id=sender_id, key=key)
         raise
     return Posted(message, room, original, outsiders)
+
+
+async def _claim_and_count(db: Db, sender_id: str, key: str, message_id: ObjectId) -> str | None:
+    """The post counted against the limit and its key (if any) claimed, at once: None when it
+    is claimed now, else the id of the message its first try claimed it for. A try that is
+    not new (its key claimed before, or in dispute) gets its count back: it was counted with
+    its first try. A refused new one lets go of its key."""
+    claimed, refusal = await asyncio.gather(
+        _claim(db, sender_id, key, message_id),
+        limits.count(db, "post", user_id=sender_id),
+        return_exceptions=True,
+    )
+    if isinstance(claimed, BaseException) or claimed:
+        if refusal is None:
+            await limits.uncount(db, "post", user_id=sender_id)
+        if isinstance(claimed, BaseException):
+            raise claimed
+        return claimed
+    if refusal is not None:
+        if key:
+            await messages.release_key(db, sender_id=sender_id, key=key)
+        raise refusal
+    return None
+
+
+async def _claim(db: Db, sender_id: str, key: str, message_id: ObjectId) -> str | None:
+    if not key:
+        return None
+    try:
+        return await messages.claim_key(db, sender_id=sender_id, key=key, message_id=message_id)
+    except DuplicateKeyError:  # claimed and let go, again and again, by tries at once
+        raise Conflict("That message is being sent already: try again in a moment.") from None
 
 
 async def _claimed(db: Db, sender_id: str, key: str) -> Message | None:

@@ -89,6 +89,20 @@ async def count_event(db: Db, *, key: str, rate: Rate) -> int | None:
     return 1  # still moving after three looks: come back in a second
 
 
+async def uncount_event(db: Db, *, key: str, rate: Rate) -> None:
+    """Takes back one event counted against key's rate: its tat moves back by one interval.
+    Counting moved it to max(tat, now) + interval, so this leaves max(tat, now), which
+    admits what the tat before it did, whatever was counted in between."""
+    moved = await db[RateLimit.__collection__].find_one_and_update(
+        {"_id": key},
+        {"$inc": {"tat": -rate.interval}},
+        projection={"tat": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if moved is not None:
+        _remember(key, float(moved["tat"]))
+
+
 def _remember(key: str, tat: float) -> None:
     if len(_last_set) >= _KEYS_KEPT:
         _last_set.clear()
