@@ -3,6 +3,8 @@
 Where nx-27017 differs from MongoDB's documented behaviour (see README, "The embedded
 database"), the difference is handled here and nowhere else:
 
+- It hands every command to a worker thread and back, though one lock lets only one run at a
+  time: its process runs `serving`, which runs each command in the server's event loop.
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
   so a follower must pause between empty batches or it spins; and each getMore sweeps the
   server's change table, so it pauses as well once it has handed over a whole batch, rather
