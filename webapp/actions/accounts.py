@@ -11,10 +11,10 @@ from datetime import datetime
 from bson import ObjectId
 
 from webapp.actions import passwords
-from webapp.data import reads, rooms, sessions, users
+from webapp.data import reads, sessions, users
 from webapp.data._query import now
 from webapp.data.connection import Db
-from webapp.data.models import User
+from webapp.data.models import Room, User
 from webapp.errors import BadRequest, NameTaken, TooManyAttempts, Unauthorized
 from webapp.ops import metrics
 from webapp.rules import rates
@@ -23,8 +23,8 @@ from webapp.rules.text import check_password, clean_away, clean_username
 BAD_CREDENTIALS = "Wrong username or password."
 
 
-async def register(db: Db, *, username: str, password: str) -> User:
-    """A new account, with its place in the public room (what the room had is history); a
+async def register(db: Db, *, public: Room, username: str, password: str) -> User:
+    """A new account, with its place in the `public` room (what the room had is history); a
     BadRequest for a bad name or password, NameTaken for a taken name."""
     name = clean_username(username)
     secret = check_password(password)
@@ -32,7 +32,7 @@ async def register(db: Db, *, username: str, password: str) -> User:
         raise NameTaken()  # found before hashing; the unique index still settles a race
     password_hash = await passwords.hash_password(secret)
     user = await users.create(db, username=name, password_hash=password_hash)
-    await reads.start_reading(db, public=await rooms.public(db), user=user)
+    await reads.start_reading(db, public=public, user=user)
     return user
 
 

@@ -85,7 +85,12 @@ async def register(request: Request) -> Response:
     form = await auth.password_form(request)
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     try:
-        user = await accounts.register(state.db(request), username=username, password=password)
+        user = await accounts.register(
+            state.db(request),
+            public=state.hub(request).public,
+            username=username,
+            password=password,
+        )
     except ChatError as exc:
         return _account_form(request, "register", username=username, refusal=exc)
     return await _start_session(request, user)
