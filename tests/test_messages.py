@@ -778,6 +778,8 @@ async def test_a_retry_answered_by_its_key_is_not_counted_again(
         retry_past_the_limit = await send("keyed 1", keys[1])
         assert retry_past_the_limit.status_code == 200
         assert message_id(retry_past_the_limit.text) == message_id(firsts[1].text)
+        # Refused, that retry counted nothing, and so gave nothing back: still one too many.
+        assert_refused_for_now(await send("still one too many", secrets.token_hex(8)))
     assert_stored_exactly(person, notes, [*firsts, last])
 
 
