@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from tests.html import Element, fragment, is_page, parse
 from tests.support import (
@@ -781,6 +782,68 @@ async def test_a_retry_answered_by_its_key_is_not_counted_again(
         # Refused, that retry counted nothing, and so gave nothing back: still one too many.
         assert_refused_for_now(await send("still one too many", secrets.token_hex(8)))
     assert_stored_exactly(person, notes, [*firsts, last])
+
+
+def ahead(server: AppServer, outcome: str) -> float:
+    """How many posts this process numbered at once with their count, by how it turned out."""
+    return server.metrics().get(f'chat_posts_ahead_total{{outcome="{outcome}"}}', 0.0)
+
+
+def words_in_room_of(db: Db, response: httpx.Response) -> int:
+    """How many messages' words are stored in the room of the message this answer made."""
+    message = db["message"].find_one({"_id": ObjectId(message_id(response.text))})
+    assert message is not None
+    return db["message_words"].count_documents({"room_id": message["room_id"]})
+
+
+async def test_a_post_gone_ahead_of_its_count_and_refused_leaves_nothing(
+    person: Person, strict_servers: tuple[AppServer, AppServer], db: Db
+) -> None:
+    """A process that foresees a post admitted numbers it at once with its count. When the
+    other process has counted the rest of the burst meanwhile, it is refused all the same, and
+    nothing of it stays: no message, no words, no key."""
+    token, notes = person.token(), dm(person.username)
+    one, two = strict_servers
+    [first] = await post_at_once(one.url, token, notes, ["what the first process knows"])
+    rest = await post_at_once(two.url, token, notes, [f"two {n}" for n in range(POSTING.burst - 1)])
+    assert [r.status_code for r in [first, *rest]] == [201] * POSTING.burst
+    in_vain, refused_key = ahead(one, "in_vain"), secrets.token_hex(8)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=one.url, headers=headers, timeout=30) as c:
+        refused = await c.post(notes, data={"body": "one too many", "client_key": refused_key})
+    assert_refused_for_now(refused)
+    assert ahead(one, "in_vain") == in_vain + 1  # it did go ahead
+    assert_stored_exactly(person, notes, [first, *rest])
+    assert words_in_room_of(db, first) == POSTING.burst
+    assert db["post_keys"].find_one({"_id": f"{user_id(db, person)}:{refused_key}"}) is None
+
+
+async def test_a_retry_gone_ahead_of_its_count_is_answered_by_its_first_try(
+    person: Person, strict_servers: tuple[AppServer, AppServer], db: Db
+) -> None:
+    """A retry numbered at once with its count is answered with its first try's message, its
+    own words go, and the poster's next post waits for its count."""
+    token, notes, one = person.token(), dm(person.username), strict_servers[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=one.url, headers=headers, timeout=30) as c:
+
+        async def send(text: str, key: str) -> httpx.Response:
+            return await c.post(notes, data={"body": text, "client_key": key})
+
+        first = await send("first", secrets.token_hex(8))  # the process knew nothing yet
+        admitted, key = ahead(one, "admitted"), secrets.token_hex(8)
+        second = await send("second", key)
+        assert (second.status_code, ahead(one, "admitted")) == (201, admitted + 1)
+        in_vain = ahead(one, "in_vain")
+        retry = await send("second", key)
+        assert retry.status_code == 200, retry.text
+        assert message_id(retry.text) == message_id(second.text)
+        assert ahead(one, "in_vain") == in_vain + 1
+        third = await send("third", secrets.token_hex(8))
+        assert third.status_code == 201, third.text
+        assert ahead(one, "admitted") == admitted + 1  # held back: counted first
+    assert_stored_exactly(person, notes, [first, second, third])
+    assert words_in_room_of(db, first) == 3
 
 
 async def test_edits_count_as_posts(

@@ -26,6 +26,19 @@ async def count(db: Db, what: str, *, user_id: str) -> None:
         raise REFUSALS[what](wait)
 
 
+def foreseen(what: str, *, user_id: str) -> bool:
+    """Whether one more `what` by this user is as good as admitted, by what this process knows
+    (data/limits.foresee): work may then go ahead of its count."""
+    rate = LIMITS[what].scaled(settings.LIMIT_WINDOW_SCALE)
+    return limits.foresee(limit_key(what, user_id), rate)
+
+
+def hold_back(what: str, *, user_id: str, seconds: float) -> None:
+    """Nothing of `what` by this user foreseen for a while: what went ahead went in vain."""
+    rate = LIMITS[what].scaled(settings.LIMIT_WINDOW_SCALE)
+    limits.hold_back(limit_key(what, user_id), rate, seconds)
+
+
 async def uncount(db: Db, what: str, *, user_id: str) -> None:
     """One `what` by this user taken back: counted, it turned out to be nothing new."""
     rate = LIMITS[what].scaled(settings.LIMIT_WINDOW_SCALE)

@@ -16,6 +16,7 @@ from webapp.data.connection import Db
 from webapp.data.models import Message, Room, User
 from webapp.errors import BadRequest, Conflict, Forbidden, NotFound
 from webapp.live.cache import Directory
+from webapp.ops import metrics
 from webapp.rules import access, formatting, search
 from webapp.rules.text import (
     NO_SUCH_ORIGINAL,
@@ -28,6 +29,7 @@ from webapp.rules.text import (
 
 CLOSED = "This room is closed."
 CLAIM_LOOKS, CLAIM_WAIT_SECS = 20, 0.1  # a retry racing its first try waits this long for it
+HOLD_BACK_SECS = 10.0  # after a post went ahead of its count in vain, its poster's wait for it
 NO_SUCH_MESSAGE = "No such message."
 
 
@@ -50,6 +52,16 @@ async def _original(db: Db, seat: Seat, reply_to: str) -> Message | None:
     if original is None or seat.room is None or original.room_id != str(seat.room.id):
         raise BadRequest(NO_SUCH_ORIGINAL)
     return original
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A new post, numbered and about to be inserted."""
+
+    room: Room
+    written: messages.Written
+    outsiders: list[str]
+    numbered: messages.Numbered
 
 
 @dataclass(frozen=True)
@@ -93,14 +105,20 @@ async def post(
     answer: the message that key made is the answer, and nothing is posted twice (nor counted
     against the limit twice). Keys are kept for a day. A key its first try could not let go
     of (the database was lost) is taken over by the next try, under the same message id.
+
+    The post is counted against the limit (and its key claimed) before it is numbered, or,
+    when this process foresees it admitted, at once with its numbering (`_ahead_of_count`).
     """
     seat.must_read()
     text = clean_body(body)
     original = await _original(db, seat, clean_reply_to(reply_to))
     key = clean_client_key(client_key)
     sender_id = str(sender.id)
-    message_id, taken_over = ObjectId(), False
-    claimed = await _claim_and_count(db, sender_id, key, message_id)
+    message_id, taken_over, ready = ObjectId(), False, None
+    if seat.room is not None and limits.foreseen("post", user_id=sender_id):
+        claimed, ready = await _ahead_of_count(db, seat, sender_id, text, key, message_id)
+    else:
+        claimed = await _claim_and_count(db, sender_id, key, message_id)
     if claimed:
         if made := await _claimed(db, sender_id, key):
             return await _posted_before(db, made, original)
@@ -109,16 +127,14 @@ async def post(
         # land after all, the two cannot both be stored.
         message_id, taken_over = ObjectId(claimed), True
     try:
-        room = await room_to_write_in(db, seat, sender_id)
-        written, outsiders = await _write_up(db, room, text, notified=[sender_id])
-        message = await messages.create(
+        ready = ready or await _numbered(db, seat, sender_id, text, message_id)
+        message = await messages.insert(
             db,
-            room=room,
+            ready.numbered,
             sender=sender,
             body=text,
-            written=written,
+            written=ready.written,
             reply_to=str(original.id) if original else "",
-            message_id=message_id,
             client_key=key,
         )
     except BaseException as error:
@@ -129,7 +145,47 @@ async def post(
         if key and not taken_over:
             await messages.release_key(db, sender_id=sender_id, key=key)
         raise
-    return Posted(message, room, original, outsiders)
+    return Posted(message, ready.room, original, ready.outsiders)
+
+
+async def _numbered(db: Db, seat: Seat, sender_id: str, text: str, message_id: ObjectId) -> _Ready:
+    """A post's room (made now for a first direct message), what it stores beside its text,
+    and its number."""
+    room = await room_to_write_in(db, seat, sender_id)
+    written, outsiders = await _write_up(db, room, text, notified=[sender_id])
+    numbered = await messages.number(db, room=room, message_id=message_id, written=written)
+    return _Ready(room, written, outsiders, numbered)
+
+
+async def _ahead_of_count(
+    db: Db, seat: Seat, sender_id: str, text: str, key: str, message_id: ObjectId
+) -> tuple[str | None, _Ready | None]:
+    """A post numbered at once with its count and its key's claim (`_claim_and_count`'s
+    outcome, first): one round trip fewer, for a post this process foresees admitted in a room
+    that is there. Gone ahead in vain (refused, a retry, a failure), its words go, its number
+    stays unused, and its poster's next posts wait for their count for HOLD_BACK_SECS: a gap
+    in a room's numbers, which no count of messages sees, at most one a while per poster and
+    process."""
+    outcome, numbered = await asyncio.gather(
+        _claim_and_count(db, sender_id, key, message_id),
+        _numbered(db, seat, sender_id, text, message_id),
+        return_exceptions=True,
+    )
+    if outcome is None and not isinstance(numbered, BaseException):
+        metrics.POSTS_AHEAD.labels("admitted").inc()
+        return None, numbered
+    metrics.POSTS_AHEAD.labels("in_vain").inc()
+    limits.hold_back("post", user_id=sender_id, seconds=HOLD_BACK_SECS)
+    if not isinstance(numbered, BaseException):
+        await messages.unnumber(db, numbered.numbered)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if outcome is None:  # counted and claimed, but not numbered
+        if key:
+            await messages.release_key(db, sender_id=sender_id, key=key)
+        assert isinstance(numbered, BaseException)
+        raise numbered
+    return outcome, None
 
 
 async def _claim_and_count(db: Db, sender_id: str, key: str, message_id: ObjectId) -> str | None:

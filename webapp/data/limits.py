@@ -16,6 +16,9 @@ from webapp.rules.rates import Rate
 # match, so that the usual case is one round trip. Any process may have moved it since; a
 # wrong guess costs the other update, never a wrong answer.
 _last_set: dict[str, float] = {}
+# The tat this process foresees for each key, with the events it let go ahead of their count
+# (`foresee`) and those it holds back (`hold_back`).
+_foreseen: dict[str, float] = {}
 _KEYS_KEPT = 100_000
 
 
@@ -103,7 +106,33 @@ async def uncount_event(db: Db, *, key: str, rate: Rate) -> None:
         _remember(key, float(moved["tat"]))
 
 
+def foresee(key: str, rate: Rate) -> bool:
+    """Whether one more event is as good as admitted, by what this process knows: the tat it
+    last set or saw, moved on by the events it foresaw since. None known, it is not. If yes,
+    the event is foreseen: the next one foresees one more.
+
+    A guess, for work that may go ahead of the count (the count still decides): another
+    process may have counted events meanwhile."""
+    known = _last_set.get(key)
+    if known is None:
+        return False
+    tat = rate.admit(max(known, _foreseen.get(key, 0.0)), time.time())
+    if tat is None:
+        return False
+    _keep(_foreseen, key, tat)
+    return True
+
+
+def hold_back(key: str, rate: Rate, seconds: float) -> None:
+    """Nothing foreseen for this key for `seconds`: what went ahead of its count went in vain."""
+    _keep(_foreseen, key, time.time() + seconds + rate.tolerance)
+
+
 def _remember(key: str, tat: float) -> None:
-    if len(_last_set) >= _KEYS_KEPT:
-        _last_set.clear()
-    _last_set[key] = tat
+    _keep(_last_set, key, tat)
+
+
+def _keep(tats: dict[str, float], key: str, tat: float) -> None:
+    if len(tats) >= _KEYS_KEPT:
+        tats.clear()
+    tats[key] = tat

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -37,6 +38,16 @@ class Written:
     notify: list[str]  # ids: those this change notifies
 
 
+@dataclass(frozen=True)
+class Numbered:
+    """A new message's first step: its id, its number in its room and its time."""
+
+    id: ObjectId
+    room_id: str
+    seq: int
+    at: datetime
+
+
 async def create(
     db: Db,
     *,
@@ -48,21 +59,48 @@ async def create(
     message_id: ObjectId | None = None,
     client_key: str = "",
 ) -> Message:
-    """The room's next number, and the message and its words inserted, however many members
-    the room has: three commands, each shared with posts made at the same moment. The number
-    and the words are asked for at once (neither needs the other); the message goes last, so
-    that it never exists without them."""
-    room_id = str(room.id)
-    message_id = message_id or ObjectId()
-    at = now()
+    """A new message, in its two steps (`number`, then `insert`): three commands however many
+    members the room has, each shared with posts made at the same moment."""
+    numbered = await number(db, room=room, message_id=message_id or ObjectId(), written=written)
+    return await insert(
+        db,
+        numbered,
+        sender=sender,
+        body=body,
+        written=written,
+        reply_to=reply_to,
+        client_key=client_key,
+    )
+
+
+async def number(db: Db, *, room: Room, message_id: ObjectId, written: Written) -> Numbered:
+    """A new message's time and the room's next number for it, with its words stored: the
+    number and the words asked for at once (neither needs the other). The message goes after
+    them (`insert`), so that it never exists without them. Its time is taken first, so that
+    within a process times and numbers keep the same order."""
+    room_id, at = str(room.id), now()
     seq, _ = await asyncio.gather(
         _NUMBERS.next(db, room_id),
         words.store(db, message_id=message_id, room_id=room_id, created_at=at, words=written.words),
     )
+    return Numbered(message_id, room_id, seq, at)
+
+
+async def insert(
+    db: Db,
+    numbered: Numbered,
+    *,
+    sender: User,
+    body: str,
+    written: Written,
+    reply_to: str = "",
+    client_key: str = "",
+) -> Message:
+    """The message numbered, stored."""
     message = Message(
-        id=message_id,
-        room_id=room_id,
-        seq=seq,
+        id=numbered.id,
+        room_id=numbered.room_id,
+        seq=numbered.seq,
         sender_id=str(sender.id),
         sender_name=sender.username,
         body=body,
@@ -73,10 +111,15 @@ async def create(
         notify=written.notify,
         reply_to=reply_to,
         client_key=client_key,
-        created_at=at,
+        created_at=numbered.at,
     )
     await _INSERTS.insert(db, message.model_dump_doc())
     return message
+
+
+async def unnumber(db: Db, numbered: Numbered) -> None:
+    """A numbered message that will not be made: its words go (its number stays unused)."""
+    await words.forget(db, message_id=numbered.id)
 
 
 async def claim_key(db: Db, *, sender_id: str, key: str, message_id: ObjectId) -> str | None:

@@ -65,6 +65,11 @@ PRESENCE_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 REFUSED = Counter("chat_limit_refusals", "Actions refused by a rate limit, by which", ["limit"])
+POSTS_AHEAD = Counter(
+    "chat_posts_ahead",
+    "Posts numbered at once with their count, by whether it admitted them (else: in vain)",
+    ["outcome"],
+)
 GC_PAUSE_SECONDS = Histogram(
     "chat_gc_pause_seconds",
     "Garbage collections, by generation, and how long each held the process",
