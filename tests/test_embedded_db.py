@@ -228,3 +228,39 @@ def test_the_embedded_server_answers_commands_in_its_loop_not_in_threads(tmp_pat
     finally:
         client.close()
         server.stop()
+
+
+def test_the_change_table_keeps_the_last_thousand_changes_a_stream_may_resume_from(
+    tmp_path: Path,
+) -> None:
+    """Once every open stream has passed them, a collection's changes go, but for the newest
+    thousand: a stream resumes from any of those, and from an older one it gets what is left
+    (nx_compat/serving.py prunes as nx-27017 does, by an index)."""
+    server = EmbeddedDatabase(tmp_path / "db", database="pruning")
+    server.start()
+    client: MongoClient[dict[str, Any]] = MongoClient(server.uri)
+    retained, made = 1000, 1500
+    try:
+        notes = client.get_default_database().notes
+        tokens: list[Any] = []
+        with notes.watch(full_document="updateLookup") as changes:
+            notes.insert_many([{"i": i} for i in range(1, made // 2 + 1)])
+            notes.insert_many([{"i": i} for i in range(made // 2 + 1, made + 1)])
+            while len(tokens) < made:  # getMore answers at once: no wait here
+                if (change := changes.try_next()) is not None:
+                    assert change["fullDocument"]["i"] == len(tokens) + 1
+                    tokens.append(change["_id"])
+
+            def first_after(nth: int) -> int:
+                with notes.watch(start_after=tokens[nth - 1]) as resumed:
+                    while (change := resumed.try_next()) is None:
+                        pass
+                    return int(change["fullDocument"]["i"])
+
+            oldest_kept = made - retained + 1
+            assert first_after(made - retained + 100) == made - retained + 101  # kept
+            assert first_after(oldest_kept) == oldest_kept + 1
+            assert first_after(100) == oldest_kept  # those in between went
+    finally:
+        client.close()
+        server.stop()

@@ -4,9 +4,11 @@ Where nx-27017 differs from MongoDB's documented behaviour (see README, "The emb
 database"), the difference is handled here and nowhere else:
 
 - It hands every command to a worker thread and back, though one lock lets only one run at a
-  time: its process runs `serving`, which runs each command in the server's event loop.
+  time: its process runs `serving`, which runs each command in the server's event loop. Each
+  getMore also prunes the server's change table by sweeping all of it: `serving` prunes the
+  same rows by an index, once the slowest stream has moved on.
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
-  so a follower must pause between empty batches or it spins; and each getMore sweeps the
+  so a follower must pause between empty batches or it spins; and each getMore reads the
   server's change table, so it pauses as well once it has handed over a whole batch, rather
   than ask again for the empty one that would most likely follow (`IdlePacer.drained`). On
   MongoDB the server waits and `pause_after_empty_batch` never sleeps. The pause ends early

@@ -36,7 +36,7 @@ class IdlePacer:
     def drained(self, changes: Any) -> bool:
         """Whether the change stream has handed over the whole batch it was sent, on a server
         that answers a getMore at once: the next one would most likely come back empty, and
-        each costs the embedded server a sweep of its change table. So the follower pauses as
+        each costs a round trip and the embedded server a query. So the follower pauses as
         after an empty batch (a write ends the pause at once). On MongoDB, whose getMore waits
         for the next change, never."""
         if self._server_waits is not False:
