@@ -6,7 +6,8 @@ database"), the difference is handled here and nowhere else:
 - It hands every command to a worker thread and back, though one lock lets only one run at a
   time: its process runs `serving`, which runs each command in the server's event loop. Each
   getMore also prunes the server's change table by sweeping all of it: `serving` prunes the
-  same rows by an index, once the slowest stream has moved on.
+  same rows by an index, once the slowest stream has moved on (and freezes what the server
+  has loaded out of garbage collection).
 - getMore on a change stream answers at once when nothing is new (it ignores maxAwaitTimeMS),
   so a follower must pause between empty batches or it spins; and each getMore reads the
   server's change table, so it pauses as well once it has handed over a whole batch, rather
