@@ -17,9 +17,10 @@ collection, the rows below it and the streams' slowest position go (59 us), and 
 tried until that position has moved.
 
 What exists once its modules are loaded is frozen out of garbage collection, as in the app
-(ops/runtime.py): in a fan-out run of half a minute a full collection held every command for
-12 ms, twice, and now for about 1 ms. Young collections keep Python's own pace: at the app's
-(one every 20,000 allocations, not 700) each took 4.5 ms here, against 0.25.
+(ops/runtime.py): a full collection, which holds every command, took 9 ms (one in a fan-out
+run of 50 s, as its streams opened) and now takes about 1 ms. Young collections keep Python's
+own pace: at the app's (one every 20,000 allocations, not 700) each took 4.5 ms here, against
+0.25.
 
 Run as `python -m webapp.data.nx_compat.serving`, with nx-27017's own arguments.
 """
