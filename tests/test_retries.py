@@ -14,7 +14,7 @@ import pytest
 from bson import ObjectId
 
 from tests.support import Db, Person, alert_of, fragment, message_id, unique_name
-from webapp.actions import messages as actions
+from webapp.actions import posting as actions
 from webapp.actions.seat import Seat
 from webapp.data import messages, rooms, users
 from webapp.data.connection import open_database

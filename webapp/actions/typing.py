@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webapp.actions.messages import room_to_write_in
+from webapp.actions.posting import room_to_write_in
 from webapp.actions.seat import Seat
 from webapp.data import typing
 from webapp.data._query import now

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from webapp.actions import messages
+from webapp.actions import messages, posting
 from webapp.data import messages as message_data
 from webapp.data.connection import Db
 from webapp.data.models import Message, Room
@@ -42,7 +42,7 @@ async def post_message(request: Request) -> Response:
     form = await auth.checked_form(request)
     conversation = await conversations.named_by(request, me)
     db = state.db(request)
-    posted = await messages.post(
+    posted = await posting.post(
         db,
         conversation.seat,
         sender=me.user,
