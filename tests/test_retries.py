@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from bson import ObjectId
+from prometheus_client import REGISTRY
 
 from tests.support import Db, Person, alert_of, fragment, message_id, unique_name
 from webapp.actions import posting as actions
@@ -19,6 +20,7 @@ from webapp.actions.seat import Seat
 from webapp.data import messages, rooms, users
 from webapp.data.connection import open_database
 from webapp.data.models import Message
+from webapp.errors import Forbidden
 
 MakePerson = Callable[..., Person]
 
@@ -119,14 +121,9 @@ async def test_a_first_try_that_lands_during_its_takeover_is_the_answer(
             written = messages.Written(
                 html="", plain="first", words=["first"], mentions=[], notify=[]
             )
-            await messages.create(
-                db,
-                room=room,
-                sender=sender,
-                body="first",
-                written=written,
-                message_id=left_behind,
-                client_key=key,
+            numbered = await messages.number(db, room=room, message_id=left_behind, written=written)
+            await messages.insert(
+                db, numbered, sender=sender, body="first", written=written, client_key=key
             )
             return None
 
@@ -140,5 +137,34 @@ async def test_a_first_try_that_lands_during_its_takeover_is_the_answer(
             await db["message"].count_documents({"client_key": key, "sender_id": str(sender.id)})
             == 1
         )
+    finally:
+        await connection.close()
+
+
+async def test_a_post_gone_ahead_into_a_room_closed_meanwhile_leaves_nothing(
+    mongo_uri: str,
+) -> None:
+    """A room closed between the page and the post (its last member left), called in this
+    process to make it happen: the post, numbered at once with its count, is refused, and its
+    words and key go with it."""
+    connection = await open_database(mongo_uri)
+    db = connection.db
+    try:
+        sender = await users.create(db, username=unique_name(), password_hash="-")
+        room = await rooms.public(db)
+        await actions.post(db, Seat(room=room, member=True), sender=sender, body="known")
+        closed = room.model_copy(update={"archived": True})
+        words_before = await db["message_words"].count_documents({"room_id": str(room.id)})
+        in_vain = REGISTRY.get_sample_value("chat_posts_ahead_total", {"outcome": "in_vain"})
+        key = secrets.token_hex(8)
+        with pytest.raises(Forbidden, match=actions.CLOSED):
+            await actions.post(
+                db, Seat(room=closed, member=True), sender=sender, body="late", client_key=key
+            )
+        after = REGISTRY.get_sample_value("chat_posts_ahead_total", {"outcome": "in_vain"})
+        assert after == (in_vain or 0.0) + 1  # it did go ahead
+        assert await db["message"].count_documents({"sender_id": str(sender.id)}) == 1
+        assert await db["message_words"].count_documents({"room_id": str(room.id)}) == words_before
+        assert await db["post_keys"].find_one({"_id": f"{sender.id}:{key}"}) is None
     finally:
         await connection.close()

@@ -48,36 +48,12 @@ class Numbered:
     at: datetime
 
 
-async def create(
-    db: Db,
-    *,
-    room: Room,
-    sender: User,
-    body: str,
-    written: Written,
-    reply_to: str = "",
-    message_id: ObjectId | None = None,
-    client_key: str = "",
-) -> Message:
-    """A new message, in its two steps (`number`, then `insert`): three commands however many
-    members the room has, each shared with posts made at the same moment."""
-    numbered = await number(db, room=room, message_id=message_id or ObjectId(), written=written)
-    return await insert(
-        db,
-        numbered,
-        sender=sender,
-        body=body,
-        written=written,
-        reply_to=reply_to,
-        client_key=client_key,
-    )
-
-
 async def number(db: Db, *, room: Room, message_id: ObjectId, written: Written) -> Numbered:
-    """A new message's time and the room's next number for it, with its words stored: the
-    number and the words asked for at once (neither needs the other). The message goes after
-    them (`insert`), so that it never exists without them. Its time is taken first, so that
-    within a process times and numbers keep the same order."""
+    """A new message's first step: its time and the room's next number for it, with its words
+    stored. With `insert`, three commands however many members the room has, each shared with
+    posts made at the same moment. The number and the words are asked for at once (neither
+    needs the other); the message goes after them, so that it never exists without them. Its
+    time is taken first, so that within a process times and numbers keep the same order."""
     room_id, at = str(room.id), now()
     seq, _ = await asyncio.gather(
         _NUMBERS.next(db, room_id),
