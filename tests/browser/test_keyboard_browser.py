@@ -45,12 +45,20 @@ def focused_element(page: Page) -> str:
     return description
 
 
-def press_until(page: Page, target: Locator, key: str = "Tab", limit: int = 40) -> int:
-    """Presses `key` until `target` has focus; how many presses it took."""
-    for count in range(1, limit + 1):
+def press_until(
+    page: Page, target: Locator, key: str = "Tab", limit: int = 40, passing: str = ""
+) -> int:
+    """Presses `key` until `target` has focus; how many presses it took, leaving out stops
+    inside what the CSS selector `passing` matches (a list whose length is not the page's)."""
+    count = 0
+    for _ in range(limit):
         page.keyboard.press(key)
         if is_focused(target):
-            return count
+            return count + 1
+        if not passing or not page.evaluate(
+            "selector => Boolean(document.activeElement?.closest(selector))", passing
+        ):
+            count += 1
     raise AssertionError(
         f"{key} x{limit} never reached {target}; focus is on {focused_element(page)}"
     )
@@ -78,7 +86,8 @@ def to_composer_by_skip_link(page: Page) -> None:
         # On a laptop the composer has focus from the start; the skip links are the first stops
         # of the page, before the sidebar.
         expect(composer(page)).to_be_focused()
-        press_until(page, skip_composer, "Shift+Tab", limit=25)
+        # Through the whole sidebar, with the people others left online on the shared server.
+        press_until(page, skip_composer, "Shift+Tab", limit=200)
     expect(skip_composer).to_be_focused()
     expect(skip_composer).to_be_in_viewport()
     page.keyboard.press("Enter")
@@ -278,7 +287,9 @@ def test_a_busy_room_is_a_few_tab_stops(
         presses += press_until(page, public, "Tab", limit=15)
     else:
         expect(composer(page)).to_be_focused()
-        presses = press_until(page, public, "Shift+Tab", limit=100)
+        # Backwards from the composer the way passes the people online, as many as other tests
+        # left signed in on the shared server: they are not the busy room's stops.
+        presses = press_until(page, public, "Shift+Tab", limit=200, passing=".people-list")
     assert presses <= 15, f"{presses} presses from the composer to Public room"
 
     # The log's messages are reached by the arrow keys.
@@ -309,7 +320,7 @@ def test_skip_to_conversations(new_page: NewPage, person: Person, viewport: dict
         page.keyboard.press("Tab")
         expect(skip).to_be_focused()
     else:
-        press_until(page, skip, "Shift+Tab", limit=25)
+        press_until(page, skip, "Shift+Tab", limit=200)  # the people online may be many
     expect(skip).to_be_in_viewport()
     page.keyboard.press("Enter")
     public = page.get_by_role("link", name="Public room")
