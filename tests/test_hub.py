@@ -16,7 +16,6 @@ from pymongo import AsyncMongoClient
 import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from tests.html import Element, fragment
 from tests.support import next_chunk, parse_events, unique_name
-from webapp import settings
 from webapp.actions.reading import ReadState
 from webapp.data import nx_compat
 from webapp.data import presence as presence_queries
@@ -538,32 +537,68 @@ async def test_a_long_replay_to_a_socket_that_reads_slowly_is_not_cut_off() -> N
     theirs.close()
 
 
-async def test_every_stream_is_vouched_for_in_batches(mongo_uri: str) -> None:
-    """Five streams, two a write: each presence's expiry is pushed back, none is missed, and
-    one closed meanwhile (its document gone) is not brought back."""
+async def test_a_process_vouches_for_its_streams_with_one_lease(mongo_uri: str) -> None:
+    """Each process's streams are present while its lease lasts, one write extending it for
+    all of them; a lapsed lease's streams are swept ("last seen" stamped), then the lease; a
+    process that starts sweeps the presence no lease covers; one that stops ends its lease."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     db = client.get_default_database()
-    registry = Registry()
-    streams = [Stream(str(ObjectId())) for _ in range(5)]
+    users = db[User.__collection__]
+    here, dead, gone = Registry(), Registry(), Registry()
+    keeper = live_presence.Presence(db, here, ttl=30)
+    lapsed = live_presence.Presence(db, dead, ttl=-1)  # its lease lapses as it is written
+    stopping = live_presence.Presence(db, gone, ttl=30)
+    groups = ((keeper, here), (lapsed, dead), (stopping, gone))
+    streams = {registry: [Stream(str(ObjectId())) for _ in range(3)] for _, registry in groups}
+    everyone = [stream for group in streams.values() for stream in group]
+    user_ids = [stream.user_id for stream in everyone]
+    orphan = Presence(id=f"{ALICE}:orphan", user_id=ALICE, process_id="no lease")
+    old = {"_id": f"{BOB}:old", "user_id": BOB, "expires_at": datetime.now(UTC)}  # before leases
+    ids = [s.presence_id for s in everyone] + [orphan.id, old["_id"]]
+
+    async def present() -> set[str]:
+        return {doc["_id"] async for doc in db["presence"].find({"_id": {"$in": ids}})}
+
+    def of(*registries: Registry) -> set[str]:
+        return {s.presence_id for registry in registries for s in streams[registry]}
+
+    def users_of(*registries: Registry) -> set[str]:
+        return {s.user_id for registry in registries for s in streams[registry]}
+
     try:
-        for stream in streams:
-            registry.add(stream)
-            await presence_queries.open(
-                db,
-                presence_id=stream.presence_id,
-                user_id=stream.user_id,
-                opened_at=stream.opened_at,
-                ttl=1,
-            )
-        await presence_queries.close(db, presence_id=streams[4].presence_id)
-        before = datetime.now(UTC)
-        await live_presence.Presence(db, registry, batch=2).vouch()
-        ids = [stream.presence_id for stream in streams]
-        stored = {doc["_id"]: doc async for doc in db["presence"].find({"_id": {"$in": ids}})}
-        assert set(stored) == set(ids[:4])
-        for doc in stored.values():
-            expires_at = doc["expires_at"].replace(tzinfo=UTC)
-            assert (expires_at - before).total_seconds() > settings.PRESENCE_TTL_SECS - 5
+        await users.insert_many([{"_id": ObjectId(uid), "username": uid} for uid in user_ids])
+        for group_keeper, registry in groups:
+            await group_keeper.vouch()
+            for stream in streams[registry]:
+                registry.add(stream)
+                await group_keeper.opened(stream)
+        await db["presence"].insert_many([orphan.model_dump_doc(), old])
+        online = await presence_queries.online_among(db, user_ids=[*user_ids, ALICE, BOB])
+        assert online == users_of(here, gone)
+        assert await presence_queries.online_ids(db) >= online
+
+        await keeper.start()  # a process starting: what no lease covers goes
+        assert await present() == of(here, dead, gone)
+
+        await keeper.sweep_lapsed()
+        assert await present() == of(here, gone)
+        assert await db["process_leases"].find_one({"_id": lapsed.process_id}) is None
+        seen = {str(doc["_id"]) async for doc in users.find({"last_seen_at": {"$exists": True}})}
+        assert seen & set(user_ids) == users_of(dead)
+
+        before = await db["process_leases"].find_one({"_id": keeper.process_id})
+        await keeper.vouch()
+        after = await db["process_leases"].find_one({"_id": keeper.process_id})
+        assert before is not None and after is not None
+        assert after["expires_at"] > before["expires_at"]
+
+        await stopping.goodbyes_said()  # (its streams' goodbyes did not come)
+        assert await presence_queries.online_among(db, user_ids=user_ids) == users_of(here)
+        await keeper.sweep_lapsed()
+        assert await present() == of(here)
     finally:
-        await db["presence"].delete_many({"_id": {"$in": [s.presence_id for s in streams]}})
+        await db["presence"].delete_many({"_id": {"$in": ids}})
+        leases = [keeper.process_id, lapsed.process_id, stopping.process_id]
+        await db["process_leases"].delete_many({"_id": {"$in": leases}})
+        await users.delete_many({"_id": {"$in": [ObjectId(uid) for uid in user_ids]}})
         await client.close()

@@ -46,16 +46,19 @@ async def test_presence_upkeep_and_last_seen_keep_dates(
     someone = make_person(quick_server.url)
     mine = {"user_id": user_id(db, someone)}
     async with open_stream(quick_server.url, token=someone.token()):
-        first = db.presence.find_one(mine)
+        mine_now = db.presence.find_one(mine)
+        assert mine_now is not None
+        its_lease = {"_id": mine_now["process_id"]}  # its process's, vouching for it
+        first = db.process_leases.find_one(its_lease)
         assert first is not None
 
-        def vouched() -> bool:  # the process has vouched for the stream once
-            now = db.presence.find_one({"_id": first["_id"]})
+        def vouched() -> bool:  # the process has vouched for its streams once
+            now = db.process_leases.find_one(its_lease)
             assert now is not None
             return bool(now["expires_at"] != first["expires_at"])
 
         wait_for(vouched, what="the stream vouched for")
-        now = db.presence.find_one({"_id": first["_id"]})
+        now = db.process_leases.find_one(its_lease)
         assert now is not None
         assert isinstance(now["expires_at"], datetime)
         assert now["expires_at"] > first["expires_at"]

@@ -170,20 +170,28 @@ class LoginFailure(Model):
 
 
 class Presence(Model):
-    """One open event stream; its id, "<user id>:<stream id>", says whose it is."""
+    """One open event stream; its id, "<user id>:<stream id>", says whose it is. It counts
+    while the lease of the process that holds the stream (`process_id`) lasts."""
 
     id: str = Field(primary_field=True)
     user_id: str
-    expires_at: datetime  # pushed forward by the stream's process while it stays open
+    process_id: str = ""  # (none: a stream of a process from before leases, swept at once)
     opened_at: datetime | None = None  # the newest streams of a user are kept (hub.connect)
 
     model_config = {
         "collection": "presence",
-        "indexes": lambda: [
-            Index(Presence.user_id, Presence.expires_at),
-            pymongo.IndexModel("expires_at", expireAfterSeconds=0),
-        ],
+        "indexes": lambda: [Index(Presence.user_id), Index(Presence.process_id)],
     }
+
+
+class ProcessLease(Model):
+    """An app process, vouching for every stream it holds at once: its streams' presence
+    lapses with this (live/presence.py)."""
+
+    id: str = Field(primary_field=True)
+    expires_at: datetime
+
+    model_config = {"collection": "process_leases"}
 
 
 class Typing(Model):

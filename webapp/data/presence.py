@@ -1,72 +1,92 @@
-"""Presence: one document per open event stream, kept by the stream's process."""
+"""Presence: one document per open event stream, and one lease per app process that vouches
+for all of its streams at once (a write per process, however many streams it holds)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
-
-from pymongo import ReplaceOne
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 from webapp.data._query import find, insert, now
 from webapp.data.connection import Db
-from webapp.data.models import Presence
+from webapp.data.models import Presence, ProcessLease
+
+PRESENCE = Presence.__collection__
+LEASES = ProcessLease.__collection__
+LAPSED = datetime(2000, 1, 1, tzinfo=UTC)  # a lease ended by its process
 
 
-async def open(db: Db, *, presence_id: str, user_id: str, opened_at: datetime, ttl: float) -> None:
-    expires_at = now() + timedelta(seconds=ttl)
-    presence = Presence(id=presence_id, user_id=user_id, expires_at=expires_at, opened_at=opened_at)
+async def open(
+    db: Db, *, presence_id: str, user_id: str, opened_at: datetime, process_id: str
+) -> None:
+    presence = Presence(id=presence_id, user_id=user_id, opened_at=opened_at, process_id=process_id)
     await insert(db, presence)
 
 
 async def close_oldest(db: Db, *, user_id: str, keep: int) -> None:
     """Closes this user's oldest streams beyond the newest `keep`, in whatever process."""
-    cursor = db[Presence.__collection__].find(
+    cursor = db[PRESENCE].find(
         {"user_id": user_id}, {"_id": 1}, sort=[("opened_at", -1)], skip=keep
     )
     extra = [doc["_id"] async for doc in cursor]
     if extra:
-        await db[Presence.__collection__].delete_many({"_id": {"$in": extra}})
+        await db[PRESENCE].delete_many({"_id": {"$in": extra}})
 
 
 async def close(db: Db, *, presence_id: str) -> None:
-    await db[Presence.__collection__].delete_one({"_id": presence_id})
+    await db[PRESENCE].delete_one({"_id": presence_id})
 
 
-async def refresh(db: Db, *, presences: Sequence[tuple[str, str, datetime]], ttl: float) -> None:
-    """Pushes back the expiry of these (presence id, user id, opened at) streams, in one trip.
-
-    Whole documents are replaced rather than $set: see _query.update. One that was swept or closed
-    meanwhile stays gone.
-    """
-    expires_at = now() + timedelta(seconds=ttl)
-    await db[Presence.__collection__].bulk_write(
-        [
-            ReplaceOne(
-                {"_id": presence_id},
-                Presence(
-                    id=presence_id, user_id=user_id, expires_at=expires_at, opened_at=opened_at
-                ).model_dump_doc(),
-            )
-            for presence_id, user_id, opened_at in presences
-        ],
-        ordered=False,
-    )
+async def vouch(db: Db, *, process_id: str, ttl: float) -> None:
+    """Extends the process's lease, and with it the presence of every stream it holds."""
+    lease = ProcessLease(id=process_id, expires_at=now() + timedelta(seconds=ttl))
+    # Replaced whole (with its _id, which nx-27017 needs for an upsert): see _query.update.
+    await db[LEASES].replace_one({"_id": process_id}, lease.model_dump_doc(), upsert=True)
 
 
-async def stale(db: Db) -> list[Presence]:
-    """The presence of streams whose process stopped vouching for them."""
-    return await find(db, Presence, {"expires_at": {"$lt": now()}})
+async def end_lease(db: Db, *, process_id: str) -> None:
+    """The process is going: its lease lapses now, and whatever presence of its is left goes
+    with the next sweep."""
+    lease = ProcessLease(id=process_id, expires_at=LAPSED)
+    await db[LEASES].replace_one({"_id": process_id}, lease.model_dump_doc())
 
 
-async def delete_stale(db: Db, *, presence_ids: list[str]) -> None:
-    await db[Presence.__collection__].delete_many(
-        {"_id": {"$in": presence_ids}, "expires_at": {"$lt": now()}}
-    )
+async def live_processes(db: Db) -> list[str]:
+    """The processes whose lease lasts."""
+    cursor = db[LEASES].find({"expires_at": {"$gte": now()}}, {"_id": 1})
+    return [str(doc["_id"]) async for doc in cursor]
+
+
+async def lapsed_processes(db: Db) -> list[str]:
+    """The processes whose lease has lapsed (they died, or stalled for longer than it lasts)."""
+    cursor = db[LEASES].find({"expires_at": {"$lt": now()}}, {"_id": 1})
+    return [str(doc["_id"]) async for doc in cursor]
+
+
+async def held_by(db: Db, *, process_ids: list[str]) -> list[Presence]:
+    return await find(db, Presence, {"process_id": {"$in": process_ids}})
+
+
+async def held_by_none(db: Db) -> list[Presence]:
+    """Presence that no lease covers, live or lapsed (its process died as its lease ended,
+    or came from before leases): a look at the whole collection, made when a process starts."""
+    cursor = db[LEASES].find({}, {"_id": 1})
+    leases = [str(doc["_id"]) async for doc in cursor]
+    return await find(db, Presence, {"process_id": {"$nin": leases}})
+
+
+async def delete(db: Db, *, presence_ids: list[str]) -> None:
+    await db[PRESENCE].delete_many({"_id": {"$in": presence_ids}})
+
+
+async def end_lapsed_leases(db: Db, *, process_ids: list[str]) -> None:
+    """These leases, unless they were extended meanwhile."""
+    await db[LEASES].delete_many({"_id": {"$in": process_ids}, "expires_at": {"$lt": now()}})
 
 
 async def online_ids(db: Db) -> set[str]:
-    present = await find(db, Presence, {"expires_at": {"$gte": now()}})
-    return {p.user_id for p in present}
+    live = await live_processes(db)
+    cursor = db[PRESENCE].find({"process_id": {"$in": live}}, {"user_id": 1})
+    return {doc["user_id"] async for doc in cursor}
 
 
 async def online_among(db: Db, *, user_ids: Iterable[str]) -> set[str]:
@@ -74,6 +94,7 @@ async def online_among(db: Db, *, user_ids: Iterable[str]) -> set[str]:
     ids = list(user_ids)
     if not ids:
         return set()
-    filter = {"user_id": {"$in": ids}, "expires_at": {"$gte": now()}}
-    cursor = db[Presence.__collection__].find(filter, {"user_id": 1})
+    live = await live_processes(db)
+    filter = {"user_id": {"$in": ids}, "process_id": {"$in": live}}
+    cursor = db[PRESENCE].find(filter, {"user_id": 1})
     return {doc["user_id"] async for doc in cursor}

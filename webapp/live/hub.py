@@ -93,6 +93,7 @@ class Hub:
         # After the streams are open: no change falls between.
         await self.revocations.start()
         await self.people.start()
+        await self.presence.start()
         self._run(self.presence.keep(), "hub:presence")
         self._run(self.streams.watch(), "hub:watchdog")
 

@@ -1,34 +1,44 @@
-"""Presence: one document per open stream (its id names its user), which the stream's process
-keeps vouching for. A closed tab deletes its document; a process that died without a goodbye
-has its documents swept once they lapse (PRESENCE_TTL_SECS)."""
+"""Presence: one document per open stream (its id names its user), under the lease of the
+stream's process, which vouches for all its streams at once by extending the lease (one write
+every PRESENCE_TTL_SECS/3, however many streams). A closed tab deletes its document; a process
+that died without a goodbye has its lease lapse (PRESENCE_TTL_SECS), and its documents are
+swept."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 from pymongo.errors import PyMongoError
 
 from webapp import settings
 from webapp.data import presence, users
 from webapp.data.connection import Db
+from webapp.data.models import Presence as PresenceDoc
 from webapp.live.registry import MAX_STREAMS_PER_USER, Registry
 from webapp.live.streams import Stream
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECS = 3
-# Streams vouched for in one write. The embedded database serves one write at a time: all of
-# 2,000 streams in one held every post behind it for about 150 ms.
-VOUCH_BATCH = 100
 
 
 class Presence:
-    def __init__(self, db: Db, streams: Registry, *, batch: int = VOUCH_BATCH) -> None:
+    def __init__(
+        self, db: Db, streams: Registry, *, ttl: float = settings.PRESENCE_TTL_SECS
+    ) -> None:
         self.db = db
         self.streams = streams
-        self.batch = batch
+        self.ttl = ttl
+        self.process_id = secrets.token_hex(8)  # this process's lease, for as long as it runs
         self._goodbyes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Takes the lease (before any stream opens), and sweeps what no lease covers: the
+        streams of a process that died just as its lease was ended, or from before leases."""
+        await self.vouch()
+        await self._sweep(await presence.held_by_none(self.db))
 
     async def opened(self, stream: Stream) -> None:
         """Writes the stream's presence; a user holds at most MAX_STREAMS_PER_USER across every
@@ -38,7 +48,7 @@ class Presence:
             presence_id=stream.presence_id,
             user_id=stream.user_id,
             opened_at=stream.opened_at,
-            ttl=settings.PRESENCE_TTL_SECS,
+            process_id=self.process_id,
         )
         await presence.close_oldest(self.db, user_id=stream.user_id, keep=MAX_STREAMS_PER_USER)
 
@@ -64,34 +74,39 @@ class Presence:
 
     async def keep(self) -> None:
         """For ever: vouch for this process's streams, and sweep those of processes that died."""
-        interval = settings.PRESENCE_TTL_SECS / 3
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.ttl / 3)
             try:
-                await self._vouch_and_sweep()
+                await self.vouch()
+                await self.sweep_lapsed()
             except PyMongoError as exc:
                 log.warning("Presence upkeep failed: %s", exc)
             except Exception:  # a bug must not end the upkeep: it is tried again next time
                 log.exception("Presence upkeep failed")
 
-    async def _vouch_and_sweep(self) -> None:
-        await self.vouch(spread_secs=settings.PRESENCE_TTL_SECS / 6)
-        stale = await presence.stale(self.db)
+    async def vouch(self) -> None:
+        """Extends this process's lease: every stream it holds stays present, in one write."""
+        await presence.vouch(self.db, process_id=self.process_id, ttl=self.ttl)
+
+    async def sweep_lapsed(self) -> None:
+        """The streams of processes whose lease lapsed go (their users' "last seen" first),
+        and then the leases."""
+        lapsed = await presence.lapsed_processes(self.db)
+        if lapsed:
+            await self._sweep(await presence.held_by(self.db, process_ids=lapsed))
+            await presence.end_lapsed_leases(self.db, process_ids=lapsed)
+
+    async def _sweep(self, stale: list[PresenceDoc]) -> None:
         if stale:
             await users.set_last_seen(self.db, user_ids=[p.user_id for p in stale])
-            await presence.delete_stale(self.db, presence_ids=[p.id for p in stale])
-
-    async def vouch(self, spread_secs: float = 0.0) -> None:
-        """Pushes back the expiry of every open stream's presence, `batch` at a time, the
-        batches spread over `spread_secs`: a post waits behind one batch at most."""
-        mine = [(s.presence_id, s.user_id, s.opened_at) for s in self.streams]
-        batches = [mine[start : start + self.batch] for start in range(0, len(mine), self.batch)]
-        for number, batch in enumerate(batches):
-            if number:
-                await asyncio.sleep(spread_secs / len(batches))
-            await presence.refresh(self.db, presences=batch, ttl=settings.PRESENCE_TTL_SECS)
+            await presence.delete(self.db, presence_ids=[p.id for p in stale])
 
     async def goodbyes_said(self) -> None:
-        """Waits (a little) for the presence removals under way."""
+        """Waits (a little) for the presence removals under way, then ends the lease: what is
+        left of this process's presence lapses at once, for the next sweep."""
         if self._goodbyes:
             await asyncio.wait(self._goodbyes, timeout=STOP_TIMEOUT_SECS)
+        try:
+            await presence.end_lease(self.db, process_id=self.process_id)
+        except PyMongoError as exc:  # it lapses by itself after the TTL
+            log.warning("Could not end this process's lease: %s", exc)
