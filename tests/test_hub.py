@@ -17,8 +17,10 @@ import webapp.app  # noqa: F401 (binds the routes that templates link to)
 from tests.html import Element, fragment
 from tests.support import next_chunk, parse_events, unique_name
 from webapp.actions.reading import ReadState
-from webapp.data import nx_compat
+from webapp.data import messages as message_data
+from webapp.data import nx_compat, rooms, users
 from webapp.data import presence as presence_queries
+from webapp.data.connection import open_database
 from webapp.data.models import Membership, Message, Presence, RevokedToken, Room, Typing, User
 from webapp.live import feeds, wire
 from webapp.live import presence as live_presence
@@ -450,6 +452,38 @@ async def test_idle_pacer_pauses_longer_while_idle_and_wakes_on_write() -> None:
     assert pacer._quick_empties == 0
 
 
+async def test_a_follower_woken_by_a_new_message_asks_before_its_poster_goes_on(
+    mongo_uri: str,
+) -> None:
+    """The order of turns, not a timing: when a new message is stored, the follower pausing on
+    its collection is woken and asks for it before the post goes on to render its answer."""
+    connection = await open_database(mongo_uri)  # its driver tells WakeOnWrite of writes
+    db = connection.db
+    pacer = nx_compat.IdlePacer(await_secs=1.0, collection=Message.__collection__)
+    pacer._pauses = (3600.0,)  # a pause that only a write ends
+    order: list[str] = []
+
+    async def follower() -> None:
+        await pacer.pause_after_empty_batch(waited_secs=0.0)
+        order.append("the follower asks")
+
+    asking = asyncio.create_task(follower())
+    try:
+        await settle()
+        assert not asking.done()
+        sender = await users.create(db, username=unique_name(), password_hash="-")
+        room = await rooms.public(db)
+        written = message_data.Written(html="", plain="hi", words=["hi"], mentions=[], notify=[])
+        numbered = await message_data.number(db, room=room, message_id=ObjectId(), written=written)
+        await message_data.insert(db, numbered, sender=sender, body="hi", written=written)
+        order.append("the poster goes on")
+        await asyncio.wait_for(asking, timeout=10)
+        assert order == ["the follower asks", "the poster goes on"]
+    finally:
+        asking.cancel()
+        await connection.close()
+
+
 async def test_a_follower_pauses_after_a_whole_batch_only_on_a_server_that_answers_at_once(
     mongo_uri: str,
 ) -> None:
@@ -543,7 +577,7 @@ async def test_a_process_vouches_for_its_streams_with_one_lease(mongo_uri: str) 
     process that starts sweeps the presence no lease covers; one that stops ends its lease."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri)
     db = client.get_default_database()
-    users = db[User.__collection__]
+    user_docs = db[User.__collection__]
     here, dead, gone = Registry(), Registry(), Registry()
     keeper = live_presence.Presence(db, here, ttl=30)
     lapsed = live_presence.Presence(db, dead, ttl=-1)  # its lease lapses as it is written
@@ -566,7 +600,7 @@ async def test_a_process_vouches_for_its_streams_with_one_lease(mongo_uri: str) 
         return {s.user_id for registry in registries for s in streams[registry]}
 
     try:
-        await users.insert_many([{"_id": ObjectId(uid), "username": uid} for uid in user_ids])
+        await user_docs.insert_many([{"_id": ObjectId(uid), "username": uid} for uid in user_ids])
         for group_keeper, registry in groups:
             await group_keeper.vouch()
             for stream in streams[registry]:
@@ -583,7 +617,9 @@ async def test_a_process_vouches_for_its_streams_with_one_lease(mongo_uri: str) 
         await keeper.sweep_lapsed()
         assert await present() == of(here, gone)
         assert await db["process_leases"].find_one({"_id": lapsed.process_id}) is None
-        seen = {str(doc["_id"]) async for doc in users.find({"last_seen_at": {"$exists": True}})}
+        seen = {
+            str(doc["_id"]) async for doc in user_docs.find({"last_seen_at": {"$exists": True}})
+        }
         assert seen & set(user_ids) == users_of(dead)
 
         before = await db["process_leases"].find_one({"_id": keeper.process_id})
@@ -600,5 +636,5 @@ async def test_a_process_vouches_for_its_streams_with_one_lease(mongo_uri: str) 
         await db["presence"].delete_many({"_id": {"$in": ids}})
         leases = [keeper.process_id, lapsed.process_id, stopping.process_id]
         await db["process_leases"].delete_many({"_id": {"$in": leases}})
-        await users.delete_many({"_id": {"$in": [ObjectId(uid) for uid in user_ids]}})
+        await user_docs.delete_many({"_id": {"$in": [ObjectId(uid) for uid in user_ids]}})
         await client.close()

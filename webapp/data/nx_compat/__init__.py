@@ -13,9 +13,10 @@ database"), the difference is handled here and nowhere else:
   server's change table, so it pauses as well once it has handed over a whole batch, rather
   than ask again for the empty one that would most likely follow (`IdlePacer.drained`). On
   MongoDB the server waits and `pause_after_empty_batch` never sleeps. The pause ends early
-  when this process writes to the collection (`WakeOnWrite`), or when another app process on
-  the same server says it did (`Peers`: a datagram on loopback, since nx-27017 is only ever on
-  this machine).
+  when this process writes to the collection (`WakeOnWrite`, as the write is answered, so that
+  the follower asks before the writer goes on to render its answer), or when another app
+  process on the same server says it did (`Peers`: a datagram on loopback, since nx-27017 is
+  only ever on this machine).
 - After a restart it serves empty batches for cursors it no longer knows, and records changes
   only once someone watches again: followers reopen after the driver loses the server (`Outages`).
 - Resume tokens look like {"_data": "nx:<n>"}, n counting the server's changes; a made-up

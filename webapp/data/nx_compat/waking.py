@@ -61,13 +61,26 @@ class WakeOnWrite(monitoring.CommandListener):
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         collection = self._writing.pop(event.request_id, None)
         if collection and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wrote, collection)
+            if _running_loop() is self._loop:
+                # In the driver's task, at once: the follower's turn comes before the writer's
+                # (whose write is answered after this), so its getMore goes out before the
+                # writer goes on to render its answer. Later, it waited for the whole request.
+                self._wrote(collection)
+            else:
+                self._loop.call_soon_threadsafe(self._wrote, collection)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         self._writing.pop(event.request_id, None)
 
 
 wake_on_write = WakeOnWrite()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Peers(asyncio.DatagramProtocol):
