@@ -62,10 +62,11 @@ class WakeOnWrite(monitoring.CommandListener):
         collection = self._writing.pop(event.request_id, None)
         if collection and self._loop is not None:
             if _running_loop() is self._loop:
-                # At once, in the driver's task: the follower's turn then comes before the
-                # writer's (told of its write after this), so the follower's getMore goes out
+                # At once, in the driver's task. Where that task is not the writer's (writes
+                # that go together, data/together.py, new messages among them), the follower's
+                # turn comes before the writer is told of its write, so its getMore goes out
                 # before the writer renders its answer. A turn later (call_soon_threadsafe),
-                # the follower waited for the writer's whole request.
+                # it waited for the writer's whole request.
                 self._wrote(collection)
             else:
                 self._loop.call_soon_threadsafe(self._wrote, collection)
