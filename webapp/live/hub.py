@@ -114,8 +114,8 @@ class Hub:
         self._tasks.clear()
         for stream in list(self.streams):
             self.disconnect(stream)
-        await nx_compat.leave_peers(self.db)
-        await self.presence.goodbyes_said()
+        # At once: with the database gone, each waits out the driver's server selection.
+        await asyncio.gather(nx_compat.leave_peers(self.db), self.presence.goodbyes_said())
 
     async def connect(self, user_id: str, jti: str = "") -> Stream:
         """Registers an open stream: its place in the indexes, and its presence."""
