@@ -50,16 +50,19 @@ async def end_lease(db: Db, *, process_id: str) -> None:
     await db[LEASES].replace_one({"_id": process_id}, lease.model_dump_doc())
 
 
+async def _leases(db: Db, filter: dict[str, object]) -> list[str]:
+    """The ids of the processes whose lease matches."""
+    return [str(doc["_id"]) async for doc in db[LEASES].find(filter, {"_id": 1})]
+
+
 async def live_processes(db: Db) -> list[str]:
     """The processes whose lease lasts."""
-    cursor = db[LEASES].find({"expires_at": {"$gte": now()}}, {"_id": 1})
-    return [str(doc["_id"]) async for doc in cursor]
+    return await _leases(db, {"expires_at": {"$gte": now()}})
 
 
 async def lapsed_processes(db: Db) -> list[str]:
     """The processes whose lease has lapsed (they died, or stalled for longer than it lasts)."""
-    cursor = db[LEASES].find({"expires_at": {"$lt": now()}}, {"_id": 1})
-    return [str(doc["_id"]) async for doc in cursor]
+    return await _leases(db, {"expires_at": {"$lt": now()}})
 
 
 async def held_by(db: Db, *, process_ids: list[str]) -> list[Presence]:
@@ -69,9 +72,7 @@ async def held_by(db: Db, *, process_ids: list[str]) -> list[Presence]:
 async def held_by_none(db: Db) -> list[Presence]:
     """Presence that no lease covers, live or lapsed (its process died as its lease ended,
     or came from before leases): a look at the whole collection, made when a process starts."""
-    cursor = db[LEASES].find({}, {"_id": 1})
-    leases = [str(doc["_id"]) async for doc in cursor]
-    return await find(db, Presence, {"process_id": {"$nin": leases}})
+    return await find(db, Presence, {"process_id": {"$nin": await _leases(db, {})}})
 
 
 async def delete(db: Db, *, presence_ids: list[str]) -> None:
